@@ -1,0 +1,127 @@
+"""``fmnist-sweep``: the command line.
+
+Each subcommand is a small class with ``add_arguments`` and ``take_action``; ``main`` turns bad
+input (a broken spec, a missing or corrupt data file, an out-of-range value) into one line on
+stderr and exit code 2. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit code 2."""
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from fmnist.data import DataError
+
+    return (UsageError, DataError, ValueError)
+
+
+class Command:
+    help = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class DataCommand(Command):
+    help = "show where the Fashion-MNIST files live, verify them, download what is missing"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--data-dir", help="data directory (default: $FMNIST_DATA_DIR, "
+                            "else $XDG_CACHE_HOME/fmnist or ~/.cache/fmnist)")
+        parser.add_argument("--no-download", action="store_true",
+                            help="only verify; report missing files instead of fetching them")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from fmnist import data
+
+        root = data.data_dir(args.data_dir)
+        print(f"data directory: {root}")
+        before = data.status(root)
+        for s in before:
+            print(f"  {s.state:8} {s.name}  md5 {s.actual_md5 or '-'}")
+        data.ensure(root, download=not args.no_download)
+        if any(s.state == "missing" for s in before):
+            for s in data.status(root):
+                print(f"  {s.state:8} {s.name}  md5 {s.actual_md5}")
+        x_train, y_train, x_test, y_test = data.load_arrays(root, download=False)
+        print(f"verified: {len(y_train):,} training and {len(y_test):,} test images, "
+              f"{len(data.CLASS_NAMES)} classes")
+        return EXIT_OK
+
+
+class RunCommand(Command):
+    help = "run a sweep described by a YAML spec (e.g. search_spaces/minivgg.yaml)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("spec", help="sweep spec (YAML)")
+        parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from fmnist import data
+
+        if not Path(args.spec).is_file():
+            raise UsageError(f"{args.spec}: no such spec file")
+        split = data.load_split(args.data_dir)
+        print(f"data ready: {split.sizes()}")
+        print("the sweep runner is not built yet (issue 5); only the data step ran",
+              file=sys.stderr)
+        return EXIT_FAIL
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "data": DataCommand,
+    "run": RunCommand,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmnist-sweep",
+        description="Hyperparameter sweeps over Fashion-MNIST architectures.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cls in COMMANDS.items():
+        cmd = cls()
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
+    if not getattr(args, "_command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return args._command.take_action(args)
+    except _bad_input_types() as e:
+        if args.debug:
+            raise
+        print(f"fmnist-sweep {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
