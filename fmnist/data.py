@@ -327,7 +327,10 @@ def stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.
     take = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - take), kind="stable")[: n - int(take.sum())]:
         take[i] += 1
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    picked = [
+        rng.permutation(np.flatnonzero(labels == c))[:k]
+        for c, k in zip(classes, take, strict=True)
+    ]
     return np.sort(np.concatenate(picked))
 
 
