@@ -83,8 +83,33 @@ class RunCommand(Command):
         return EXIT_FAIL
 
 
+class ModelsCommand(Command):
+    help = "list the model families: presets, default parameter counts, hyperparameters"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("family", nargs="*", help="families to show (default: all)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from fmnist import models
+
+        for name in args.family or models.families():
+            fam = models.get_family(name)
+            print(f"{name}  (write-up {fam.source})  default: "
+                  f"{models.build(name).count_params():,} params")
+            for preset in fam.presets:
+                print(f"  preset {preset}: {models.build(name, preset=preset).count_params():,}"
+                      f" params  {fam.presets[preset] or '(the defaults)'}")
+            for h in fam.hps.values():
+                rng = (f"[{h.low:g}, {h.high:g}]" if h.kind in ("int", "float")
+                       else str(list(h.choices)) if h.kind == "choice" else "true/false")
+                print(f"    {h.name:14} {h.kind:6} default {h.default!s:7} {rng:22} {h.help}")
+            print()
+        return EXIT_OK
+
+
 COMMANDS: dict[str, type[Command]] = {
     "data": DataCommand,
+    "models": ModelsCommand,
     "run": RunCommand,
 }
 

@@ -1,0 +1,37 @@
+"""The model zoo: one module per architecture family, each registering ``build(hp)``.
+
+>>> from fmnist import models
+>>> models.families()[:3]
+['allcnn', 'basiccnn', 'lenet5']
+>>> models.build("minivgg", {"blocks": 3}).name
+'minivgg'
+"""
+
+from fmnist.models import (  # noqa: F401  (importing a family registers it)
+    allcnn,
+    basiccnn,
+    lenet5,
+    minivgg,
+    mlp,
+    mobilenetv2,
+    model5,
+    resnet,
+    shakeshake,
+    shufflenet,
+    skipcnn,
+    wideresnet,
+)
+from fmnist.models._registry import (
+    HP,
+    Family,
+    build,
+    families,
+    get_family,
+    hyperparameters,
+    presets,
+    register,
+    resolve,
+)
+
+__all__ = ["HP", "Family", "build", "families", "get_family", "hyperparameters", "presets",
+           "register", "resolve"]
