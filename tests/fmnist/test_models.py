@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from fmnist import models
-from fmnist.models._registry import HP
+from fmnist.hparams import HP
 
 CASES = [(f, p) for f in models.families() for p in (None, *models.presets(f))]
 
