@@ -1,0 +1,358 @@
+"""One training run: the write-ups' recipes as declared knobs, metrics epoch by epoch.
+
+Example::
+
+    from fmnist import data, train
+    split = data.load_split(subset=6000)
+    result = train.train("lenet5", split, {"max_epochs": 2, "learning_rate": 1e-3})
+    result.history[-1]["val/acc"], result.stop_reason
+
+``hp`` mixes the family's hyperparameters (see ``fmnist.models``) and the training knobs of
+``HYPERPARAMETERS`` below; every value is checked against its declaration. ``on_epoch`` sees each
+epoch's metrics as they come and may return True to stop training (stop reason "external").
+
+The data stays in memory as uint8; the model scales its own pixels. Keras runs
+``steps_per_execution`` steps per call into the compiled training function, which is what keeps a
+small model from being bound by per-step overhead.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from fmnist import models
+from fmnist.hparams import HP, did_you_mean
+
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
+
+HYPERPARAMETERS: dict[str, HP] = {h.name: h for h in [
+    HP("optimizer", "choice", "adam", choices=("adam", "adamw", "sgd")),
+    HP("learning_rate", "float", 1e-3, 1e-7, 10.0, help="peak learning rate"),
+    HP("momentum", "float", 0.9, 0.0, 0.999, help="SGD momentum"),
+    HP("nesterov", "bool", True, help="SGD with Nesterov momentum"),
+    HP("weight_decay", "float", 0.0, 0.0, 1.0),
+    HP("label_smoothing", "float", 0.0, 0.0, 0.5),
+    HP("schedule", "choice", "constant", choices=SCHEDULES),
+    HP("step_epochs", "int", 10, 1, 10_000, help="step: epochs between drops"),
+    HP("step_factor", "float", 0.1, 1e-4, 1.0, help="step and plateau: factor of each drop"),
+    HP("cycle_epochs", "int", 4, 1, 10_000, help="cyclic: epochs per triangle"),
+    HP("plateau_patience", "int", 3, 0, 10_000, help="plateau: epochs without improvement"),
+    HP("batch_size", "int", 64, 1, 1 << 20, help="000: 64"),
+    HP("shuffle", "bool", True, help="reshuffle the training images every epoch"),
+    HP("early_stopping", "bool", True, help="stop on val/loss and restore the best weights"),
+    HP("patience", "int", 10, 0, 10_000, help="early stopping: epochs without improvement"),
+    HP("max_epochs", "int", 20, 1, 100_000),
+    HP("flip", "float", 0.0, 0.0, 1.0, help="probability of a horizontal flip"),
+    HP("zoom", "float", 0.0, 0.0, 0.5, help="random zoom range (fraction)"),
+    HP("translate", "float", 0.0, 0.0, 0.5, help="random translation range (fraction)"),
+    HP("erase", "float", 0.0, 0.0, 1.0, help="probability of random erasing"),
+    HP("swa_epochs", "int", 0, 0, 10_000, help="average the weights of the last N epochs"),
+    HP("seed", "int", 0, 0, 2**31 - 1),
+    HP("deterministic", "bool", False, help="TensorFlow op determinism (slower)"),
+    HP("threads", "int", 0, 0, 1024, help="intra-op threads (0: TensorFlow's choice)"),
+    HP("inter_threads", "int", 0, 0, 1024, help="inter-op threads (0: TensorFlow's choice)"),
+    HP("steps_per_execution", "int", 0, 0, 4096, help="0: min(32, steps per epoch)"),
+]}
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    history: list[dict[str, float]]
+    stop_reason: str  # "max_epochs", "early_stop" or "external"
+    seconds: float
+    params: int
+    hp: dict[str, Any]  # training knobs as resolved
+    model_hp: dict[str, Any]  # the family's hyperparameters as resolved (empty for a Model)
+    best_epoch: int
+    swa_snapshots: list[list[np.ndarray]] = field(default_factory=list, repr=False)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def summary(self) -> dict[str, float]:
+        best = self.history[self.best_epoch - 1]
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch,
+                "val/acc_best": best["val/acc_best"], "train_s": round(self.seconds, 3),
+                "params": self.params}
+
+
+def split_hp(family: str | None, hp: Mapping[str, Any] | None,
+             preset: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Resolve ``hp`` into (training knobs, the family's hyperparameters), each checked."""
+    hp = dict(hp or {})
+    family_hps = models.hyperparameters(family) if family else {}
+    clash = set(family_hps) & set(HYPERPARAMETERS)
+    if clash:  # a family must not shadow a training knob
+        raise ValueError(f"{family}: hyperparameters {sorted(clash)} clash with training knobs.")
+    train_part = {k: v for k, v in hp.items() if k in HYPERPARAMETERS}
+    model_part = {k: v for k, v in hp.items() if k in family_hps}
+    for key in hp.keys() - train_part.keys() - model_part.keys():
+        known = [*HYPERPARAMETERS, *family_hps]
+        raise ValueError(f"{family or 'train'}: unknown hyperparameter `{key}`"
+                         f"{did_you_mean(key, known)}; training knobs: "
+                         f"{', '.join(HYPERPARAMETERS)}; {family or 'the model'}'s: "
+                         f"{', '.join(family_hps) or '-'}.")
+    resolved = {k: h.default for k, h in HYPERPARAMETERS.items()}
+    for k, v in train_part.items():
+        resolved[k] = HYPERPARAMETERS[k].check("train", v)
+    model_resolved = models.resolve(family, model_part, preset) if family else {}
+    return resolved, model_resolved
+
+
+def configure_runtime(hp: Mapping[str, Any]) -> None:
+    """Seeds (Python, NumPy, backend), determinism and thread pools. Thread counts only take
+    effect before TensorFlow's first operation in the process (a fresh Ray worker, a CLI run)."""
+    keras.utils.set_random_seed(hp["seed"])
+    if hp["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
+    for want, setter, getter in (
+        (hp["threads"], tf.config.threading.set_intra_op_parallelism_threads,
+         tf.config.threading.get_intra_op_parallelism_threads),
+        (hp["inter_threads"], tf.config.threading.set_inter_op_parallelism_threads,
+         tf.config.threading.get_inter_op_parallelism_threads),
+    ):
+        if want and getter() != want:
+            try:
+                setter(want)
+            except RuntimeError:
+                warnings.warn(f"TensorFlow is already running; thread count {want} not applied.",
+                              RuntimeWarning, stacklevel=2)
+
+
+def learning_rate_schedule(hp: Mapping[str, Any], steps_per_epoch: int):
+    """The learning rate as a Keras schedule of the step, or a float (constant, plateau)."""
+    base, kind = hp["learning_rate"], hp["schedule"]
+    if kind in ("constant", "plateau"):
+        return base
+
+    class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            e = ops.cast(step, "float32") / float(steps_per_epoch)
+            total = float(hp["max_epochs"])
+            if kind == "step":
+                return base * hp["step_factor"] ** ops.floor(e / hp["step_epochs"])
+            if kind == "cosine":
+                return base * 0.5 * (1.0 + ops.cos(math.pi * ops.minimum(e / total, 1.0)))
+            if kind == "onecycle":  # linear warm-up over 30% from base/25, then cosine to base/1e4
+                warm, low, end = 0.3 * total, base / 25.0, base / 1e4
+                up = low + (base - low) * e / warm
+                frac = ops.minimum((e - warm) / (total - warm), 1.0)
+                down = end + (base - end) * 0.5 * (1.0 + ops.cos(math.pi * frac))
+                return ops.where(e < warm, up, down)
+            # cyclic: triangles between base/10 and base, `cycle_epochs` long
+            pos = e / hp["cycle_epochs"] - ops.floor(e / hp["cycle_epochs"])
+            return base / 10.0 + (base - base / 10.0) * (1.0 - ops.abs(2.0 * pos - 1.0))
+
+        def get_config(self):
+            return {"kind": kind, "base": base}
+
+    return EpochSchedule()
+
+
+def _optimizer(hp: Mapping[str, Any], lr):
+    wd = hp["weight_decay"] or None
+    if hp["optimizer"] == "sgd":
+        return keras.optimizers.SGD(lr, momentum=hp["momentum"], nesterov=hp["nesterov"],
+                                    weight_decay=wd)
+    if hp["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=hp["weight_decay"])
+    return keras.optimizers.Adam(lr, weight_decay=wd)
+
+
+def _augmenter(hp: Mapping[str, Any], seed: int):
+    """A batched tf.data map: uint8 (B, 28, 28) -> float32 (B, 28, 28, 1), pixels 0..255."""
+    if not any(hp[k] for k in ("flip", "zoom", "translate", "erase")):
+        return None
+    geometric = []
+    if hp["zoom"]:
+        geometric.append(keras.layers.RandomZoom(hp["zoom"], fill_mode="constant", seed=seed))
+    if hp["translate"]:
+        geometric.append(keras.layers.RandomTranslation(hp["translate"], hp["translate"],
+                                                        fill_mode="constant", seed=seed + 1))
+
+    def augment(x, y):
+        x = tf.cast(x, tf.float32)[..., None]
+        n = tf.shape(x)[0]
+        if hp["flip"]:
+            flip = tf.random.uniform((n, 1, 1, 1)) < hp["flip"]
+            x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+        for layer in geometric:
+            x = layer(x, training=True)
+        if hp["erase"]:  # random erasing (Zhong et al. 2017): area 2-33%, aspect 0.3-3.3
+            area = tf.random.uniform((n,), 0.02, 0.33) * 784.0
+            aspect = tf.exp(tf.random.uniform((n,), math.log(0.3), math.log(1 / 0.3)))
+            h = tf.clip_by_value(tf.round(tf.sqrt(area * aspect)), 1, 28)
+            w = tf.clip_by_value(tf.round(tf.sqrt(area / aspect)), 1, 28)
+            top = tf.floor(tf.random.uniform((n,)) * (29.0 - h))
+            left = tf.floor(tf.random.uniform((n,)) * (29.0 - w))
+            rows = tf.range(28.0)[None, :, None]
+            cols = tf.range(28.0)[None, None, :]
+            inside = ((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None])
+                      & (cols >= left[:, None, None]) & (cols < (left + w)[:, None, None]))
+            apply = (tf.random.uniform((n,)) < hp["erase"])[:, None, None]
+            noise = tf.random.uniform(tf.shape(x)[:3], 0.0, 255.0)
+            x = tf.where((inside & apply)[..., None], noise[..., None], x)
+        return x, y
+
+    return augment
+
+
+def _dataset(x, y, batch_size: int, shuffle: bool, seed: int, augment=None, one_hot=False):
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    if one_hot:
+        ds = ds.map(lambda a, b: (a, tf.one_hot(tf.cast(b, tf.int32), 10)))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def train(
+    model_or_family: Any,
+    split: Any,
+    hp: Mapping[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train a model (a ``keras.Model``, or a family name built here with ``hp``) on
+    ``split.x_train`` and select on ``split.x_val``; the test images are not touched."""
+    family = model_or_family if isinstance(model_or_family, str) else None
+    thp, model_hp = split_hp(family, hp, preset)
+    n_train = len(split.y_train)
+    if thp["batch_size"] > n_train:
+        raise ValueError(f"train: `batch_size <= training images` must hold, but got "
+                         f"batch_size={thp['batch_size']} for {n_train} images.")
+    configure_runtime(thp)
+
+    model = models.build(family, model_hp) if family else model_or_family
+    steps = math.ceil(n_train / thp["batch_size"])
+    spe = thp["steps_per_execution"] or min(32, steps)
+    smooth = thp["label_smoothing"] > 0
+    if smooth:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=thp["label_smoothing"])
+        acc = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=_optimizer(thp, learning_rate_schedule(thp, steps)), loss=loss,
+                  metrics=[acc], steps_per_execution=spe, jit_compile=False)
+
+    seed = thp["seed"]
+    train_ds = _dataset(split.x_train, split.y_train, thp["batch_size"], thp["shuffle"], seed,
+                        _augmenter(thp, seed), smooth)
+    val_ds = _dataset(split.x_val, split.y_val, max(thp["batch_size"], 512), False, seed,
+                      None, smooth)
+
+    recorder = _EpochRecorder(n_train, on_epoch)
+    callbacks: list[Any] = [recorder]
+    stopper = None
+    if thp["early_stopping"]:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=thp["patience"], mode="min",
+            restore_best_weights=not thp["swa_epochs"])
+        callbacks.append(stopper)
+    if thp["schedule"] == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=thp["step_factor"], patience=thp["plateau_patience"]))
+    swa = _SWA(thp["swa_epochs"]) if thp["swa_epochs"] else None
+    if swa:
+        callbacks.append(swa)
+
+    t0 = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=thp["max_epochs"], callbacks=callbacks,
+              shuffle=False,  # the dataset shuffles itself, seeded
+              verbose=verbose)
+    seconds = time.perf_counter() - t0
+
+    if recorder.external:
+        reason = "external"
+    elif stopper is not None and stopper.stopped_epoch > 0:
+        reason = "early_stop"
+    else:
+        reason = "max_epochs"
+    hist = recorder.history
+    if stopper is not None and not swa:
+        best_epoch = 1 + int(np.argmin([h["val/loss"] for h in hist]))
+    else:
+        best_epoch = len(hist)
+    return TrainResult(model=model, history=hist, stop_reason=reason, seconds=seconds,
+                       params=model.count_params(), hp=thp, model_hp=model_hp,
+                       best_epoch=best_epoch, swa_snapshots=list(swa.snapshots) if swa else [])
+
+
+def _keras_callback():
+    return keras.callbacks.Callback
+
+
+class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
+    """Per-epoch metrics with the project's names; asks training to stop when told to."""
+
+    def __init__(self, n_train: int, on_epoch):
+        super().__init__()
+        self.n_train, self.on_epoch = n_train, on_epoch
+        self.history: list[dict[str, float]] = []
+        self.external = False
+        self._t0 = self._t_train = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._t_train = 0.0
+
+    def on_test_begin(self, logs=None):
+        if not self._t_train:
+            self._t_train = time.perf_counter() - self._t0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        epoch_s = time.perf_counter() - self._t0
+        train_s = self._t_train or epoch_s
+        lr = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        m = {
+            "epoch": epoch + 1,
+            "train/loss": float(logs["loss"]),
+            "train/acc": float(logs["accuracy"]),
+            "val/loss": float(logs["val_loss"]),
+            "val/acc": float(logs["val_accuracy"]),
+            "epoch_s": epoch_s,
+            "images_per_s": self.n_train / train_s,
+            "lr": lr,
+        }
+        m["val/acc_best"] = max([m["val/acc"], *(h["val/acc"] for h in self.history)])
+        self.history.append(m)
+        if self.on_epoch is not None and self.on_epoch(dict(m)):
+            self.external = True
+            self.model.stop_training = True
+
+
+class _SWA(keras.callbacks.Callback):
+    """Stochastic weight averaging: keep the weights of the last N epochs, set their mean at the
+    end (all weights, BatchNormalization statistics included)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.snapshots: deque[list[np.ndarray]] = deque(maxlen=n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.snapshots.append([np.array(w) for w in self.model.get_weights()])
+
+    def on_train_end(self, logs=None):
+        if self.snapshots:
+            mean = [np.mean(ws, axis=0) for ws in zip(*self.snapshots, strict=True)]
+            self.model.set_weights(mean)

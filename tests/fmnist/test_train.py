@@ -1,0 +1,180 @@
+"""One training run, for real, on small stratified subsets of the real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from fmnist import data, evaluate, train
+
+
+@pytest.fixture(scope="module")
+def small(data_root):
+    return data.load_split(data_root, subset=6_000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny(data_root):
+    return data.load_split(data_root, subset=600, seed=0)
+
+
+@pytest.fixture(scope="module")
+def lenet_run(small):
+    return train.train("lenet5", small, {"max_epochs": 2, "seed": 0})
+
+
+def test_lenet5_learns_in_two_epochs_on_6000_images(lenet_run):
+    r = lenet_run
+    assert r.stop_reason == "max_epochs" and r.epochs == 2
+    assert r.history[-1]["val/acc"] >= 0.75, r.history
+    assert r.params == 61_772
+    for h in r.history:
+        assert set(h) == {"epoch", "train/loss", "train/acc", "val/loss", "val/acc",
+                          "val/acc_best", "epoch_s", "images_per_s", "lr"}
+        assert h["epoch_s"] > 0 and h["images_per_s"] > 0 and h["lr"] == pytest.approx(1e-3)
+    assert r.history[1]["val/acc_best"] == max(h["val/acc"] for h in r.history)
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights(tiny):
+    # 600 images, a wide MLP and a high learning rate: it overfits within a few epochs
+    r = train.train("mlp", tiny, {"max_epochs": 40, "patience": 2, "learning_rate": 3e-3,
+                                  "units": 1024, "dropout": 0.0, "input_dropout": 0.0,
+                                  "batch_size": 32})
+    assert r.stop_reason == "early_stop"
+    losses = [h["val/loss"] for h in r.history]
+    best = int(np.argmin(losses))
+    assert r.best_epoch == best + 1
+    assert r.epochs == r.best_epoch + 2, "stops exactly `patience` epochs after the best"
+    assert all(v >= losses[best] for v in losses[best + 1:])
+    restored = evaluate.evaluate(r.model, tiny.x_val, tiny.y_val)
+    assert restored.loss == pytest.approx(losses[best], rel=1e-3)
+    assert restored.loss < losses[-1]
+
+
+def test_shuffle_false_with_a_fixed_seed_gives_identical_histories(tiny):
+    hp = {"max_epochs": 2, "shuffle": False, "seed": 7, "batch_size": 32}
+    a = train.train("lenet5", tiny, hp).history
+    b = train.train("lenet5", tiny, hp).history
+    keys = ["train/loss", "train/acc", "val/loss", "val/acc"]
+    assert [[h[k] for k in keys] for h in a] == [[h[k] for k in keys] for h in b]
+
+
+@pytest.mark.parametrize(("hp", "expected"), [
+    # 003's model5: 0.01 for 10 epochs, then 0.001
+    ({"schedule": "step", "learning_rate": 0.01, "step_epochs": 10, "step_factor": 0.1},
+     {0: 0.01, 9.9: 0.01, 10: 0.001, 19.9: 0.001, 20: 0.0001}),
+    ({"schedule": "cosine", "learning_rate": 0.1, "max_epochs": 20},
+     {0: 0.1, 10: 0.05, 20: 0.0}),
+    ({"schedule": "onecycle", "learning_rate": 0.1, "max_epochs": 10},
+     {0: 0.004, 1.5: 0.052, 3: 0.1, 10: 1e-5}),
+    ({"schedule": "cyclic", "learning_rate": 0.1, "cycle_epochs": 4},
+     {0: 0.01, 1: 0.055, 2: 0.1, 4: 0.01, 6: 0.1}),
+    ({"schedule": "constant", "learning_rate": 0.02}, {0: 0.02}),
+])
+def test_schedules_give_the_promised_rates(hp, expected):
+    resolved, _ = train.split_hp(None, hp)
+    steps = 50
+    sched = train.learning_rate_schedule(resolved, steps)
+    for epoch, lr in expected.items():
+        got = sched if isinstance(sched, float) else float(sched(int(epoch * steps)))
+        assert got == pytest.approx(lr, rel=1e-4, abs=1e-9), (epoch, got)
+
+
+def test_plateau_schedule_drops_the_rate_when_val_loss_stalls(tiny):
+    r = train.train("mlp", tiny, {"max_epochs": 12, "early_stopping": False,
+                                  "schedule": "plateau", "plateau_patience": 1,
+                                  "step_factor": 0.5, "learning_rate": 3e-3, "units": 1024,
+                                  "dropout": 0.0, "input_dropout": 0.0, "batch_size": 32})
+    lrs = [h["lr"] for h in r.history]
+    assert lrs[0] == pytest.approx(3e-3)
+    assert min(lrs) < 3e-3, "the rate dropped at least once"
+    assert all(b <= a for a, b in zip(lrs, lrs[1:], strict=False))
+    for lr in lrs:  # every rate is the base halved k times
+        k = np.log2(3e-3 / lr)
+        assert k == pytest.approx(round(k), abs=1e-3)
+
+
+def test_swa_sets_the_mean_of_its_snapshots(tiny):
+    r = train.train("lenet5", tiny, {"max_epochs": 3, "swa_epochs": 2, "early_stopping": False,
+                                     "batch_size": 32})
+    assert len(r.swa_snapshots) == 2
+    for w, a, b in zip(r.model.get_weights(), *r.swa_snapshots, strict=True):
+        np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(r.swa_snapshots[0][0], r.swa_snapshots[1][0])
+
+
+def test_augmentation_and_label_smoothing_train(tiny):
+    r = train.train("lenet5", tiny, {"max_epochs": 1, "flip": 0.5, "zoom": 0.1,
+                                     "translate": 0.1, "erase": 0.5, "label_smoothing": 0.1,
+                                     "optimizer": "sgd", "learning_rate": 0.01})
+    assert r.epochs == 1 and np.isfinite(r.history[0]["train/loss"])
+
+
+def test_augmenter_flips_and_erases(tiny):
+    hp, _ = train.split_hp(None, {"flip": 1.0})
+    x = tiny.x_train[:8]
+    out, _ = train._augmenter(hp, 0)(x, tiny.y_train[:8])
+    np.testing.assert_array_equal(out.numpy()[..., 0], x[:, :, ::-1].astype(np.float32))
+    hp, _ = train.split_hp(None, {"erase": 1.0})
+    out, _ = train._augmenter(hp, 0)(x, tiny.y_train[:8])
+    changed = (out.numpy()[..., 0] != x).reshape(8, -1).mean(axis=1)
+    assert np.all(changed > 0) and np.all(changed < 0.5)
+
+
+def test_on_epoch_sees_metrics_and_can_stop_training(tiny):
+    seen = []
+    r = train.train("lenet5", tiny, {"max_epochs": 5, "batch_size": 32},
+                    on_epoch=lambda m: seen.append(m) or True)
+    assert r.stop_reason == "external" and r.epochs == 1
+    assert seen[0]["epoch"] == 1 and "val/acc" in seen[0]
+
+
+@pytest.mark.parametrize(("hp", "message"), [
+    ({"optimizer": "rmsprop"},
+     "train: hyperparameter `optimizer` must be one of ['adam', 'adamw', 'sgd'], but got "
+     "'rmsprop'."),
+    ({"schedule": "exp"}, "train: hyperparameter `schedule` must be one of ['constant', "),
+    ({"learning_rate": -0.1}, "train: hyperparameter `learning_rate` must be a number in "),
+    ({"patience": -1}, "train: hyperparameter `patience` must be an integer in [0, 10000], "
+                       "but got -1."),
+    ({"batch_size": 0}, "train: hyperparameter `batch_size` must be an integer in [1, "),
+    ({"batch_size": 601}, "train: `batch_size <= training images` must hold, but got "
+                          "batch_size=601 for 600 images."),
+    ({"flip": 1.5}, "train: hyperparameter `flip` must be a number in [0, 1], but got 1.5."),
+    ({"learnig_rate": 0.1}, "lenet5: unknown hyperparameter `learnig_rate` (did you mean "
+                            "'learning_rate'?)"),
+])
+def test_bad_knobs_raise_a_message_naming_knob_rule_and_value(tiny, hp, message):
+    with pytest.raises(ValueError) as e:
+        train.train("lenet5", tiny, hp)
+    assert str(e.value).startswith(message)
+
+
+def test_no_family_shadows_a_training_knob():
+    from fmnist import models
+
+    for f in models.families():
+        assert not set(models.hyperparameters(f)) & set(train.HYPERPARAMETERS), f
+
+
+def test_evaluation_agrees_with_scikit_learn(lenet_run, small):
+    ev = evaluate.evaluate(lenet_run.model, small.x_test, small.y_test)
+    n = len(small.y_test)
+    assert ev.confusion.sum() == n
+    assert ev.confusion.sum(axis=1).tolist() == np.bincount(small.y_test).tolist()
+    assert ev.accuracy == pytest.approx(np.trace(ev.confusion) / n)
+    np.testing.assert_allclose(ev.f1, f1_score(small.y_test, ev.predictions, average=None))
+    assert len(ev.misclassified) == n - np.trace(ev.confusion)
+    assert np.all(ev.predictions[ev.misclassified] != small.y_test[ev.misclassified])
+    m = ev.metrics()
+    assert m["test/acc"] == ev.accuracy
+    assert m["test/f1/t_shirt_top"] == ev.f1[0] and m["test/f1/ankle_boot"] == ev.f1[9]
+
+
+def test_scores_by_hand():
+    conf, p, r, f = evaluate.scores(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
+    assert conf.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    np.testing.assert_allclose(p, [1.0, 2 / 3, 0.0])
+    np.testing.assert_allclose(r, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(f, [2 / 3, 0.8, 0.0])
