@@ -107,9 +107,81 @@ class ModelsCommand(Command):
         return EXIT_OK
 
 
+def parse_assignments(items: Sequence[str]) -> dict[str, object]:
+    """``key=value`` pairs; values read as YAML scalars (0.1, true, adam)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: must be key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise UsageError(f"--set {item!r}: value is not a YAML scalar") from None
+    return out
+
+
+class TrainCommand(Command):
+    help = "train one model, evaluate it on the test set once, record it in MLflow"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("family", help="model family (see `fmnist-sweep models`)")
+        parser.add_argument("--preset", help="the family's named preset")
+        parser.add_argument("--set", dest="assign", action="append", default=[],
+                            metavar="KEY=VALUE", help="a model or training hyperparameter")
+        parser.add_argument("--epochs", type=int, help="max_epochs")
+        parser.add_argument("--subset", type=int, help="at most N images per split")
+        parser.add_argument("--seed", type=int, default=0, help="split and training seed")
+        parser.add_argument("--val-fraction", type=float, default=0.2)
+        parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
+        parser.add_argument("--store", help="store root (default ./mlruns)")
+        parser.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --store)")
+        parser.add_argument("--experiment", default="train", help="MLflow experiment name")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        hp = parse_assignments(args.assign)
+        if args.epochs is not None:
+            hp["max_epochs"] = args.epochs
+        hp.setdefault("seed", args.seed)
+        from fmnist import data, evaluate, train
+        from sweeps import tracking
+
+        train.split_hp(args.family, hp, args.preset)  # bad input fails before any work
+        split = data.load_split(args.data_dir, val_fraction=args.val_fraction, seed=args.seed,
+                                subset=args.subset)
+        print(f"{args.family}{f' ({args.preset})' if args.preset else ''}: "
+              f"train {split.sizes()['train']:,}, val {split.sizes()['val']:,} images",
+              flush=True)
+
+        def progress(m: dict[str, float]) -> None:
+            print(f"  epoch {m['epoch']:3d}  train/loss {m['train/loss']:.4f}  "
+                  f"val/loss {m['val/loss']:.4f}  val/acc {m['val/acc']:.4f}  "
+                  f"{m['epoch_s']:.1f}s  {m['images_per_s']:,.0f} img/s", flush=True)
+
+        result = train.train(args.family, split, hp, preset=args.preset, on_epoch=progress)
+        ev = evaluate.evaluate(result.model, split.x_test, split.y_test)
+        final = {**result.summary(), **ev.metrics()}
+        params = {"family": args.family, "preset": args.preset or "", **result.model_hp,
+                  **result.hp, "subset": args.subset or "", "val_fraction": args.val_fraction}
+        st = tracking.store(args.store, args.tracking_uri)
+        run_id = tracking.log_single_run(
+            st, args.experiment, params, result.history, final, result.model,
+            tags={"fmnist.family": args.family, "fmnist.stop_reason": result.stop_reason})
+        print(f"stopped: {result.stop_reason} after {result.epochs} epochs "
+              f"({result.seconds:.1f}s), best epoch {result.best_epoch}; "
+              f"{result.params:,} params")
+        print(f"val/acc_best {final['val/acc_best']:.4f}  test/acc {ev.accuracy:.4f}  "
+              f"test/loss {ev.loss:.4f}")
+        print(f"MLflow run {run_id} in experiment '{args.experiment}' at {st.tracking_uri}")
+        return EXIT_OK
+
+
 COMMANDS: dict[str, type[Command]] = {
     "data": DataCommand,
     "models": ModelsCommand,
+    "train": TrainCommand,
     "run": RunCommand,
 }
 
