@@ -22,7 +22,7 @@ class UsageError(Exception):
 def _bad_input_types() -> tuple[type[BaseException], ...]:
     from fmnist.data import DataError
 
-    return (UsageError, DataError, ValueError)
+    return (UsageError, DataError, ValueError)  # SpecError and StoreError are ValueErrors
 
 
 class Command:
@@ -63,24 +63,128 @@ class DataCommand(Command):
 
 
 class RunCommand(Command):
-    help = "run a sweep described by a YAML spec (e.g. search_spaces/minivgg.yaml)"
+    help = "run a sweep described by a YAML spec; the same command resumes it"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("spec", help="sweep spec (YAML)")
+        parser.add_argument("spec", help="sweep spec (YAML), e.g. search_spaces/minivgg.yaml")
+        parser.add_argument("--trials", type=int, help="override the spec's trials")
+        parser.add_argument("--max-epochs", type=int, help="override the spec's max_epochs")
+        parser.add_argument("--subset", type=int, help="at most N images per split")
+        parser.add_argument("--name", help="sweep name (default: the spec's)")
+        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
+        parser.add_argument("--tracking-uri", help="MLflow tracking URI (sqlite, postgresql, "
+                            "http)")
+        parser.add_argument("--storage", help="Optuna storage URL (SQLAlchemy)")
+        parser.add_argument("--address", help="existing Ray cluster: auto or ray://HOST:PORT "
+                            "(default: $RAY_ADDRESS, else a local Ray)")
+        parser.add_argument("--fresh", action="store_true",
+                            help="start over under a new name (name-timestamp)")
         parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from pathlib import Path
+        from sweeps import runner
+        from sweeps import spec as specs
 
-        from fmnist import data
+        sp = specs.load(args.spec)
+        changes = {k: v for k, v in (("trials", args.trials), ("max_epochs", args.max_epochs),
+                                      ("subset", args.subset), ("name", args.name))
+                   if v is not None}
+        if changes:  # overrides obey the same rules as the file
+            sp = specs.parse(_spec_dict(sp, changes), sp.path)
+        opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
+                                 storage=args.storage, address=args.address,
+                                 data_dir=args.data_dir, fresh=args.fresh,
+                                 argv=sys.argv[1:])
+        out = runner.run(sp, opts, say=lambda line: print(line, flush=True))
+        print(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
+              f"{out.ran_now} run now")
+        if out.best:
+            b = out.best
+            print(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}"
+                  + (f"  test/acc {b['test/acc']:.4f}" if "test/acc" in b else ""))
+            shown = {k: v for k, v in b["params"].items() if k in sp.space}
+            print(f"  searched hyperparameters: {shown}")
+            if b.get("model_uri"):
+                print(f"  model: {b['model_uri']}")
+        print(f"  records: MLflow experiment '{out.name}' at {out.tracking_uri} "
+              f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri "
+              f"{out.tracking_uri}")
+        return EXIT_OK
 
-        if not Path(args.spec).is_file():
-            raise UsageError(f"{args.spec}: no such spec file")
-        split = data.load_split(args.data_dir)
-        print(f"data ready: {split.sizes()}")
-        print("the sweep runner is not built yet (issue 5); only the data step ran",
-              file=sys.stderr)
-        return EXIT_FAIL
+
+def _spec_dict(sp, changes: dict) -> dict:
+    """The spec back as the YAML mapping, with command-line overrides applied."""
+    d = {"name": sp.name, "family": sp.family, "metric": sp.metric, "mode": sp.mode,
+         "trials": sp.trials, "max_epochs": sp.max_epochs,
+         "sampler": {"type": sp.sampler, "seed": sp.sampler_seed},
+         "scheduler": {"type": sp.scheduler, "grace_period": sp.grace_period,
+                       "reduction_factor": sp.reduction_factor},
+         "resources": {"cpu": sp.cpu, "gpu": sp.gpu}, "max_failures": sp.max_failures,
+         "data": {"val_fraction": sp.val_fraction, "seed": sp.data_seed},
+         "space": sp.resolved()["space"], "fixed": dict(sp.fixed)}
+    for k, v in (("preset", sp.preset), ("time_budget_s", sp.time_budget_s),
+                 ("max_concurrent", sp.max_concurrent)):
+        if v is not None:
+            d[k] = v
+    if sp.subset is not None:
+        d["data"]["subset"] = sp.subset
+    for k, v in changes.items():
+        if k == "subset":
+            d["data"]["subset"] = v
+        else:
+            d[k] = v
+    if d["scheduler"]["grace_period"] > d["max_epochs"]:
+        d["scheduler"]["grace_period"] = d["max_epochs"]
+    return d
+
+
+class ValidateCommand(Command):
+    help = "validate sweep specs without running anything"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("specs", nargs="+", help="spec files")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from sweeps import spec as specs
+
+        bad = 0
+        for path in args.specs:
+            try:
+                sp = specs.load(path)
+            except specs.SpecError as e:
+                print(f"error: {e}", file=sys.stderr)
+                bad += 1
+                continue
+            print(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
+                  f"{len(sp.space)} searched ({', '.join(sp.space)})")
+        return EXIT_BAD_INPUT if bad else EXIT_OK
+
+
+class ListCommand(Command):
+    help = "list the sweeps in the store: trials done / running / failed, best val/acc"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
+        parser.add_argument("--tracking-uri", help="MLflow tracking URI")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from sweeps import tracking
+
+        st = tracking.store(args.store, args.tracking_uri)
+        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+            print(f"no sweeps in {st.root}")
+            return EXIT_OK
+        tracking.check_tracking_uri(st)
+        rows = tracking.list_sweeps(st)
+        if not rows:
+            print(f"no sweeps at {st.tracking_uri}")
+        for r in rows:
+            best = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.4f}"
+            test = "" if r["test_acc"] is None else f"  test/acc {r['test_acc']:.4f}"
+            print(f"{r['name']:30} {r['family']:12} done {r['done']:3}  running "
+                  f"{r['running']:2}  failed {r['failed']:2}  pruned {r['pruned']:2}  "
+                  f"best val/acc {best}{test}")
+        return EXIT_OK
 
 
 class ModelsCommand(Command):
@@ -182,6 +286,8 @@ COMMANDS: dict[str, type[Command]] = {
     "data": DataCommand,
     "models": ModelsCommand,
     "train": TrainCommand,
+    "validate": ValidateCommand,
+    "list": ListCommand,
     "run": RunCommand,
 }
 

@@ -92,3 +92,209 @@ def log_single_run(st: Store, experiment: str, params: Mapping[str, Any],
             c.log_artifact(rid, str(path), "model")
     c.set_terminated(rid, "FINISHED")
     return rid
+
+
+# ---------------------------------------------------------------- sweeps
+
+PARENT, TRIAL = "parent", "trial"
+
+
+class StoreError(ValueError):
+    """A store URL that cannot be used; reported in one line, exit code 2."""
+
+
+def check_tracking_uri(st: Store) -> None:
+    """Fail fast, with one message, on a tracking URI that cannot be used."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    try:
+        client(st).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - any failure here is the URI's
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StoreError(f"--tracking-uri {st.tracking_uri}: cannot open the MLflow store "
+                         f"({type(e).__name__}: {first[:300]}).") from None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("tensorflow", "keras", "ray", "optuna", "mlflow", "fmnist-sweep"):
+        try:
+            out[f"version.{pkg}"] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _runs(st: Store, sweep: str, role: str, status: str | None = None):
+    c = client(st)
+    exp = c.get_experiment_by_name(sweep)
+    if exp is None:
+        return []
+    flt = f"tags.`fmnist.role` = '{role}'"
+    if status:
+        flt += f" and attributes.status = '{status}'"
+    return c.search_runs([exp.experiment_id], filter_string=flt, max_results=5000)
+
+
+def running_trial_runs(st: Store, sweep: str) -> list[str]:
+    return [r.info.run_id for r in _runs(st, sweep, TRIAL, "RUNNING")]
+
+
+def parent_run(st: Store, spec, argv) -> str:
+    """The sweep's parent run: found again on resume, else created with the resolved spec, the
+    command line, the commit and the package versions."""
+    import json
+
+    from mlflow.entities import Param, RunTag
+
+    existing = _runs(st, spec.name, PARENT)
+    c = client(st)
+    if existing:
+        rid = existing[0].info.run_id
+        c.update_run(rid, status="RUNNING")
+        return rid
+    run = c.create_run(experiment_id(st, spec.name), run_name=spec.name, tags={
+        "fmnist.role": PARENT, "fmnist.sweep": spec.name, "fmnist.family": spec.family,
+        "fmnist.command": " ".join(["fmnist-sweep", *argv]), "fmnist.commit": _commit(),
+    })
+    rid = run.info.run_id
+    resolved = spec.resolved()
+    params = {k: v for k, v in resolved.items() if k not in ("space", "fixed")}
+    params["space"] = json.dumps(resolved["space"])
+    params["fixed"] = json.dumps(resolved["fixed"])
+    c.log_batch(rid, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())],
+                tags=[RunTag(k, v) for k, v in _versions().items()])
+    c.log_dict(rid, resolved, "spec.json")
+    return rid
+
+
+def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, Any]) -> str:
+    from mlflow.entities import Param
+
+    c = client(st)
+    run = c.create_run(experiment_id(st, spec.name), run_name=name, tags={
+        "mlflow.parentRunId": parent, "fmnist.role": TRIAL, "fmnist.sweep": spec.name,
+        "fmnist.family": spec.family})
+    c.log_batch(run.info.run_id,
+                params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
+    return run.info.run_id
+
+
+def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
+              tags: Mapping[str, str]) -> None:
+    from mlflow.entities import Metric, RunTag
+
+    c = client(st)
+    now = int(time.time() * 1000)
+    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+    c.set_terminated(run_id, status)
+
+
+def trial_runs(st: Store, sweep: str):
+    return _runs(st, sweep, TRIAL)
+
+
+def best_trial(st: Store, spec):
+    order = "DESC" if spec.mode == "max" else "ASC"
+    c = client(st)
+    exp = c.get_experiment_by_name(spec.name)
+    if exp is None:
+        return None
+    runs = c.search_runs([exp.experiment_id], max_results=1,
+                         filter_string=f"tags.`fmnist.role` = '{TRIAL}' and "
+                                       f"attributes.status = 'FINISHED'",
+                         order_by=[f"metrics.objective {order}"])
+    return runs[0] if runs else None
+
+
+def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
+    """Evaluate the best finished trial's model on the test set, once; record it on the parent
+    run (test metrics, the model as an MLflow Keras model). Idempotent."""
+    import mlflow
+
+    c = client(st)
+    best = best_trial(st, spec)
+    if best is None:
+        say(f"sweep {spec.name}: no finished trial")
+        c.set_terminated(parent, "FINISHED")
+        return None
+    parent_data = c.get_run(parent).data
+    info = {"run_id": best.info.run_id, "objective": best.data.metrics.get("objective"),
+            "params": dict(best.data.params),
+            "checkpoint": best.data.tags.get("fmnist.checkpoint")}
+    if (parent_data.tags.get("fmnist.best_run_id") == best.info.run_id
+            and "test/acc" in parent_data.metrics):
+        info["test/acc"] = parent_data.metrics["test/acc"]
+        info["model_uri"] = parent_data.tags.get("fmnist.model_uri")
+        c.set_terminated(parent, "FINISHED")
+        return info
+    ckpt = info["checkpoint"]
+    if not ckpt or not (Path(ckpt) / "model.keras").is_file():
+        say(f"sweep {spec.name}: the best trial's checkpoint is missing ({ckpt}); "
+            f"no test evaluation")
+        c.set_terminated(parent, "FINISHED")
+        return info
+    import keras
+    import tensorflow as tf
+
+    import fmnist.models  # noqa: F401 - registers the custom layers for loading
+    from fmnist import evaluate
+
+    model = keras.models.load_model(Path(ckpt) / "model.keras")
+    ev = evaluate.evaluate(model, split.x_test, split.y_test)
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    mlflow.set_tracking_uri(st.tracking_uri)
+    with mlflow.start_run(run_id=parent):
+        logged = mlflow.keras.log_model(
+            model, name="model",
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+    c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
+                tags=[RunTag("fmnist.best_run_id", best.info.run_id),
+                      RunTag("fmnist.model_uri", logged.model_uri)])
+    c.log_dict(parent, {"confusion": ev.confusion.tolist(),
+                        "misclassified": ev.misclassified.tolist(),
+                        "class_names": list(ev.class_names)}, "test_evaluation.json")
+    c.set_terminated(parent, "FINISHED")
+    info["test/acc"] = ev.accuracy
+    info["model_uri"] = logged.model_uri
+    return info
+
+
+def list_sweeps(st: Store) -> list[dict[str, Any]]:
+    """One row per sweep in the store, from MLflow's own records."""
+    c = client(st)
+    rows = []
+    for parent in c.search_runs(
+            [e.experiment_id for e in c.search_experiments()],
+            filter_string=f"tags.`fmnist.role` = '{PARENT}'", max_results=1000):
+        name = parent.data.tags.get("fmnist.sweep", parent.info.run_name)
+        trials = trial_runs(st, name)
+        finished = [r for r in trials if r.info.status == "FINISHED"]
+        accs = [r.data.metrics["val/acc_best"] for r in finished
+                if "val/acc_best" in r.data.metrics]
+        rows.append({
+            "name": name, "family": parent.data.tags.get("fmnist.family", ""),
+            "done": len(finished),
+            "running": sum(r.info.status == "RUNNING" for r in trials),
+            "failed": sum(r.info.status == "FAILED" for r in trials),
+            "pruned": sum(r.info.status == "KILLED" for r in trials),
+            "best_val_acc": max(accs) if accs else None,
+            "test_acc": parent.data.metrics.get("test/acc"),
+        })
+    return sorted(rows, key=lambda r: r["name"])

@@ -1,0 +1,296 @@
+"""Run a sweep: Ray Tune places the trials, Optuna samples them, the driver records them.
+
+Resume is the same command. Sweep name = MLflow experiment = Optuna study. Resuming does not use
+``Tuner.restore``: with a persistent Optuna storage it crashes after a SIGKILL (the pickled
+searcher and the database disagree about the trial that was running). Instead the study in the
+database is the state: trials a killed run left RUNNING are marked FAIL (user attribute
+``fmnist_interrupted``) and their half-written MLflow runs deleted; the trials already done are
+counted; a fresh Tuner runs only the rest, its ``OptunaSearch`` loading the study with all its
+history. Completed trials are never rerun or logged twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from ray.tune import Callback
+
+from sweeps import tracking
+from sweeps.spec import SweepSpec
+
+INTERRUPTED = "fmnist_interrupted"
+
+
+@dataclass
+class RunOptions:
+    store: str | None = None
+    tracking_uri: str | None = None
+    storage: str | None = None
+    address: str | None = None
+    data_dir: str | None = None
+    fresh: bool = False
+    argv: Sequence[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    name: str
+    done: int
+    failed: int
+    ran_now: int
+    best: dict[str, Any] | None
+    parent_run_id: str
+    tracking_uri: str
+
+
+def study_counts(study: optuna.Study) -> tuple[int, int]:
+    """(trials done, of which failed): COMPLETE, PRUNED and FAIL, less interrupted ones."""
+    done = failed = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get(INTERRUPTED):
+            continue
+        if t.state.is_finished():
+            done += 1
+            failed += t.state == optuna.trial.TrialState.FAIL
+    return done, failed
+
+
+def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: tracking.Store,
+              say: Callable[[str], None]) -> None:
+    """Make the records agree after a killed run: RUNNING Optuna trials -> FAIL (interrupted),
+    RUNNING nested MLflow runs -> deleted."""
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        study = None
+    if study is not None:
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
+                                                          optuna.trial.TrialState.WAITING)):
+            storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            say(f"resume: trial {t.number} was interrupted; it will be sampled again")
+    for run_id in tracking.running_trial_runs(st, spec.name):
+        tracking.client(st).delete_run(run_id)
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except (ArgumentError, OperationalError, ImportError, ValueError) as e:
+        raise tracking.StoreError(f"--storage {url}: cannot open the Optuna storage "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0]}).") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+
+
+def _scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    if spec.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=spec.max_epochs + 1,
+                             grace_period=spec.grace_period,
+                             reduction_factor=spec.reduction_factor)
+    if spec.scheduler == "median":
+        return MedianStoppingRule(time_attr="training_iteration",
+                                  grace_period=spec.grace_period)
+    return FIFOScheduler()
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        ray.init(address=address, include_dashboard=False, configure_logging=True,
+                 logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise tracking.StoreError(f"--address {address}: cannot reach a Ray cluster "
+                                  f"({str(e).splitlines()[0]}).") from None
+
+
+def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
+    from fmnist import data
+
+    if opts.fresh:
+        spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    st = tracking.store(opts.store, opts.tracking_uri, opts.storage)
+    split = data.load_split(opts.data_dir, val_fraction=spec.val_fraction, seed=spec.data_seed,
+                            subset=spec.subset)  # bad data fails here, before anything is written
+    tracking.check_tracking_uri(st)
+    storage = _storage(st.optuna_url)
+    reconcile(spec, storage, st, say)
+    parent = tracking.parent_run(st, spec, opts.argv)
+    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
+                                direction="maximize" if spec.mode == "max" else "minimize")
+    done, failed = study_counts(study)
+    remaining = spec.trials - done
+    ran_now = 0
+    if remaining <= 0:
+        say(f"sweep {spec.name}: all {spec.trials} trials are done; nothing to run")
+    else:
+        if done:
+            say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
+        ran_now = _tune(spec, st, storage, split, parent, remaining, done, opts, say)
+        done, failed = study_counts(study)
+    best = tracking.finish(st, spec, parent, split, say)
+    return Outcome(spec.name, done, failed, ran_now, best, parent, st.tracking_uri)
+
+
+def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, remaining: int,
+          done_before: int, opts: RunOptions, say: Callable[[str], None]) -> int:
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeps import space
+    from sweeps.trial import run_trial
+
+    _init_ray(opts.address)
+    gpu = spec.gpu
+    if gpu and not ray.cluster_resources().get("GPU"):
+        warnings.warn(f"{spec.path}: resources.gpu: {gpu} requested but Ray sees no GPU; "
+                      f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
+        say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
+        gpu = 0.0
+    searcher = OptunaSearch(space=space.distributions(spec), metric=spec.metric, mode=spec.mode,
+                            sampler=space.sampler(spec), study_name=spec.name, storage=storage)
+    search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
+                  else searcher)
+    seed = int(spec.fixed.get("seed", spec.data_seed))
+    fixed = {k: v for k, v in spec.fixed.items() if k != "seed"}
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, split=split, family=spec.family, preset=spec.preset,
+                             fixed=fixed, max_epochs=spec.max_epochs, cpus=spec.cpu, seed=seed),
+        {"cpu": spec.cpu, "gpu": gpu})
+    recorder = TrialRecorder(st, spec, parent, done_before, fixed, seed, say)
+    st.ray_dir.mkdir(parents=True, exist_ok=True)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg, scheduler=_scheduler(spec), num_samples=remaining,
+            metric=spec.metric, mode=spec.mode, reuse_actors=True,
+            time_budget_s=spec.time_budget_s,
+            trial_dirname_creator=lambda t: t.trial_id),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),
+            callbacks=[recorder], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    tuner.fit()
+    return recorder.started
+
+
+class TrialRecorder(Callback):
+    """Driver-side: one nested MLflow run per trial, per-epoch metrics, final status, and a
+    compact progress line. Trials never touch the stores."""
+
+    def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str, done_before: int,
+                 fixed: dict[str, Any], seed: int, say: Callable[[str], None]):
+        self.st, self.spec, self.parent, self.say = st, spec, parent, say
+        self.fixed, self.seed = fixed, seed
+        self.done, self.failed, self.started, self.completed_now = done_before, 0, 0, 0
+        self.runs: dict[str, str] = {}
+        self.final: dict[str, dict[str, Any]] = {}
+        self.best: float | None = None
+        self.t0 = time.monotonic()
+
+    def _progress(self, trials, note: str) -> None:
+        running = sum(t.status == "RUNNING" for t in trials)
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        eta = ""
+        elapsed = time.monotonic() - self.t0
+        left = self.spec.trials - self.done
+        if self.spec.time_budget_s:
+            eta = f", budget left {max(0.0, self.spec.time_budget_s - elapsed):.0f}s"
+        elif self.completed_now and left > 0:
+            eta = f", eta ~{elapsed * left / self.completed_now:.0f}s"
+        self.say(f"[{self.done}/{self.spec.trials} done, {running} running, {self.failed} failed;"
+                 f" best {self.spec.metric} {best}{eta}] {note}")
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.trial_id in self.runs:
+            return
+        params = {"family": self.spec.family, "preset": self.spec.preset or "",
+                  "max_epochs": self.spec.max_epochs, "seed": self.seed,
+                  **self.fixed, **trial.config}
+        self.runs[trial.trial_id] = tracking.start_trial(self.st, self.spec, self.parent,
+                                                         trial.trial_id, params)
+        self.started += 1
+        self._progress(trials, f"started {trial.trial_id}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        rid = self.runs.get(trial.trial_id)
+        if rid is None:
+            return
+        if result.get("final"):
+            self.final[trial.trial_id] = dict(result)
+            return
+        from sweeps.trial import EPOCH_KEYS
+
+        tracking.log_history(tracking.client(self.st), rid,
+                             [{k: result[k] for k in EPOCH_KEYS if k in result}])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        rid = self.runs.get(trial.trial_id)
+        if rid is None:
+            return
+        final = self.final.get(trial.trial_id)
+        self.done += 1
+        self.completed_now += 1
+        if final is None:  # stopped by the scheduler before its last epoch
+            last = trial.last_result or {}
+            tracking.end_trial(self.st, rid, "KILLED",
+                               {"objective": last.get(self.spec.metric, float("nan"))},
+                               {"fmnist.pruned": "true", "fmnist.gpu_ids": last.get("gpu_ids", ""),
+                                "fmnist.node_id": last.get("node_id", "")})
+            self._progress(trials, f"pruned {trial.trial_id} after {last.get('epoch', 0)} epochs")
+            return
+        value = float(final[self.spec.metric])
+        if self.best is None or (value > self.best if self.spec.mode == "max"
+                                 else value < self.best):
+            self.best = value
+        ckpt = trial.checkpoint.path if trial.checkpoint else ""
+        metrics = {"objective": value, "val/acc_final": final["val/acc"],
+                   "val/loss_final": final["val/loss"], "epochs": final["epochs"],
+                   "best_epoch": final["best_epoch"], "train_s": final["train_s"],
+                   "params": final["params"]}
+        tags = {"fmnist.checkpoint": ckpt, "fmnist.stop_reason": final["stop_reason"],
+                "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
+                "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
+                "fmnist.trial_end": final["trial_end"]}
+        tracking.end_trial(self.st, rid, "FINISHED", metrics, tags)
+        self._progress(trials, f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        rid = self.runs.get(trial.trial_id)
+        if rid is None:
+            return
+        self.done += 1
+        self.completed_now += 1
+        self.failed += 1
+        err = ""
+        if getattr(trial, "error_file", None) and os.path.exists(trial.error_file):
+            with open(trial.error_file) as f:
+                err = f.read()
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        tracking.end_trial(self.st, rid, "FAILED", {},
+                           {"fmnist.error": lines[-1] if lines else "unknown error",
+                            "fmnist.traceback": err[-4000:]})
+        self._progress(trials, f"failed {trial.trial_id}: {lines[-1] if lines else ''}")

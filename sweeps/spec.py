@@ -1,0 +1,277 @@
+"""A sweep spec: YAML -> validated, frozen ``SweepSpec``.
+
+Everything is checked before anything runs: unknown keys (with a "did you mean"), hyperparameters
+the family lacks, ranges outside what the family declares, ``low >= high``, ``low <= 0`` on a log
+scale, empty choices, a metric the trials do not report or one on the test set. Each message names
+the file, the key path, the rule and the value, e.g.::
+
+    search_spaces/minivgg.yaml: space.learning_rate: low > 0 must hold for a log scale, but got
+    (low=0.0, high=0.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fmnist.hparams import HP, did_you_mean
+
+REPORTED_METRICS = ("val/acc", "val/loss", "val/acc_best", "train/acc", "train/loss")
+SAMPLERS = ("tpe", "random", "qmc", "cmaes")
+SCHEDULERS = ("asha", "median", "fifo")
+DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
+# set by the spec's own fields, never in `space` or `fixed`
+RESERVED = {"max_epochs": "max_epochs", "threads": "resources.cpu",
+            "inter_threads": "resources.cpu"}
+
+
+class SpecError(ValueError):
+    """A spec breaks a rule; the message names file, key path, rule and value."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    type: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    values: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    family: str
+    path: str = "<spec>"
+    preset: str | None = None
+    metric: str = "val/acc"
+    mode: str = "max"
+    trials: int = 20
+    max_epochs: int = 20
+    time_budget_s: float | None = None
+    sampler: str = "tpe"
+    sampler_seed: int = 0
+    scheduler: str = "asha"
+    grace_period: int = 2
+    reduction_factor: float = 3.0
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 0
+    val_fraction: float = 0.2
+    subset: int | None = None
+    data_seed: int = 0
+    space: dict[str, Dist] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """A plain dict of the spec, for the record (MLflow parent run)."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("space", "fixed")}
+        out["space"] = {k: {f: getattr(d, f) for f in ("type", "low", "high", "step", "values")
+                            if getattr(d, f) not in (None, ())}
+                        for k, d in self.space.items()}
+        for d in out["space"].values():
+            if "values" in d:
+                d["values"] = list(d["values"])
+        out["fixed"] = dict(self.fixed)
+        return out
+
+    def replace(self, **changes: Any) -> SweepSpec:
+        return SweepSpec(**{**self.__dict__, **changes})
+
+
+# key -> (allowed sub-keys or None for a scalar)
+_TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
+        "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
+        "fixed"}
+_SUB = {
+    "sampler": {"type", "seed"},
+    "scheduler": {"type", "grace_period", "reduction_factor"},
+    "resources": {"cpu", "gpu"},
+    "data": {"val_fraction", "subset", "seed"},
+}
+_DIST_KEYS = {"type", "low", "high", "step", "values"}
+
+
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, key: str, rule: str, value: Any) -> SpecError:
+        shown = value if isinstance(value, str) and value.startswith("(") else repr(value)
+        return SpecError(f"{self.path}: {key}: {rule}, but got {shown}.")
+
+    def keys(self, where: str, mapping: Any, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(mapping, Mapping):
+            raise self.fail(where or "<top>", "must be a mapping", mapping)
+        for k in mapping:
+            if k not in allowed:
+                key = f"{where}.{k}" if where else str(k)
+                raise SpecError(f"{self.path}: {key}: unknown key{did_you_mean(str(k), allowed)}"
+                                f"; allowed: {', '.join(sorted(allowed))}.")
+        return dict(mapping)
+
+    def num(self, key: str, value: Any, *, kind: type = float, low: float | None = None,
+            high: float | None = None, low_open: bool = False) -> Any:
+        ok_type = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                   and (kind is float or float(value) == int(value)))
+        what = "an integer" if kind is int else "a number"
+        if not ok_type:
+            raise self.fail(key, f"must be {what}", value)
+        value = kind(value)
+        if low is not None and (value <= low if low_open else value < low):
+            raise self.fail(key, f"must be {what} {'>' if low_open else '>='} {low:g}", value)
+        if high is not None and value > high:
+            raise self.fail(key, f"must be {what} <= {high:g}", value)
+        return value
+
+    def choice(self, key: str, value: Any, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.fail(key, f"must be one of {list(choices)}"
+                                 f"{did_you_mean(str(value), choices)}", value)
+        return value
+
+
+def load(path: str | Path) -> SweepSpec:
+    """Read and validate a spec file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{path}: no such spec file.")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where}: "
+                        f"{getattr(e, 'problem', None) or e}.") from None
+    return parse(raw, str(path))
+
+
+def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
+    from fmnist import models, train
+
+    c = _Checker(path)
+    top = c.keys("", raw if raw is not None else {}, _TOP)
+    for required in ("name", "family"):
+        if required not in top:
+            raise SpecError(f"{path}: {required}: is required.")
+    name = top["name"]
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise c.fail("name", "must be a non-empty string without '/'", name)
+    family = top["family"]
+    if family not in models.families():
+        known = models.families()
+        raise c.fail("family", f"must be a known family{did_you_mean(str(family), known)}"
+                               f" ({', '.join(known)})", family)
+    preset = top.get("preset")
+    if preset is not None and preset not in models.presets(family):
+        raise c.fail("preset", f"must be a preset of {family} "
+                               f"({', '.join(models.presets(family)) or 'none'})", preset)
+
+    metric = top.get("metric", "val/acc")
+    if isinstance(metric, str) and metric.startswith("test"):
+        raise c.fail("metric", "must be a validation or training metric: selection never sees "
+                               "the test set", metric)
+    metric = c.choice("metric", metric, REPORTED_METRICS)
+    mode = c.choice("mode", top.get("mode", "min" if metric.endswith("loss") else "max"),
+                    ("max", "min"))
+
+    sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
+    sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
+    max_epochs = c.num("max_epochs", top.get("max_epochs", 20), kind=int, low=1)
+    grace = c.num("scheduler.grace_period", sched.get("grace_period", 2), kind=int, low=1)
+    if grace > max_epochs:
+        raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
+    budget = top.get("time_budget_s")
+    subset = dat.get("subset")
+
+    declared: dict[str, HP] = {**train.HYPERPARAMETERS, **models.hyperparameters(family)}
+    space = {k: _dist(c, family, declared, k, v) for k, v in
+             c.keys("space", top.get("space") or {}, set(top.get("space") or {})).items()}
+    fixed_raw = c.keys("fixed", top.get("fixed") or {}, set(top.get("fixed") or {}))
+    fixed = {}
+    for k, v in fixed_raw.items():
+        _declared(c, family, declared, f"fixed.{k}", k)
+        if k in space:
+            raise c.fail(f"fixed.{k}", "must not also be searched in space", v)
+        try:
+            fixed[k] = declared[k].check(family, v)
+        except ValueError as e:
+            raise SpecError(f"{path}: fixed.{k}: {e}") from None
+
+    return SweepSpec(
+        name=name, family=family, path=path, preset=preset, metric=metric, mode=mode,
+        trials=c.num("trials", top.get("trials", 20), kind=int, low=1),
+        max_epochs=max_epochs,
+        time_budget_s=None if budget is None else c.num("time_budget_s", budget, low=0,
+                                                          low_open=True),
+        sampler=c.choice("sampler.type", sampler.get("type", "tpe"), SAMPLERS),
+        sampler_seed=c.num("sampler.seed", sampler.get("seed", 0), kind=int, low=0),
+        scheduler=c.choice("scheduler.type", sched.get("type", "asha"), SCHEDULERS),
+        grace_period=grace,
+        reduction_factor=c.num("scheduler.reduction_factor", sched.get("reduction_factor", 3),
+                               low=1, low_open=True),
+        cpu=c.num("resources.cpu", res.get("cpu", 1), low=0, low_open=True),
+        gpu=c.num("resources.gpu", res.get("gpu", 0), low=0),
+        max_concurrent=(None if top.get("max_concurrent") is None else
+                        c.num("max_concurrent", top["max_concurrent"], kind=int, low=1)),
+        max_failures=c.num("max_failures", top.get("max_failures", 0), kind=int, low=0),
+        val_fraction=c.num("data.val_fraction", dat.get("val_fraction", 0.2), low=0, high=0.99,
+                           low_open=True),
+        subset=None if subset is None else c.num("data.subset", subset, kind=int, low=10),
+        data_seed=c.num("data.seed", dat.get("seed", 0), kind=int, low=0),
+        space=space, fixed=fixed,
+    )
+
+
+def _declared(c: _Checker, family: str, declared: Mapping[str, HP], key: str, name: str) -> HP:
+    if name in RESERVED:
+        raise c.fail(key, f"is set by the spec's `{RESERVED[name]}`, not here", name)
+    if name not in declared:
+        raise SpecError(f"{c.path}: {key}: {family} has no hyperparameter `{name}`"
+                        f"{did_you_mean(name, declared)}; see `fmnist-sweep models {family}` "
+                        f"and the training knobs ({', '.join(sorted(declared))}).")
+    return declared[name]
+
+
+def _dist(c: _Checker, family: str, declared: Mapping[str, HP], name: str, raw: Any) -> Dist:
+    key = f"space.{name}"
+    hp = _declared(c, family, declared, key, name)
+    d = c.keys(key, raw, _DIST_KEYS)
+    kind = c.choice(f"{key}.type", d.get("type"), DISTRIBUTIONS)
+    if kind == "choice":
+        values = d.get("values")
+        if not isinstance(values, list) or not values:
+            raise c.fail(f"{key}.values", "must be a non-empty list", values)
+        out = []
+        for v in values:
+            try:
+                out.append(hp.check(family, v))
+            except ValueError as e:
+                raise SpecError(f"{c.path}: {key}.values: {e}") from None
+        return Dist("choice", values=tuple(out))
+    for k in ("low", "high"):
+        if k not in d:
+            raise SpecError(f"{c.path}: {key}.{k}: is required for type {kind}.")
+    if hp.kind not in ("int", "float") or (kind != "int" and hp.kind == "int"):
+        want = "int" if hp.kind == "int" else "choice"
+        raise c.fail(f"{key}.type", f"must be `{want}` for {family}'s {hp.kind} hyperparameter "
+                                    f"`{name}`", kind)
+    int_kind = int if kind == "int" else float
+    low = c.num(f"{key}.low", d["low"], kind=int_kind)
+    high = c.num(f"{key}.high", d["high"], kind=int_kind)
+    if low >= high:
+        raise c.fail(key, "low < high must hold", f"(low={low}, high={high})")
+    if kind == "loguniform" and low <= 0:
+        raise c.fail(key, "low > 0 must hold for a log scale", f"(low={low}, high={high})")
+    if low < hp.low or high > hp.high:  # type: ignore[operator]
+        raise c.fail(key, f"must lie within {family}'s declared range [{hp.low:g}, {hp.high:g}] "
+                          f"for `{name}`", f"(low={low}, high={high})")
+    step = d.get("step")
+    if step is not None:
+        step = c.num(f"{key}.step", step, kind=int_kind, low=0, low_open=True)
+    return Dist(kind, low=low, high=high, step=step)

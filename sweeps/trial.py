@@ -1,0 +1,66 @@
+"""The Ray Tune trainable: one trial. It only computes and reports; the driver writes records.
+
+The split arrives through Ray's object store (``tune.with_parameters``), put there once by the
+driver. Before TensorFlow's first op the trial sets its thread pools to its CPUs and turns on GPU
+memory growth, so concurrent trials neither oversubscribe cores nor grab a whole GPU. Every epoch
+is reported with ``tune.report``; a last report carries the final model as a checkpoint and the
+validation metrics of that model (after early stopping restored its best weights).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+import time
+from typing import Any
+
+# metrics every epoch report carries (the spec's metric is one of REPORTED_METRICS among them)
+EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best",
+              "epoch_s", "images_per_s", "lr")
+
+
+def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
+              fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int) -> None:
+    import ray
+    from ray import tune
+
+    threads = max(1, math.floor(cpus))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this (reused) worker
+            pass
+    from fmnist import evaluate, train
+
+    ctx = tune.get_context()
+    placement = {
+        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "trial_start": time.time(),
+    }
+    hp = {"seed": seed, **fixed, **config, "max_epochs": max_epochs,
+          "threads": threads, "inter_threads": min(2, threads)}
+
+    def on_epoch(m: dict[str, float]) -> bool:
+        tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement})
+        return False
+
+    result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch)
+    ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
+    last = result.history[-1]
+    final = {**{k: last[k] for k in EPOCH_KEYS}, **placement,
+             "val/acc": ev.accuracy, "val/loss": ev.loss,
+             "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
+             "best_epoch": result.best_epoch, "train_s": result.seconds,
+             "params": result.params, "seed": result.hp["seed"],
+             "trial_end": time.time(), "trial_name": ctx.get_trial_name()}
+    with tempfile.TemporaryDirectory() as tmp:
+        result.model.save(os.path.join(tmp, "model.keras"))
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
