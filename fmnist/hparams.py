@@ -76,7 +76,10 @@ def _fmt(x: float | None) -> str:
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(known), n=1)
+    known = list(known)
+    close = difflib.get_close_matches(str(name), known, n=1)
+    if not close and len(str(name)) >= 3:  # a cut-off name: "grace" for "grace_period"
+        close = [k for k in known if k.startswith(str(name))][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

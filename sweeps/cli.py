@@ -90,7 +90,15 @@ class RunCommand(Command):
                                       ("subset", args.subset), ("name", args.name))
                    if v is not None}
         if changes:  # overrides obey the same rules as the file
-            sp = specs.parse(_spec_dict(sp, changes), sp.path)
+            raw = sp.as_mapping()
+            for k, v in changes.items():
+                if k == "subset":
+                    raw["data"]["subset"] = v
+                else:
+                    raw[k] = v
+            if raw["scheduler"]["grace_period"] > raw["max_epochs"]:  # --max-epochs below grace
+                raw["scheduler"]["grace_period"] = raw["max_epochs"]
+            sp = specs.parse(raw, sp.path)
         opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,
@@ -110,32 +118,6 @@ class RunCommand(Command):
               f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri "
               f"{out.tracking_uri}")
         return EXIT_OK
-
-
-def _spec_dict(sp, changes: dict) -> dict:
-    """The spec back as the YAML mapping, with command-line overrides applied."""
-    d = {"name": sp.name, "family": sp.family, "metric": sp.metric, "mode": sp.mode,
-         "trials": sp.trials, "max_epochs": sp.max_epochs,
-         "sampler": {"type": sp.sampler, "seed": sp.sampler_seed},
-         "scheduler": {"type": sp.scheduler, "grace_period": sp.grace_period,
-                       "reduction_factor": sp.reduction_factor},
-         "resources": {"cpu": sp.cpu, "gpu": sp.gpu}, "max_failures": sp.max_failures,
-         "data": {"val_fraction": sp.val_fraction, "seed": sp.data_seed},
-         "space": sp.resolved()["space"], "fixed": dict(sp.fixed)}
-    for k, v in (("preset", sp.preset), ("time_budget_s", sp.time_budget_s),
-                 ("max_concurrent", sp.max_concurrent)):
-        if v is not None:
-            d[k] = v
-    if sp.subset is not None:
-        d["data"]["subset"] = sp.subset
-    for k, v in changes.items():
-        if k == "subset":
-            d["data"]["subset"] = v
-        else:
-            d[k] = v
-    if d["scheduler"]["grace_period"] > d["max_epochs"]:
-        d["scheduler"]["grace_period"] = d["max_epochs"]
-    return d
 
 
 class ValidateCommand(Command):

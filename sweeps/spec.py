@@ -80,6 +80,25 @@ class SweepSpec:
         out["fixed"] = dict(self.fixed)
         return out
 
+    def as_mapping(self) -> dict[str, Any]:
+        """The spec in its YAML layout: ``parse(spec.as_mapping()) == spec``."""
+        d: dict[str, Any] = {
+            "name": self.name, "family": self.family, "metric": self.metric, "mode": self.mode,
+            "trials": self.trials, "max_epochs": self.max_epochs,
+            "sampler": {"type": self.sampler, "seed": self.sampler_seed},
+            "scheduler": {"type": self.scheduler, "grace_period": self.grace_period,
+                          "reduction_factor": self.reduction_factor},
+            "resources": {"cpu": self.cpu, "gpu": self.gpu}, "max_failures": self.max_failures,
+            "data": {"val_fraction": self.val_fraction, "seed": self.data_seed},
+            "space": self.resolved()["space"], "fixed": dict(self.fixed),
+        }
+        for k in ("preset", "time_budget_s", "max_concurrent"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        if self.subset is not None:
+            d["data"]["subset"] = self.subset
+        return d
+
     def replace(self, **changes: Any) -> SweepSpec:
         return SweepSpec(**{**self.__dict__, **changes})
 
@@ -183,7 +202,8 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
     sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
     max_epochs = c.num("max_epochs", top.get("max_epochs", 20), kind=int, low=1)
-    grace = c.num("scheduler.grace_period", sched.get("grace_period", 2), kind=int, low=1)
+    grace = c.num("scheduler.grace_period", sched.get("grace_period", min(2, max_epochs)),
+                  kind=int, low=1)
     if grace > max_epochs:
         raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
     budget = top.get("time_budget_s")

@@ -23,6 +23,7 @@ EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/ac
 
 def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
               fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int) -> None:
+    started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
     from ray import tune
 
@@ -43,7 +44,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         "node_id": ray.get_runtime_context().get_node_id(),
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
-        "trial_start": time.time(),
+        "trial_start": started,
     }
     hp = {"seed": seed, **fixed, **config, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}

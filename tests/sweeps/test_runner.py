@@ -1,0 +1,106 @@
+"""End to end with a real local Ray, real SQLite stores, real MLflow and real training on a
+small subset. Ray is started once for the module with 2 CPUs and 2 *logical* GPUs: this machine
+has no GPU, so the GPU test checks Ray's placement, not CUDA (TensorFlow falls back to CPU)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import ray
+
+from sweeps.cli import main
+from tests.sweeps.helpers import records, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _params(run, keys):
+    return tuple(run.data.params[k] for k in keys)
+
+
+def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
+    spec = write_spec(tmp_path / "s.yaml", name="e2e")
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    client, parent, nested, study = records(store, "e2e")
+
+    # one parent and 4 nested runs, each with per-epoch metrics at step = epoch
+    assert len(nested) == 4 and all(r.info.status == "FINISHED" for r in nested)
+    for r in nested:
+        hist = client.get_metric_history(r.info.run_id, "val/acc")
+        assert [m.step for m in hist] == [1, 2]
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")] == [1, 2]
+        assert r.data.params["family"] == "lenet5" and r.data.params["batch_size"] == "32"
+
+    # the Optuna study holds the same 4 trials, with the same parameters
+    keys = ("dropout", "learning_rate", "shuffle")
+    trials = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(study.trials) == 4 and len(trials) == 4
+    assert sorted(tuple(str(t.params[k]) for k in keys) for t in trials) == \
+        sorted(_params(r, keys) for r in nested)
+
+    # the best run by the objective (the final model's val/acc) is the one reported
+    best = max(nested, key=lambda r: r.data.metrics["objective"])
+    assert parent.data.tags["fmnist.best_run_id"] == best.info.run_id
+    assert math.isclose(study.best_value, best.data.metrics["objective"], rel_tol=1e-9)
+    assert f"best trial: MLflow run {best.info.run_id}" in out
+
+    # a test score on the parent and nowhere else
+    assert 0.0 < parent.data.metrics["test/acc"] <= 1.0
+    assert "test/f1/shirt" in parent.data.metrics
+    assert not [k for r in nested for k in r.data.metrics if k.startswith("test")]
+    assert parent.data.tags["fmnist.model_uri"].startswith("models:/")
+    assert parent.info.status == "FINISHED"
+
+    # the same command again is a no-op that says so
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    assert "all 4 trials are done; nothing to run" in capsys.readouterr().out
+    assert len(records(store, "e2e")[2]) == 4
+
+    assert main(["list", "--store", str(store)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("e2e") and "done   4" in line and "failed  0" in line
+
+
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, capsys):
+    # batch sizes of 4096 on a 600-image subset make fmnist.train raise inside the trial
+    spec = write_spec(tmp_path / "s.yaml", name="failing", sampler={"type": "random", "seed": 2},
+                      space={"batch_size": {"type": "choice", "values": [16, 4096]}}, fixed={},
+                      max_epochs=1)
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    _, parent, nested, study = records(store, "failing")
+    failed = [r for r in nested if r.info.status == "FAILED"]
+    finished = [r for r in nested if r.info.status == "FINISHED"]
+    assert len(nested) == 4 and failed and finished
+    for r in failed:
+        assert r.data.params["batch_size"] == "4096"
+        assert "`batch_size <= training images` must hold" in r.data.tags["fmnist.error"]
+    assert sorted(t.state.name for t in study.trials).count("FAIL") == len(failed)
+    assert "test/acc" in parent.data.metrics
+
+
+def test_gpu_placement_four_half_gpu_trials_run_at_once(tmp_path):
+    # no GPU here: Ray's 2 logical GPUs stand in for real ones (see the module docstring)
+    spec = write_spec(tmp_path / "s.yaml", name="gpus", family="mlp", max_epochs=1,
+                      resources={"cpu": 0.5, "gpu": 0.5}, max_concurrent=4,
+                      data={"subset": 200, "seed": 0},
+                      space={"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}})
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    _, _, nested, _ = records(store, "gpus")
+    assert len(nested) == 4
+    assert sorted(r.data.tags["fmnist.gpu_ids"] for r in nested) == ["0", "0", "1", "1"]
+    starts = [float(r.data.tags["fmnist.trial_start"]) for r in nested]
+    ends = [float(r.data.tags["fmnist.trial_end"]) for r in nested]
+    assert max(starts) < min(ends), "all four trials were running at the same time"
