@@ -128,6 +128,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
 
     if opts.fresh:
         spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = tracking.store(opts.store, opts.tracking_uri, opts.storage)
     split = data.load_split(opts.data_dir, val_fraction=spec.val_fraction, seed=spec.data_seed,
                             subset=spec.subset)  # bad data fails here, before anything is written

@@ -262,13 +262,14 @@ def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
     mlflow.set_tracking_uri(st.tracking_uri)
     with mlflow.start_run(run_id=parent):
         logged = mlflow.keras.log_model(
-            model, name="model",
+            model, name="model", input_example=split.x_test[:2],
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag("fmnist.best_run_id", best.info.run_id),
                       RunTag("fmnist.model_uri", logged.model_uri)])
     c.log_dict(parent, {"confusion": ev.confusion.tolist(),
                         "misclassified": ev.misclassified.tolist(),
+                        "predicted": ev.predictions[ev.misclassified].tolist(),
                         "class_names": list(ev.class_names)}, "test_evaluation.json")
     c.set_terminated(parent, "FINISHED")
     info["test/acc"] = ev.accuracy
