@@ -114,10 +114,61 @@ class RunCommand(Command):
             print(f"  searched hyperparameters: {shown}")
             if b.get("model_uri"):
                 print(f"  model: {b['model_uri']}")
+        if out.best:
+            from sweeps import report
+
+            files = report.write(runner_store(args), [out.name], runner_store(args).root /
+                                 "reports", data_dir=args.data_dir)
+            print(f"  report: {', '.join(str(f) for f in files[out.name])}")
         print(f"  records: MLflow experiment '{out.name}' at {out.tracking_uri} "
               f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri "
               f"{out.tracking_uri}")
         return EXIT_OK
+
+
+class ReportCommand(Command):
+    help = "write the benchmark table and plots of sweeps (Markdown, CSV, self-contained HTML)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("sweeps", nargs="*", help="sweep names (see `fmnist-sweep list`)")
+        parser.add_argument("--all", action="store_true", help="every sweep in the store")
+        parser.add_argument("--out", help="output folder (default: <store>/reports)")
+        parser.add_argument("--format", default="md,csv,html", help="any of md,csv,html")
+        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
+        parser.add_argument("--tracking-uri", help="MLflow tracking URI")
+        parser.add_argument("--storage", help="Optuna storage URL")
+        parser.add_argument("--data-dir", help="data directory (for misclassified images)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from sweeps import report, tracking
+
+        formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+        unknown = set(formats) - {"md", "csv", "html"}
+        if unknown or not formats:
+            raise UsageError(f"--format: must be a comma-separated subset of md,csv,html, "
+                             f"but got {args.format!r}")
+        st = tracking.store(args.store, args.tracking_uri, args.storage)
+        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+            raise UsageError(f"no store at {st.root}: run a sweep first")
+        tracking.check_tracking_uri(st)
+        names = report.sweep_names(st) if args.all else args.sweeps
+        if not names:
+            raise UsageError("name one or more sweeps, or --all; sweeps: "
+                             + (", ".join(report.sweep_names(st)) or "none"))
+        out = args.out or str(st.root / "reports")
+        written = report.write(st, names, out, formats, data_dir=args.data_dir)
+        for name, files in written.items():
+            md = next((f for f in files if f.suffix == ".md"), None)
+            if md is not None:
+                print(md.read_text())
+            print(f"{name}: " + ", ".join(str(f) for f in files))
+        return EXIT_OK
+
+
+def runner_store(args: argparse.Namespace):
+    from sweeps import tracking
+
+    return tracking.store(args.store, args.tracking_uri, args.storage)
 
 
 class ValidateCommand(Command):
@@ -269,6 +320,7 @@ COMMANDS: dict[str, type[Command]] = {
     "models": ModelsCommand,
     "train": TrainCommand,
     "validate": ValidateCommand,
+    "report": ReportCommand,
     "list": ListCommand,
     "run": RunCommand,
 }

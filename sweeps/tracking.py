@@ -261,8 +261,10 @@ def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
     now = int(time.time() * 1000)
     mlflow.set_tracking_uri(st.tracking_uri)
     with mlflow.start_run(run_id=parent):
+        example = split.x_test[:2]
+        signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
         logged = mlflow.keras.log_model(
-            model, name="model", input_example=split.x_test[:2],
+            model, name="model", signature=signature,
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag("fmnist.best_run_id", best.info.run_id),

@@ -1,0 +1,490 @@
+"""The benchmark table and the accuracy and timing plots, read back from the MLflow record and
+the Optuna study; nothing shown here is kept anywhere else.
+
+One self-contained HTML file per sweep (plotly.js embedded: it opens offline), Markdown and CSV
+tables, and a comparison across sweeps in the write-ups' columns (model, parameters, accuracy,
+training time, epochs, time per epoch).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweeps import tracking
+
+TOP_K = 5
+FIGURES = ("val_acc_curves", "loss_curves", "time_per_trial", "epoch_seconds", "pareto",
+           "hp_vs_objective", "parallel_coordinates", "importance", "history",
+           "confusion", "per_class", "misclassified")
+
+
+class ReportError(ValueError):
+    """An unknown sweep, or a sweep with nothing to report; exit code 2."""
+
+
+@dataclass
+class Sweep:
+    name: str
+    parent: Any
+    trials: list[Any]
+    spec: dict[str, Any]
+    store: tracking.Store | None = None
+    histories: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    study: Any = None
+
+    @property
+    def finished(self) -> list[Any]:
+        return [r for r in self.trials if r.info.status == "FINISHED"]
+
+    @property
+    def searched(self) -> list[str]:
+        return sorted(self.spec.get("space", {}))
+
+
+def sweep_names(st: tracking.Store) -> list[str]:
+    return [r["name"] for r in tracking.list_sweeps(st)]
+
+
+def load(st: tracking.Store, name: str) -> Sweep:
+    c = tracking.client(st)
+    parents = tracking._runs(st, name, tracking.PARENT)
+    if not parents:
+        known = sweep_names(st)
+        raise ReportError(f"unknown sweep {name!r}; sweeps in {st.tracking_uri}: "
+                          f"{', '.join(known) or 'none'}.")
+    parent = parents[0]
+    spec = {**parent.data.params, "space": json.loads(parent.data.params.get("space", "{}"))}
+    trials = sorted(tracking.trial_runs(st, name), key=lambda r: r.info.start_time)
+    sw = Sweep(name, parent, trials, spec, store=st)
+    if not sw.finished:
+        raise ReportError(f"sweep {name!r} has no finished trial yet "
+                          f"({len(trials)} trials recorded).")
+    for r in trials:
+        sw.histories[r.info.run_id] = {
+            key: [(m.step, m.value) for m in c.get_metric_history(r.info.run_id, key)]
+            for key in ("val/acc", "val/loss", "train/loss", "epoch_s", "images_per_s")}
+    try:
+        import optuna
+
+        sw.study = optuna.load_study(study_name=name, storage=st.optuna_url)
+    except Exception:  # noqa: BLE001 - the study is optional for the report (another store)
+        sw.study = None
+    return sw
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def rows(sw: Sweep) -> list[dict[str, Any]]:
+    """One row per trial, every number straight from its MLflow run."""
+    best_id = sw.parent.data.tags.get("fmnist.best_run_id")
+    out = []
+    for r in sw.trials:
+        m, p, h = r.data.metrics, r.data.params, sw.histories.get(r.info.run_id, {})
+        epoch_s = [v for _, v in h.get("epoch_s", [])]
+        ips = [v for _, v in h.get("images_per_s", [])]
+        row = {
+            "trial": r.info.run_name, "status": _status(r), "family": p.get("family", ""),
+            "preset": p.get("preset", ""), "params": _int(m.get("params")),
+            "val/acc": m.get("val/acc_best"), "objective": m.get("objective"),
+            "test/acc": sw.parent.data.metrics.get("test/acc") if r.info.run_id == best_id
+            else None,
+            "train_s": m.get("train_s"), "epochs": _int(m.get("epochs", len(epoch_s) or None)),
+            "s/epoch": _mean(epoch_s), "images/s": _mean(ips),
+        }
+        for k in sw.searched:
+            row[k] = p.get(k)
+        row["run_id"] = r.info.run_id
+        out.append(row)
+    return out
+
+
+def _status(r) -> str:
+    if r.info.status == "KILLED" and r.data.tags.get("fmnist.pruned"):
+        return "pruned"
+    return r.info.status.lower()
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, str) and "." in v:  # a float as MLflow keeps params: text
+        try:
+            return f"{float(v):.4g}"
+        except ValueError:
+            pass
+    return str(v)
+
+
+def markdown(table: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    cols = columns or [c for c in table[0] if c != "run_id"]
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(table: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(table[0]))
+    w.writeheader()
+    w.writerows(table)
+    return buf.getvalue()
+
+
+def html_table(table: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    cols = columns or [c for c in table[0] if c != "run_id"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
+                   + "</tr>" for r in table)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _top(sw: Sweep, k: int = TOP_K) -> list[Any]:
+    return sorted(sw.finished, key=lambda r: -r.data.metrics.get("val/acc_best", 0))[:k]
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated in (lower time, higher accuracy)."""
+    front = []
+    for i, (t, a) in enumerate(points):
+        if not any((t2 <= t and a2 >= a) and (t2 < t or a2 > a) for t2, a2 in points):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def edge_flags(sw: Sweep) -> dict[str, str]:
+    """For each searched numeric hyperparameter: 'low' or 'high' when the best trial's value sits
+    in the outer 5% of its searched range (the playbook's warning to widen the range)."""
+    best = max(sw.finished, key=lambda r: r.data.metrics.get("objective", -math.inf))
+    flags = {}
+    for name, d in sw.spec.get("space", {}).items():
+        if d.get("type") == "choice":
+            continue
+        lo, hi, v = float(d["low"]), float(d["high"]), float(best.data.params[name])
+        if d.get("type") == "loguniform":
+            lo, hi, v = math.log(lo), math.log(hi), math.log(v)
+        frac = (v - lo) / (hi - lo)
+        if frac <= 0.05:
+            flags[name] = "low"
+        elif frac >= 0.95:
+            flags[name] = "high"
+    return flags
+
+
+def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figs: dict[str, Any] = {}
+    top = _top(sw)
+
+    fig = go.Figure()
+    for r in top:
+        pts = sw.histories[r.info.run_id]["val/acc"]
+        fig.add_scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines+markers",
+                        name=r.info.run_name)
+    fig.update_layout(title=f"Validation accuracy per epoch, top {len(top)} trials",
+                      xaxis_title="epoch", yaxis_title="val/acc")
+    figs["val_acc_curves"] = fig
+
+    fig = go.Figure()
+    for r in top:
+        h = sw.histories[r.info.run_id]
+        for key, dash in (("train/loss", "dot"), ("val/loss", "solid")):
+            fig.add_scatter(x=[s for s, _ in h[key]], y=[v for _, v in h[key]], mode="lines",
+                            line={"dash": dash}, name=f"{r.info.run_name} {key}")
+    fig.update_layout(title="Train (dotted) and validation (solid) loss, top trials",
+                      xaxis_title="epoch", yaxis_title="loss")
+    figs["loss_curves"] = fig
+
+    fin = sw.finished
+    fig = go.Figure(go.Bar(x=[r.info.run_name for r in fin],
+                           y=[r.data.metrics.get("train_s", 0) for r in fin]))
+    fig.update_layout(title="Training time per trial", yaxis_title="seconds")
+    figs["time_per_trial"] = fig
+
+    per_family: dict[str, list[float]] = defaultdict(list)
+    for r in fin:
+        per_family[r.data.params.get("family", "?")] += [
+            v for _, v in sw.histories[r.info.run_id]["epoch_s"]]
+    fig = go.Figure([go.Box(y=v, name=k) for k, v in per_family.items()])
+    fig.update_layout(title="Seconds per epoch per family", yaxis_title="seconds")
+    figs["epoch_seconds"] = fig
+
+    pts = [(r.data.metrics.get("train_s", 0.0), r.data.metrics.get("val/acc_best", 0.0))
+           for r in fin]
+    front = pareto_front(pts)
+    fig = go.Figure()
+    fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
+                    text=[r.info.run_name for r in fin], name="trials")
+    fig.add_scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
+                    mode="lines+markers", name="Pareto front")
+    fig.update_layout(title="Accuracy against training time", xaxis_title="training seconds",
+                      yaxis_title="val/acc (best epoch)")
+    figs["pareto"] = fig
+
+    names = sw.searched or ["(none searched)"]
+    flags = edge_flags(sw) if sw.searched else {}
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[
+        n + (f" - best at the {flags[n]} edge" if n in flags else "") for n in names])
+    for i, n in enumerate(names, start=1):
+        if n not in sw.spec.get("space", {}):
+            continue
+        fig.add_scatter(x=[_num(r.data.params.get(n)) for r in fin],
+                        y=[r.data.metrics.get("objective") for r in fin], mode="markers",
+                        name=n, row=1, col=i, showlegend=False)
+        if sw.spec["space"][n].get("type") == "loguniform":
+            fig.update_xaxes(type="log", row=1, col=i)
+    fig.update_layout(title="Each searched hyperparameter against the objective")
+    figs["hp_vs_objective"] = fig
+
+    dims = []
+    for n in sw.searched:
+        vals = [_num(r.data.params.get(n)) for r in fin]
+        if all(isinstance(v, (int, float)) for v in vals):
+            dims.append({"label": n, "values": vals})
+        else:
+            cats = sorted({str(v) for v in vals})
+            dims.append({"label": n, "values": [cats.index(str(v)) for v in vals],
+                         "tickvals": list(range(len(cats))), "ticktext": cats})
+    dims.append({"label": "objective", "values": [r.data.metrics.get("objective") for r in fin]})
+    fig = go.Figure(go.Parcoords(dimensions=dims, line={
+        "color": [r.data.metrics.get("objective") for r in fin], "colorscale": "Viridis"}))
+    fig.update_layout(title="Parallel coordinates")
+    figs["parallel_coordinates"] = fig
+
+    figs["importance"] = _optuna_plot(sw, "plot_param_importances",
+                                      "Hyperparameter importance (Optuna, fANOVA)")
+    figs["history"] = _optuna_plot(sw, "plot_optimization_history",
+                                   "Optimisation history (Optuna)")
+    figs.update(_evaluation_figures(sw, data_dir))
+    return figs
+
+
+def _optuna_plot(sw: Sweep, fn: str, title: str):
+    import optuna.visualization as ov
+    import plotly.graph_objects as go
+
+    complete = [t for t in (sw.study.trials if sw.study else []) if t.state.name == "COMPLETE"]
+    if len(complete) >= 2 and (fn != "plot_param_importances" or sw.searched):
+        try:
+            fig = getattr(ov, fn)(sw.study)
+            fig.update_layout(title=title)
+            return fig
+        except (ValueError, RuntimeError) as e:  # e.g. a single distinct value
+            reason = str(e).splitlines()[0]
+    else:
+        reason = "needs the Optuna study and at least two completed trials"
+    fig = go.Figure()
+    fig.add_annotation(text=reason, showarrow=False)
+    fig.update_layout(title=f"{title}: not available")
+    return fig
+
+
+def _evaluation_figures(sw: Sweep, data_dir: str | None) -> dict[str, Any]:
+    import numpy as np
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from fmnist import data
+    from fmnist.evaluate import slug
+
+    ev = _test_evaluation(sw)
+    out: dict[str, Any] = {}
+    if ev is None:
+        for key, title in (("confusion", "Confusion matrix"), ("per_class", "Per-class P/R/F1"),
+                           ("misclassified", "Misclassified test images")):
+            fig = go.Figure()
+            fig.add_annotation(text="no evaluated best model in this sweep", showarrow=False)
+            fig.update_layout(title=f"{title}: not available")
+            out[key] = fig
+        return out
+    names = ev["class_names"]
+    conf = np.array(ev["confusion"])
+    fig = go.Figure(go.Heatmap(z=conf, x=names, y=names, colorscale="Blues",
+                               text=conf, texttemplate="%{text}"))
+    fig.update_layout(title="Confusion matrix of the best model (test set)",
+                      xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+    out["confusion"] = fig
+    m = sw.parent.data.metrics
+    fig = go.Figure([go.Bar(name=k, x=names, y=[m.get(f"test/{k}/{slug(n)}") for n in names])
+                     for k in ("precision", "recall", "f1")])
+    fig.update_layout(title="Per-class precision, recall and F1 (test set)", barmode="group")
+    out["per_class"] = fig
+
+    p = sw.parent.data.params
+    split = data.load_split(data_dir, val_fraction=float(p.get("val_fraction", 0.2)),
+                            seed=int(p.get("data_seed", 0)),
+                            subset=None if p.get("subset") in (None, "None") else
+                            int(p["subset"]), download=False)
+    wrong = ev["misclassified"][:16]
+    pred = ev["predicted"][:16]
+    cols = 8
+    fig = make_subplots(rows=max(1, math.ceil(len(wrong) / cols)), cols=cols,
+                        subplot_titles=[f"{names[split.y_test[i]]} / {names[q]}"
+                                        for i, q in zip(wrong, pred, strict=True)])
+    for k, i in enumerate(wrong):
+        fig.add_trace(go.Heatmap(z=split.x_test[i][::-1], colorscale="gray", showscale=False),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title="Misclassified test images (true / predicted)",
+                      height=180 * max(1, math.ceil(len(wrong) / cols)) + 80)
+    out["misclassified"] = fig
+    return out
+
+
+def _test_evaluation(sw: Sweep) -> dict[str, Any] | None:
+    """The best model's test evaluation logged by the runner, or None when there is none."""
+    import tempfile
+
+    c = tracking.client(sw.store)
+    names = [a.path for a in c.list_artifacts(sw.parent.info.run_id)]
+    if "test_evaluation.json" not in names:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = c.download_artifacts(sw.parent.info.run_id, "test_evaluation.json", tmp)
+        return json.loads(Path(path).read_text())
+
+
+def _num(v: Any) -> Any:
+    if v in ("True", "False"):
+        return v
+    try:
+        f = float(v)
+        return int(f) if f.is_integer() and "." not in str(v) else f
+    except (TypeError, ValueError):
+        return v
+
+
+def seed_groups(sw: Sweep) -> list[dict[str, Any]]:
+    """Configurations run with several seeds: mean and spread of the objective."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in sw.finished:
+        key = tuple((k, r.data.params.get(k)) for k in sw.searched)
+        groups[key].append(r.data.metrics.get("objective"))
+    return [{"config": dict(k), "runs": len(v), "mean": statistics.fmean(v),
+             "std": statistics.pstdev(v)} for k, v in groups.items() if len(v) > 1]
+
+
+# ---------------------------------------------------------------- documents
+
+
+def _page(title: str, parts: list[str]) -> str:
+    style = ("body{font-family:sans-serif;margin:2em;} table{border-collapse:collapse;"
+             "font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+             " .figure{margin:2em 0}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+            + "".join(parts) + "</body></html>")
+
+
+def sweep_html(sw: Sweep, table: list[dict[str, Any]], figs: dict[str, Any]) -> str:
+    parts = [f"<p>{len(sw.trials)} trials, {len(sw.finished)} finished. Selection on the "
+             f"validation split; test/acc is the best trial's model, evaluated once.</p>",
+             html_table(table)]
+    groups = seed_groups(sw)
+    if groups:
+        parts.append("<h2>Configurations run with several seeds</h2>" + html_table(
+            [{"config": json.dumps(g["config"]), "runs": g["runs"], "mean": g["mean"],
+              "std": g["std"]} for g in groups]))
+    parts += _figure_divs(figs)
+    return _page(f"Sweep {sw.name}", parts)
+
+
+def _figure_divs(figs: dict[str, Any]) -> list[str]:
+    out = []
+    for i, (key, fig) in enumerate(figs.items()):
+        div = fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig-{key}")
+        out.append(f"<div class='figure' data-figure='{key}'>{div}</div>")
+    return out
+
+
+COMPARE_COLUMNS = ["sweep", "family", "preset", "params", "val/acc", "test/acc", "train_s",
+                   "epochs", "s/epoch", "trials"]
+
+
+def comparison(sweeps: list[Sweep]) -> list[dict[str, Any]]:
+    """One row per sweep: its best trial, in the write-ups' columns."""
+    out = []
+    for sw in sweeps:
+        table = rows(sw)
+        best_id = sw.parent.data.tags.get("fmnist.best_run_id")
+        best = next((r for r in table if r["run_id"] == best_id), None) or max(
+            (r for r in table if r["status"] == "finished"), key=lambda r: r["objective"] or 0)
+        out.append({"sweep": sw.name, "family": best["family"], "preset": best["preset"],
+                    "params": best["params"], "val/acc": best["val/acc"],
+                    "test/acc": sw.parent.data.metrics.get("test/acc"),
+                    "train_s": best["train_s"], "epochs": best["epochs"],
+                    "s/epoch": best["s/epoch"], "trials": len(sw.trials)})
+    return sorted(out, key=lambda r: -(r["test/acc"] or r["val/acc"] or 0))
+
+
+def write(st: tracking.Store, names: list[str], out_dir: str | Path,
+          formats: tuple[str, ...] = ("md", "csv", "html"), data_dir: str | None = None,
+          log_artifacts: bool = True) -> dict[str, list[Path]]:
+    """Write each sweep's report and, for several sweeps, the comparison; return the files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {}
+    sweeps = [load(st, n) for n in names]
+    for sw in sweeps:
+        table = rows(sw)
+        files = []
+        if "md" in formats:
+            files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n" + markdown(table)))
+        if "csv" in formats:
+            files.append(_put(out / f"{sw.name}.csv", csv_text(table)))
+        if "html" in formats:
+            files.append(_put(out / f"{sw.name}.html",
+                              sweep_html(sw, table, figures(sw, data_dir))))
+        if log_artifacts:
+            c = tracking.client(st)
+            for f in files:
+                c.log_artifact(sw.parent.info.run_id, str(f), "report")
+        written[sw.name] = files
+    if len(sweeps) > 1:
+        comp = comparison(sweeps)
+        files = []
+        if "md" in formats:
+            files.append(_put(out / "comparison.md", "# Comparison of sweeps\n\n"
+                              + markdown(comp, COMPARE_COLUMNS)))
+        if "csv" in formats:
+            files.append(_put(out / "comparison.csv", csv_text(comp)))
+        if "html" in formats:
+            import plotly.graph_objects as go
+
+            fig = go.Figure(go.Bar(x=[r["sweep"] for r in comp],
+                                   y=[r["test/acc"] or r["val/acc"] for r in comp]))
+            fig.update_layout(title="Best accuracy per sweep (test where evaluated)")
+            files.append(_put(out / "comparison.html", _page(
+                "Comparison of sweeps", [html_table(comp, COMPARE_COLUMNS),
+                                         *_figure_divs({"comparison": fig})])))
+        written["comparison"] = files
+    return written
+
+
+def _put(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
