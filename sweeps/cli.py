@@ -171,6 +171,31 @@ def runner_store(args: argparse.Namespace):
     return tracking.store(args.store, args.tracking_uri, args.storage)
 
 
+class UiCommand(Command):
+    help = "serve the MLflow UI for the store (bound to 127.0.0.1 unless --host says otherwise)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
+        parser.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --store)")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=5000)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        import subprocess
+
+        from sweeps import tracking
+
+        st = tracking.store(args.store, args.tracking_uri)
+        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+            raise UsageError(f"no store at {st.root}: run a sweep first, or pass --store")
+        tracking.check_tracking_uri(st)
+        print(f"MLflow UI for {st.tracking_uri} at http://{args.host}:{args.port} "
+              f"(Ctrl-C stops it)", flush=True)
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", st.tracking_uri,
+               "--host", args.host, "--port", str(args.port)]
+        return subprocess.call(cmd)
+
+
 class ValidateCommand(Command):
     help = "validate sweep specs without running anything"
 
@@ -321,6 +346,7 @@ COMMANDS: dict[str, type[Command]] = {
     "train": TrainCommand,
     "validate": ValidateCommand,
     "report": ReportCommand,
+    "ui": UiCommand,
     "list": ListCommand,
     "run": RunCommand,
 }

@@ -275,7 +275,7 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
     figs["parallel_coordinates"] = fig
 
     figs["importance"] = _optuna_plot(sw, "plot_param_importances",
-                                      "Hyperparameter importance (Optuna, fANOVA)")
+                                      "Hyperparameter importance (Optuna, PED-ANOVA)")
     figs["history"] = _optuna_plot(sw, "plot_optimization_history",
                                    "Optimisation history (Optuna)")
     figs.update(_evaluation_figures(sw, data_dir))

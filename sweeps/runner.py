@@ -109,10 +109,14 @@ def _scheduler(spec: SweepSpec):
 
 
 def _init_ray(address: str | None) -> None:
+    """``address`` or ``$RAY_ADDRESS``: an existing cluster. Neither: a new local Ray, even when
+    a cluster started with ``ray start`` runs on this machine (plain ``ray.init()`` would attach
+    to it)."""
     import ray
 
     if ray.is_initialized():
         return
+    address = _address(address)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
@@ -121,6 +125,30 @@ def _init_ray(address: str | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise tracking.StoreError(f"--address {address}: cannot reach a Ray cluster "
                                   f"({str(e).splitlines()[0]}).") from None
+
+
+def _address(given: str | None) -> str:
+    address = given or os.environ.get("RAY_ADDRESS") or "local"
+    _check_address(address)
+    return address
+
+
+def _check_address(address: str) -> None:
+    """A host:port (or ray://host:port) that nothing answers on fails in seconds, not minutes."""
+    import socket
+
+    if address in ("local", "auto"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise tracking.StoreError(f"--address {address}: must be auto, HOST:PORT or "
+                                  f"ray://HOST:PORT.")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise tracking.StoreError(f"--address {address}: no Ray cluster answers at "
+                                  f"{host}:{port} ({e.strerror or e}).") from None
 
 
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
@@ -132,6 +160,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     st = tracking.store(opts.store, opts.tracking_uri, opts.storage)
     split = data.load_split(opts.data_dir, val_fraction=spec.val_fraction, seed=spec.data_seed,
                             subset=spec.subset)  # bad data fails here, before anything is written
+    _address(opts.address)  # so does an address nothing answers on
     tracking.check_tracking_uri(st)
     storage = _storage(st.optuna_url)
     reconcile(spec, storage, st, say)

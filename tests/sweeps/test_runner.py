@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
+             logging_level="ERROR",
              log_to_driver=False)
     yield
     ray.shutdown()
