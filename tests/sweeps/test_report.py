@@ -133,3 +133,68 @@ def test_html_report_renders_in_headless_chromium(store):
     assert len(counts) == len(report.FIGURES)
     empty = [fid for fid, n in counts if n < 10]
     assert not empty, f"plots that did not render: {empty}"
+
+
+def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+    server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "UI did not start"
+            time.sleep(1)
+        c = _client(store)
+        exp = c.get_experiment_by_name("rep-lenet5")
+        kids = [r.info.run_name for r in c.search_runs([exp.experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]
+        assert len(kids) == 3
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{base}/#/experiments")
+            page.wait_for_selector("text=rep-lenet5", timeout=60_000)
+            assert "rep-mlp" in page.inner_text("body")
+            page.goto(f"{base}/#/experiments/{exp.experiment_id}/runs")
+            row = page.locator("[role=row]", has_text="rep-lenet5").first
+            row.wait_for(timeout=60_000)
+            assert not any(k in page.inner_text("body") for k in kids), "collapsed at first"
+            row.locator("button").first.click()  # the parent's expander
+            page.wait_for_selector(f"text={kids[0]}", timeout=30_000)
+            assert all(k in page.inner_text("body") for k in kids), "trials nested under parent"
+            child = [r for r in c.search_runs([exp.experiment_id])
+                     if r.info.run_name == kids[0]][0]
+            page.goto(f"{base}/#/experiments/{exp.experiment_id}/runs/{child.info.run_id}")
+            page.wait_for_selector("text=val/acc", timeout=60_000)
+            text = page.inner_text("body")
+            assert "Parent run" in text and "rep-lenet5" in text
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "mlflow-ui-trial.png"))
+            browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
