@@ -161,8 +161,11 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     split = data.load_split(opts.data_dir, val_fraction=spec.val_fraction, seed=spec.data_seed,
                             subset=spec.subset)  # bad data fails here, before anything is written
     _address(opts.address)  # so does an address nothing answers on
-    tracking.check_tracking_uri(st)
-    storage = _storage(st.optuna_url)
+    tracking.check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
+    tracking.check_database_url(st.optuna_url, "--storage", "the Optuna storage")
+    with tracking.init_lock(st):
+        tracking.check_tracking_uri(st)
+        storage = _storage(st.optuna_url)
     reconcile(spec, storage, st, say)
     parent = tracking.parent_run(st, spec, opts.argv)
     study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,

@@ -8,6 +8,7 @@ directory. Only the driver writes here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -103,10 +104,47 @@ class StoreError(ValueError):
     """A store URL that cannot be used; reported in one line, exit code 2."""
 
 
+@contextlib.contextmanager
+def init_lock(st: Store):
+    """Serialise store creation between processes on this machine: two sweeps starting at once
+    on a new store would both create MLflow's and Optuna's tables ("table ... already exists")."""
+    import fcntl
+
+    st.root.mkdir(parents=True, exist_ok=True)
+    with open(st.root / ".init.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_database_url(url: str, flag: str, what: str) -> None:
+    """A database server URL is tried once, 5 s at most, creating nothing (MLflow alone would
+    retry for ~100 s). SQLite paths are left to the store itself."""
+    scheme = url.split(":", 1)[0]
+    if not scheme.startswith(("postgresql", "mysql", "mssql")):
+        return
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as e:  # noqa: BLE001 - any failure here is the URL's
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StoreError(f"{flag} {url}: cannot open {what} ({type(e).__name__}: "
+                         f"{first[:300]}).") from None
+
+
 def check_tracking_uri(st: Store) -> None:
     """Fail fast, with one message, on a tracking URI that cannot be used."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
     try:
         client(st).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure here is the URI's

@@ -1,0 +1,115 @@
+"""Stores beyond the default SQLite: a real PostgreSQL server (started by .ci/run, given as
+FMNIST_TEST_POSTGRES), two sweeps at once against one store, and store URLs that cannot work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from mlflow.tracking import MlflowClient
+
+from sweeps.cli import main
+from tests.sweeps.helpers import write_spec
+
+pytestmark = pytest.mark.slow
+CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
+PG = os.environ.get("FMNIST_TEST_POSTGRES")
+
+
+@pytest.fixture
+def pg_urls():
+    if not PG:
+        pytest.skip("no PostgreSQL server given in FMNIST_TEST_POSTGRES (.ci/run starts one)")
+    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
+    names = [f"fmnist_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("mlflow", "optuna")]
+    with admin.connect() as con:
+        for n in names:
+            con.execute(sqlalchemy.text(f"CREATE DATABASE {n}"))
+    base = PG.rsplit("/", 1)[0]
+    yield tuple(f"{base}/{n}" for n in names)
+    with admin.connect() as con:
+        for n in names:
+            con.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _nested(tracking_uri: str, name: str):
+    c = MlflowClient(tracking_uri=tracking_uri)
+    exp = c.get_experiment_by_name(name)
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("fmnist.role") == "parent"]
+    assert len(parents) == 1
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return parents[0], nested
+
+
+def test_sweep_recorded_in_postgresql_and_reported_from_it(pg_urls, tmp_path, capsys):
+    mlflow_url, optuna_url = pg_urls
+    spec = write_spec(tmp_path / "s.yaml", name="pg", trials=2, max_epochs=1,
+                      data={"subset": 300, "seed": 0})
+    urls = ["--tracking-uri", mlflow_url, "--storage", optuna_url, "--store",
+            str(tmp_path / "store")]
+    assert main(["run", str(spec), *urls]) == 0
+    parent, nested = _nested(mlflow_url, "pg")
+    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
+    study = optuna.load_study(study_name="pg", storage=optuna_url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
+    assert "test/acc" in parent.data.metrics
+    capsys.readouterr()
+    assert main(["report", "pg", *urls, "--out", str(tmp_path / "rep"), "--format", "md"]) == 0
+    md = (tmp_path / "rep" / "pg.md").read_text()
+    for r in nested:
+        assert f"| {r.info.run_name} | finished | lenet5 |" in md
+
+
+def _two_at_once(tmp_path: Path, urls: list[str]) -> list[subprocess.CompletedProcess]:
+    procs = []
+    for name in ("left", "right"):
+        spec = write_spec(tmp_path / f"{name}.yaml", name=name, trials=2, max_epochs=1,
+                          max_concurrent=1, data={"subset": 300, "seed": 0})
+        procs.append(subprocess.Popen([CLI, "run", str(spec), *urls], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+        time.sleep(1)
+    return [(p, p.communicate(timeout=500)[0]) for p in procs]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_sweeps_at_once_against_one_store(backend, tmp_path, request):
+    store = tmp_path / "store"
+    if backend == "postgresql":
+        mlflow_url, optuna_url = request.getfixturevalue("pg_urls")
+        urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
+    else:
+        mlflow_url = f"sqlite:///{store / 'mlflow.db'}"
+        urls = ["--store", str(store)]
+    for proc, out in _two_at_once(tmp_path, urls):
+        assert proc.returncode == 0, out[-3000:]
+        assert "database is locked" not in out
+    for name in ("left", "right"):
+        parent, nested = _nested(mlflow_url, name)
+        assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
+        assert all(r.data.tags["fmnist.sweep"] == name for r in nested), "no mixed-up runs"
+
+
+@pytest.mark.parametrize(("flag", "url", "message"), [
+    ("--tracking-uri", "postgresql://nobody:x@127.0.0.1:1/none", "cannot open the MLflow store"),
+    ("--tracking-uri", "http://127.0.0.1:1", "cannot open the MLflow store"),
+    ("--storage", "postgresql://nobody:x@127.0.0.1:1/none", "cannot open the Optuna storage"),
+])
+def test_a_store_url_that_cannot_work_fails_fast_with_one_line(tmp_path, capsys, flag, url,
+                                                               message):
+    spec = write_spec(tmp_path / "s.yaml", name="badurl", trials=1, max_epochs=1,
+                      data={"subset": 100, "seed": 0})
+    t0 = time.monotonic()
+    assert main(["run", str(spec), "--store", str(tmp_path / "st"), flag, url]) == 2
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag} {url}: {message}" in err[0], err
+    assert not list((tmp_path / "st").glob("*.db")), "no store half-written"
