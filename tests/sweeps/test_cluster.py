@@ -5,6 +5,7 @@ and the driver run with RAY_AUTH_MODE=token and share the token in ~/.ray/auth_t
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -74,3 +75,30 @@ def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
     assert time.monotonic() - t0 < 30
     assert f"--address 127.0.0.1:{port}: no Ray cluster answers" in capsys.readouterr().err
     assert not (tmp_path / "st").exists(), "nothing written"
+
+
+def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    env = dict(os.environ)
+    port, dash = _free_port(), _free_port()
+    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"],
+                   check=True, capture_output=True, timeout=180, env=env)
+    try:
+        spec = write_spec(tmp_path / "s.yaml", name="job", trials=2, max_epochs=1,
+                          data={"subset": 200, "seed": 0})
+        store = tmp_path / "store"
+        cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+        runtime_env = json.dumps({"env_vars": {"FMNIST_DATA_DIR":
+                                                os.environ.get("FMNIST_DATA_DIR", "")}})
+        done = subprocess.run(
+            [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dash}",
+             "--runtime-env-json", runtime_env, "--", cli, "run", str(spec), "--store",
+             str(store)], capture_output=True, text=True, timeout=400, env=env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert "succeeded" in done.stdout + done.stderr
+        _, parent, nested, _ = records(store, "job")
+        assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
