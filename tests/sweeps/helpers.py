@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import optuna
@@ -34,3 +35,45 @@ def records(store: Path, name: str):
         assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{store / 'optuna.db'}")
     return client, parents[0], nested, study
+
+
+def free_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@contextlib.contextmanager
+def mlflow_ui(store: Path):
+    """`fmnist-sweep ui` for ``store`` on a free port; yields its base URL once it answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+    server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "UI did not start"
+            time.sleep(1)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

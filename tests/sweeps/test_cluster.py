@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,23 +15,15 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
-from tests.sweeps.helpers import records, write_spec
+from tests.sweeps.helpers import free_port, records, write_spec
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
 def cluster(monkeypatch):
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     env = dict(os.environ)
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True,
@@ -69,7 +60,7 @@ def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
     spec = write_spec(tmp_path / "s.yaml", name="noray", trials=1, max_epochs=1,
                       data={"subset": 100, "seed": 0})
     t0 = time.monotonic()
-    port = _free_port()
+    port = free_port()
     assert main(["run", str(spec), "--store", str(tmp_path / "st"),
                  "--address", f"127.0.0.1:{port}"]) == 2
     assert time.monotonic() - t0 < 30
@@ -80,7 +71,7 @@ def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
 def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     env = dict(os.environ)
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                     "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"],

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps import report
 from sweeps.cli import main
-from tests.sweeps.helpers import write_spec
+from tests.sweeps.helpers import mlflow_ui, write_spec
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("FMNIST_CI_ARTIFACTS", Path(__file__).parents[2] / "ci-artifacts"))
@@ -139,34 +139,9 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     from playwright.sync_api import sync_playwright
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
-    server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "UI did not start"
-            time.sleep(1)
+    with mlflow_ui(store) as base:
         c = _client(store)
         exp = c.get_experiment_by_name("rep-lenet5")
         kids = [r.info.run_name for r in c.search_runs([exp.experiment_id])
@@ -195,6 +170,3 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "mlflow-ui-trial.png"))
             browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)

@@ -16,7 +16,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
-from tests.sweeps.helpers import write_spec
+from tests.sweeps.helpers import mlflow_ui, write_spec
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
@@ -116,31 +116,10 @@ def test_a_store_url_that_cannot_work_fails_fast_with_one_line(tmp_path, capsys,
 
 
 def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
-    import signal
-    import socket
-    import urllib.request
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
     server_store = tmp_path / "server-store"
     server_store.mkdir()
     (server_store / "mlflow.db").touch()  # `ui` serves an existing store
-    server = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(1)
+    with mlflow_ui(server_store) as url:
         spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=2, max_epochs=1,
                           data={"subset": 200, "seed": 0})
         done = subprocess.run([CLI, "run", str(spec), "--tracking-uri", url, "--store",
@@ -152,6 +131,3 @@ def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
         assert "test/acc" in parent.data.metrics
         c = MlflowClient(tracking_uri=url)
         assert [m.step for m in c.get_metric_history(nested[0].info.run_id, "val/acc")] == [1]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
