@@ -117,12 +117,12 @@ class RunCommand(Command):
         if out.best:
             from sweeps import report
 
-            files = report.write(runner_store(args), [out.name], runner_store(args).root /
-                                 "reports", data_dir=args.data_dir)
+            files = report.write(out.store, [out.name], out.store.root / "reports",
+                                 data_dir=args.data_dir)
             print(f"  report: {', '.join(str(f) for f in files[out.name])}")
-        print(f"  records: MLflow experiment '{out.name}' at {out.tracking_uri} "
-              f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri "
-              f"{out.tracking_uri}")
+        uri = out.store.tracking_uri
+        print(f"  records: MLflow experiment '{out.name}' at {uri} "
+              f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri {uri}")
         return EXIT_OK
 
 
@@ -148,7 +148,7 @@ class ReportCommand(Command):
             raise UsageError(f"--format: must be a comma-separated subset of md,csv,html, "
                              f"but got {args.format!r}")
         st = tracking.store(args.store, args.tracking_uri, args.storage)
-        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+        if not st.exists:
             raise UsageError(f"no store at {st.root}: run a sweep first")
         tracking.check_tracking_uri(st)
         names = report.sweep_names(st) if args.all else args.sweeps
@@ -163,12 +163,6 @@ class ReportCommand(Command):
                 print(md.read_text())
             print(f"{name}: " + ", ".join(str(f) for f in files))
         return EXIT_OK
-
-
-def runner_store(args: argparse.Namespace):
-    from sweeps import tracking
-
-    return tracking.store(args.store, args.tracking_uri, args.storage)
 
 
 class UiCommand(Command):
@@ -186,7 +180,7 @@ class UiCommand(Command):
         from sweeps import tracking
 
         st = tracking.store(args.store, args.tracking_uri)
-        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+        if not st.exists:
             raise UsageError(f"no store at {st.root}: run a sweep first, or pass --store")
         tracking.check_tracking_uri(st)
         print(f"MLflow UI for {st.tracking_uri} at http://{args.host}:{args.port} "
@@ -229,7 +223,7 @@ class ListCommand(Command):
         from sweeps import tracking
 
         st = tracking.store(args.store, args.tracking_uri)
-        if st.tracking_uri.startswith("sqlite:///") and not (st.root / "mlflow.db").exists():
+        if not st.exists:
             print(f"no sweeps in {st.root}")
             return EXIT_OK
         tracking.check_tracking_uri(st)

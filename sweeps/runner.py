@@ -46,7 +46,7 @@ class Outcome:
     ran_now: int
     best: dict[str, Any] | None
     parent_run_id: str
-    tracking_uri: str
+    store: tracking.Store
 
 
 def study_counts(study: optuna.Study) -> tuple[int, int]:
@@ -181,7 +181,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
         ran_now = _tune(spec, st, storage, split, parent, remaining, done, opts, say)
         done, failed = study_counts(study)
     best = tracking.finish(st, spec, parent, split, say)
-    return Outcome(spec.name, done, failed, ran_now, best, parent, st.tracking_uri)
+    return Outcome(spec.name, done, failed, ran_now, best, parent, st)
 
 
 def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, remaining: int,

@@ -26,6 +26,11 @@ class Store:
     optuna_url: str
     ray_dir: Path
 
+    @property
+    def exists(self) -> bool:
+        """False only for a default SQLite store that was never created (nothing to read)."""
+        return not self.tracking_uri.startswith("sqlite:///") or (self.root / "mlflow.db").exists()
+
 
 def store(root: str | os.PathLike[str] | None = None, tracking_uri: str | None = None,
           storage: str | None = None) -> Store:
