@@ -3,10 +3,11 @@
 Resume is the same command. Sweep name = MLflow experiment = Optuna study. Resuming does not use
 ``Tuner.restore``: with a persistent Optuna storage it crashes after a SIGKILL (the pickled
 searcher and the database disagree about the trial that was running). Instead the study in the
-database is the state: trials a killed run left RUNNING are marked FAIL (user attribute
-``fmnist_interrupted``) and their half-written MLflow runs deleted; the trials already done are
-counted; a fresh Tuner runs only the rest, its ``OptunaSearch`` loading the study with all its
-history. Completed trials are never rerun or logged twice.
+database is the state, reconciled with MLflow's (see ``reconcile``): a trial a killed run left
+RUNNING is marked FAIL (user attribute ``fmnist_interrupted``) and its half-written MLflow run
+deleted, unless its MLflow run was already closed, in which case it is completed from that run;
+the trials already done are counted; a fresh Tuner runs only the rest, its ``OptunaSearch``
+loading the study with all its history. Completed trials are never rerun or logged twice.
 """
 
 from __future__ import annotations
@@ -63,20 +64,48 @@ def study_counts(study: optuna.Study) -> tuple[int, int]:
 
 def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: tracking.Store,
               say: Callable[[str], None]) -> None:
-    """Make the records agree after a killed run: RUNNING Optuna trials -> FAIL (interrupted),
-    RUNNING nested MLflow runs -> deleted."""
+    """Make the records agree after a killed run. Each trial's MLflow run carries its Optuna
+    trial number, and the driver closes the MLflow run before Optuna is told, so a kill can leave:
+    an Optuna trial RUNNING whose MLflow run was closed (its result is kept: Optuna is told the
+    run's objective); an Optuna trial RUNNING with no closed run (-> FAIL, marked interrupted, and
+    sampled again); an MLflow run RUNNING whose Optuna trial is finished (closed to match); an
+    MLflow run RUNNING of an interrupted trial (deleted: it is half-written)."""
+    from optuna.trial import TrialState
+
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
         study = None
-    if study is not None:
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
-                                                          optuna.trial.TrialState.WAITING)):
+    runs = tracking.trial_runs(st, spec.name)
+    by_number = {int(r.data.tags[tracking.OPTUNA_TRIAL]): r for r in runs
+                 if r.data.tags.get(tracking.OPTUNA_TRIAL, "").isdigit()}
+    trials = study.get_trials(deepcopy=False) if study is not None else []
+    for t in trials:
+        if t.state not in (TrialState.RUNNING, TrialState.WAITING):
+            continue
+        run = by_number.get(t.number)
+        value = run.data.metrics.get("objective") if run is not None else None
+        if run is not None and run.info.status in ("FINISHED", "KILLED") and value is not None:
+            storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [value])
+            say(f"resume: trial {t.number} had finished ({spec.metric} {value:.4f}); kept")
+        else:
             storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
-            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             say(f"resume: trial {t.number} was interrupted; it will be sampled again")
-    for run_id in tracking.running_trial_runs(st, spec.name):
-        tracking.client(st).delete_run(run_id)
+    closed = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
+              TrialState.FAIL: "FAILED"}
+    c = tracking.client(st)
+    now = {t.number: t for t in study.get_trials()} if study is not None else {}
+    for run in runs:
+        if run.info.status != "RUNNING":
+            continue
+        tag = run.data.tags.get(tracking.OPTUNA_TRIAL, "")
+        t = now.get(int(tag)) if tag.isdigit() else None
+        if t is not None and t.state in closed and not t.user_attrs.get(INTERRUPTED):
+            c.set_tag(run.info.run_id, "fmnist.recovered", "closed on resume")
+            c.set_terminated(run.info.run_id, closed[t.state])
+        else:
+            c.delete_run(run.info.run_id)
 
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
@@ -201,7 +230,7 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
-    searcher = OptunaSearch(space=space.distributions(spec), metric=spec.metric, mode=spec.mode,
+    searcher = OptunaSearch(space=space.DefineByRun(spec), metric=spec.metric, mode=spec.mode,
                             sampler=space.sampler(spec), study_name=spec.name, storage=storage)
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
@@ -241,6 +270,7 @@ class TrialRecorder(Callback):
         self.done, self.failed, self.started, self.completed_now = done_before, 0, 0, 0
         self.runs: dict[str, str] = {}
         self.final: dict[str, dict[str, Any]] = {}
+        self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.best: float | None = None
         self.t0 = time.monotonic()
 
@@ -260,46 +290,67 @@ class TrialRecorder(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.runs:
             return
+        from sweeps.space import TRIAL_KEY
+
+        config = {k: v for k, v in trial.config.items() if k != TRIAL_KEY}
         params = {"family": self.spec.family, "preset": self.spec.preset or "",
-                  "max_epochs": self.spec.max_epochs, "seed": self.seed,
-                  **self.fixed, **trial.config}
+                  "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed, **config}
         self.runs[trial.trial_id] = tracking.start_trial(self.st, self.spec, self.parent,
-                                                         trial.trial_id, params)
+                                                         trial.trial_id, params,
+                                                         trial.config.get(TRIAL_KEY))
         self.started += 1
         self._progress(trials, f"started {trial.trial_id}")
 
+    # Ray tells the searcher (Optuna) that a trial is complete before it tells the callbacks, so
+    # the MLflow run is closed earlier: on the result the scheduler stops a trial on, and on the
+    # final checkpoint. A kill in between leaves a closed run and a RUNNING Optuna trial, which
+    # `reconcile` completes from the run on resume.
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rid = self.runs.get(trial.trial_id)
         if rid is None:
             return
-        if result.get("final"):
-            self.final[trial.trial_id] = dict(result)
-            return
         from sweeps.trial import EPOCH_KEYS
 
+        if result.get("final"):
+            self.final[trial.trial_id] = dict(result)
+            if result.get("last_epoch"):  # the trial's last epoch, not reported on its own
+                tracking.log_history(tracking.client(self.st), rid, [result["last_epoch"]])
+            return
         tracking.log_history(tracking.client(self.st), rid,
                              [{k: result[k] for k in EPOCH_KEYS if k in result}])
+        if result.get("done"):  # the scheduler stops it here, before its last epoch
+            self._close_pruned(trial, result)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if trial.trial_id in self.final and trial.trial_id not in self.closed:
+            self._close_finished(trial, checkpoint.path)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        rid = self.runs.get(trial.trial_id)
-        if rid is None:
+        if trial.trial_id not in self.runs:
             return
-        final = self.final.get(trial.trial_id)
+        if trial.trial_id not in self.closed:
+            if trial.trial_id in self.final:
+                self._close_finished(trial, trial.checkpoint.path if trial.checkpoint else "")
+            else:  # stopped with no result marked done, e.g. by the time budget
+                self._close_pruned(trial, trial.last_result or {})
         self.done += 1
         self.completed_now += 1
-        if final is None:  # stopped by the scheduler before its last epoch
-            last = trial.last_result or {}
-            tracking.end_trial(self.st, rid, "KILLED",
-                               {"objective": last.get(self.spec.metric, float("nan"))},
-                               {"fmnist.pruned": "true", "fmnist.gpu_ids": last.get("gpu_ids", ""),
-                                "fmnist.node_id": last.get("node_id", "")})
-            self._progress(trials, f"pruned {trial.trial_id} after {last.get('epoch', 0)} epochs")
-            return
+        self._progress(trials, self.closed[trial.trial_id])
+
+    def _close_pruned(self, trial, last: dict[str, Any]) -> None:
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "KILLED",
+                           {"objective": last.get(self.spec.metric, float("nan"))},
+                           {"fmnist.pruned": "true", "fmnist.gpu_ids": last.get("gpu_ids", ""),
+                            "fmnist.node_id": last.get("node_id", "")})
+        self.closed[trial.trial_id] = (f"pruned {trial.trial_id} after {last.get('epoch', 0)}"
+                                       f" epochs")
+
+    def _close_finished(self, trial, ckpt: str) -> None:
+        final = self.final[trial.trial_id]
         value = float(final[self.spec.metric])
         if self.best is None or (value > self.best if self.spec.mode == "max"
                                  else value < self.best):
             self.best = value
-        ckpt = trial.checkpoint.path if trial.checkpoint else ""
         metrics = {"objective": value, "val/acc_final": final["val/acc"],
                    "val/loss_final": final["val/loss"], "epochs": final["epochs"],
                    "best_epoch": final["best_epoch"], "train_s": final["train_s"],
@@ -308,8 +359,8 @@ class TrialRecorder(Callback):
                 "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
                 "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
                 "fmnist.trial_end": final["trial_end"]}
-        tracking.end_trial(self.st, rid, "FINISHED", metrics, tags)
-        self._progress(trials, f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}")
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags)
+        self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 
     def on_trial_error(self, iteration, trials, trial, **info):
         rid = self.runs.get(trial.trial_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -25,6 +27,29 @@ def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
         else:
             out[name] = FloatDistribution(d.low, d.high, step=d.step)
     return out
+
+
+TRIAL_KEY = "optuna_trial"  # the Optuna trial number, carried in each Ray trial's config
+
+
+class DefineByRun:
+    """The space as an Optuna define-by-run function (Ray's OptunaSearch accepts one). It also
+    returns the Optuna trial's number, so the driver can tag the trial's MLflow run with it and a
+    resume can match the two records one to one. A class, not a closure: Ray pickles the searcher
+    with its experiment state."""
+
+    def __init__(self, spec: SweepSpec):
+        self.dists = distributions(spec)
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        for name, d in self.dists.items():
+            if isinstance(d, CategoricalDistribution):
+                trial.suggest_categorical(name, d.choices)
+            elif isinstance(d, IntDistribution):
+                trial.suggest_int(name, d.low, d.high, step=d.step)
+            else:
+                trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
+        return {TRIAL_KEY: trial.number}
 
 
 def sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:

@@ -103,6 +103,7 @@ def log_single_run(st: Store, experiment: str, params: Mapping[str, Any],
 # ---------------------------------------------------------------- sweeps
 
 PARENT, TRIAL = "parent", "trial"
+OPTUNA_TRIAL = "fmnist.optuna_trial"  # tag: the Optuna trial number of a trial's run
 
 
 class StoreError(ValueError):
@@ -192,10 +193,6 @@ def _runs(st: Store, sweep: str, role: str, status: str | None = None):
     return c.search_runs([exp.experiment_id], filter_string=flt, max_results=5000)
 
 
-def running_trial_runs(st: Store, sweep: str) -> list[str]:
-    return [r.info.run_id for r in _runs(st, sweep, TRIAL, "RUNNING")]
-
-
 def parent_run(st: Store, spec, argv) -> str:
     """The sweep's parent run: found again on resume, else created with the resolved spec, the
     command line, the commit and the package versions."""
@@ -224,13 +221,16 @@ def parent_run(st: Store, spec, argv) -> str:
     return rid
 
 
-def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, Any]) -> str:
+def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, Any],
+                optuna_trial: int | None = None) -> str:
     from mlflow.entities import Param
 
     c = client(st)
-    run = c.create_run(experiment_id(st, spec.name), run_name=name, tags={
-        "mlflow.parentRunId": parent, "fmnist.role": TRIAL, "fmnist.sweep": spec.name,
-        "fmnist.family": spec.family})
+    tags = {"mlflow.parentRunId": parent, "fmnist.role": TRIAL, "fmnist.sweep": spec.name,
+            "fmnist.family": spec.family}
+    if optuna_trial is not None:
+        tags[OPTUNA_TRIAL] = str(optuna_trial)
+    run = c.create_run(experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
     return run.info.run_id

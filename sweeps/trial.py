@@ -37,6 +37,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         except RuntimeError:  # already initialised in this (reused) worker
             pass
     from fmnist import evaluate, train
+    from sweeps.space import TRIAL_KEY
 
     ctx = tune.get_context()
     placement = {
@@ -46,17 +47,22 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         "pid": os.getpid(),
         "trial_start": started,
     }
-    hp = {"seed": seed, **fixed, **config, "max_epochs": max_epochs,
+    sampled = {k: v for k, v in config.items() if k != TRIAL_KEY}
+    hp = {"seed": seed, **fixed, **sampled, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 
     def on_epoch(m: dict[str, float]) -> bool:
-        tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement})
+        # the last possible epoch goes out with the final report: a scheduler rung there could
+        # otherwise stop a trial that has already done all its work, losing its model
+        if m["epoch"] < max_epochs:
+            tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement})
         return False
 
     result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch)
     ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
     last = result.history[-1]
     final = {**{k: last[k] for k in EPOCH_KEYS}, **placement,
+             "last_epoch": {k: last[k] for k in EPOCH_KEYS} if last["epoch"] >= max_epochs else {},
              "val/acc": ev.accuracy, "val/loss": ev.loss,
              "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
              "best_epoch": result.best_epoch, "train_s": result.seconds,

@@ -5,6 +5,7 @@ has no GPU, so the GPU test checks Ray's placement, not CUDA (TensorFlow falls b
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import ray
@@ -105,3 +106,19 @@ def test_gpu_placement_four_half_gpu_trials_run_at_once(tmp_path):
     starts = [float(r.data.tags["fmnist.trial_start"]) for r in nested]
     ends = [float(r.data.tags["fmnist.trial_end"]) for r in nested]
     assert max(starts) < min(ends), "all four trials were running at the same time"
+
+
+def test_asha_rung_at_the_last_epoch_does_not_throw_away_finished_trials(tmp_path):
+    # A rung at max_epochs (grace 2, max_epochs 2) used to let ASHA stop a trial on its last
+    # epoch's report, after all its training: it was recorded as pruned, with no model kept. The
+    # last epoch now goes out with the final report, so every trial that trained fully is kept.
+    spec = write_spec(tmp_path / "s.yaml", name="rung", family="mlp", max_concurrent=1,
+                      scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2})
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    client, _, nested, _ = records(store, "rung")
+    assert [r.info.status for r in nested] == ["FINISHED"] * 4
+    for r in nested:
+        assert (Path(r.data.tags["fmnist.checkpoint"]) / "model.keras").is_file()
+        history = client.get_metric_history(r.info.run_id, "val/acc")
+        assert [m.step for m in history] == [1, 2]
