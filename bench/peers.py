@@ -55,9 +55,9 @@ def _spec(family: str, budget_s: float, max_epochs: int | None, subset: int | No
     if unknown or sp.fixed.get("optimizer", "adam") != "adam":
         raise SystemExit(f"{sp.path}: the peers only reproduce {TRAIN_KEYS}, Adam and the "
                          f"model's own hyperparameters; this spec also sets {sorted(unknown)}")
-    return sp.replace(name=f"peers-{family}-{time.strftime('%Y%m%d-%H%M%S')}", trials=100_000,
-                      time_budget_s=budget_s, max_epochs=max_epochs or sp.max_epochs,
-                      subset=subset)
+    return spec_mod.override(sp, name=f"peers-{family}-{time.strftime('%Y%m%d-%H%M%S')}",
+                             trials=100_000, time_budget_s=budget_s, max_epochs=max_epochs,
+                             subset=subset)
 
 
 def _model_keys(family: str) -> list[str]:

@@ -85,20 +85,8 @@ class RunCommand(Command):
         from sweeps import runner
         from sweeps import spec as specs
 
-        sp = specs.load(args.spec)
-        changes = {k: v for k, v in (("trials", args.trials), ("max_epochs", args.max_epochs),
-                                      ("subset", args.subset), ("name", args.name))
-                   if v is not None}
-        if changes:  # overrides obey the same rules as the file
-            raw = sp.as_mapping()
-            for k, v in changes.items():
-                if k == "subset":
-                    raw["data"]["subset"] = v
-                else:
-                    raw[k] = v
-            if raw["scheduler"]["grace_period"] > raw["max_epochs"]:  # --max-epochs below grace
-                raw["scheduler"]["grace_period"] = raw["max_epochs"]
-            sp = specs.parse(raw, sp.path)
+        sp = specs.override(specs.load(args.spec), trials=args.trials,
+                            max_epochs=args.max_epochs, subset=args.subset, name=args.name)
         opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,

@@ -170,6 +170,23 @@ def load(path: str | Path) -> SweepSpec:
     return parse(raw, str(path))
 
 
+def override(spec: SweepSpec, **changes: Any) -> SweepSpec:
+    """``spec`` with top-level fields (or ``subset``) changed, checked by the same rules as the
+    file. ``None`` leaves a field as it is; a ``max_epochs`` below the scheduler's grace period
+    lowers the grace period with it."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return spec
+    raw = spec.as_mapping()
+    for k, v in changes.items():
+        if k == "subset":
+            raw["data"]["subset"] = v
+        else:
+            raw[k] = v
+    raw["scheduler"]["grace_period"] = min(raw["scheduler"]["grace_period"], raw["max_epochs"])
+    return parse(raw, spec.path)
+
+
 def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     from fmnist import models, train
 

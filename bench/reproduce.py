@@ -1,0 +1,204 @@
+"""The write-ups' own tables, reproduced: each architecture trained once with its write-up's recipe
+(a fixed configuration, no search), then swept with its family's spec; side by side with the
+accuracy the write-up reports.
+
+Every run is recorded in the store (default ``./mlruns``, browse it with ``fmnist-sweep ui``):
+recipe runs as single runs in the experiment ``reproduce``, sweeps as ordinary sweeps named
+``reproduce-<row>``, so a rerun of this script resumes the sweeps instead of repeating them.
+Runs that would take too long here can be capped (``--max-epochs``, ``--subset``); the table
+says which cap each row ran under. The test set is touched once per model, at the end.
+
+    FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/reproduce.py --rows 000-cnn5 \\
+        --max-epochs 15 --sweep-trials 8 --out bench/out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One architecture as a write-up reports it: its recipe in ``fmnist.train``'s knobs, the
+    test accuracy and seconds per epoch it gives, and what it leaves unsaid (``assumed``)."""
+
+    row: str
+    writeup: str
+    model: str
+    family: str
+    preset: str | None
+    recipe: dict[str, Any]
+    reported: float | None
+    reported_s_epoch: float | None = None
+    assumed: str = ""
+    sweep_fixed: dict[str, Any] = field(default_factory=dict)
+
+
+_ADAM = {"optimizer": "adam", "learning_rate": 1e-3}
+_004 = {**_ADAM, "schedule": "cyclic", "cycle_epochs": 4, "swa_epochs": 5, "flip": 0.1,
+        "zoom": 0.05, "batch_size": 128, "max_epochs": 30, "early_stopping": False}
+_004_ASSUMED = "epochs, batch size, peak rate and SWA length not given: 30, 128, 1e-3, last 5"
+
+REFS = [
+    Ref("000-cnn5", "000", "CNN5", "lenet5", "cnn5",
+        {**_ADAM, "batch_size": 64, "shuffle": False, "patience": 10, "max_epochs": 150},
+        0.907, 542 / 83),
+    Ref("000-minivgg", "000", "mini_vgg", "minivgg", "mini_vgg",
+        {**_ADAM, "batch_size": 64, "shuffle": False, "patience": 10, "max_epochs": 150},
+        0.922, 755 / 67),
+    Ref("002-mlp", "002", "MLP, general to specific", "mlp", "general_to_specific",
+        {**_ADAM, "batch_size": 64, "patience": 10, "max_epochs": 100}, None, None,
+        "batch size, epochs and stopping not given: 64, early stopping (patience 10); "
+        "accuracy only in figures"),
+    Ref("003-cnn2", "003", "CNN2 + BN + skip", "skipcnn", "cnn2",
+        {**_ADAM, "batch_size": 256, "max_epochs": 35, "early_stopping": False}, 0.9204, 28.07),
+    Ref("003-cnn2-dropout", "003", "CNN2 + BN + skip + dropout", "skipcnn", "cnn2_dropout",
+        {**_ADAM, "batch_size": 256, "max_epochs": 50, "early_stopping": False}, 0.9237, 60.44),
+    Ref("003-cnn3-dropout", "003", "CNN3 + BN + skip + dropout", "skipcnn", "cnn3_dropout",
+        {**_ADAM, "batch_size": 64, "max_epochs": 50, "early_stopping": False}, 0.9275, 68.74),
+    Ref("003-allcnn", "003", "reduced All-CNN", "allcnn", "reduced",
+        {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True,
+         "batch_size": 256, "max_epochs": 40, "early_stopping": False}, 0.9254, 94.17,
+        "batch size not given: 256; epochs from its minutes / seconds per epoch"),
+    Ref("003-model5", "003", "3 conv + BN + dropout (model5)", "model5", "writeup",
+        {"optimizer": "adam", "learning_rate": 0.01, "schedule": "step", "step_epochs": 10,
+         "step_factor": 0.1, "batch_size": 256, "max_epochs": 40, "early_stopping": False},
+        0.9324, 150.95, "batch 256 throughout (the write-up uses 1024 after epoch 10)"),
+    Ref("004-shakeshake", "004", "ShakeShake34", "shakeshake", "shakeshake34", _004, 0.9571,
+        None, _004_ASSUMED),
+    Ref("004-wrn", "004", "WideResNet16-4", "wideresnet", "wrn16_4", _004, 0.9533, None,
+        _004_ASSUMED),
+    Ref("004-resnet18", "004", "ResNet18", "resnet", "resnet18", _004, 0.9474, None,
+        _004_ASSUMED),
+    Ref("004-resnet34", "004", "ResNet34", "resnet", "resnet34", _004, 0.9471, None,
+        _004_ASSUMED),
+    Ref("004-minivgg", "004", "MiniVGG", "minivgg", "mini_vgg_bn", _004, 0.9459, None,
+        _004_ASSUMED),
+    Ref("004-basiccnn", "004", "BasicCNN", "basiccnn", "basic_cnn", _004, 0.9421, None,
+        _004_ASSUMED),
+    Ref("004-mobilenetv2", "004", "MobileNetV2", "mobilenetv2", "mobilenetv2", _004, 0.932,
+        None, _004_ASSUMED),
+    Ref("004-shufflenet", "004", "ShuffleNet", "shufflenet", "shufflenet_v2_1x", _004, 0.929,
+        None, _004_ASSUMED),
+]
+
+
+def recipe_run(ref: Ref, split, st, cap: int | None) -> dict[str, Any]:
+    """Train once with the write-up's recipe; evaluate on the test set once; record it."""
+    from fmnist import evaluate, train
+    from sweeps import tracking
+
+    hp = dict(ref.recipe)
+    capped = cap is not None and hp["max_epochs"] > cap
+    if capped:
+        hp["max_epochs"] = cap
+    r = train.train(ref.family, split, hp, preset=ref.preset)
+    ev = evaluate.evaluate(r.model, split.x_test, split.y_test)
+    s_epoch = r.seconds / len(r.history)
+    tracking.log_single_run(
+        st, "reproduce", {"row": ref.row, "family": ref.family, "preset": ref.preset or "",
+                          **r.hp, **r.model_hp},
+        r.history, {"test/acc": ev.accuracy, "test/loss": ev.loss, "params": r.params,
+                    "train_s": r.seconds, "s_per_epoch": s_epoch},
+        tags={"fmnist.row": ref.row, "mlflow.runName": f"{ref.row}-recipe"})
+    return {"test_acc": ev.accuracy, "params": r.params, "epochs": len(r.history),
+            "recipe_epochs": ref.recipe["max_epochs"], "capped": capped, "s_epoch": s_epoch,
+            "stop_reason": r.stop_reason}
+
+
+def sweep_run(ref: Ref, store: str, trials: int, max_epochs: int | None,
+              subset: int | None) -> dict[str, Any]:
+    """The family's spec with the row's preset: the best configuration it finds, on test once."""
+    import ray
+
+    from sweeps import runner
+    from sweeps import spec as spec_mod
+
+    sp = spec_mod.load(ROOT / "search_spaces" / f"{ref.family}.yaml")
+    sp = spec_mod.override(sp, name=f"reproduce-{ref.row}", preset=ref.preset, trials=trials,
+                           max_epochs=min(sp.max_epochs, max_epochs or sp.max_epochs),
+                           subset=subset)
+    out = runner.run(sp, runner.RunOptions(store=store), say=lambda s: None)
+    ray.shutdown()
+    best = out.best or {}
+    return {"test_acc": best.get("test/acc"), "val_acc": best.get("objective"),
+            "trials": out.done, "max_epochs": sp.max_epochs}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    lines = ["| write-up | model | params (ours) | reported | ours, their recipe | "
+             "ours, after a sweep | s/epoch here (theirs) | notes |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        rec, sw = r.get("recipe"), r.get("sweep")
+        recipe = "-" if rec is None else (
+            f"{pct(rec['test_acc'])} ({rec['epochs']} of {rec['recipe_epochs']} epochs"
+            f"{', capped' if rec['capped'] else ''})")
+        swept = "-" if sw is None else (f"{pct(sw['test_acc'])} ({sw['trials']} trials, "
+                                        f"<= {sw['max_epochs']} epochs)")
+        theirs = "" if r["reported_s_epoch"] is None else f" ({r['reported_s_epoch']:.1f})"
+        here = "-" if rec is None else f"{rec['s_epoch']:.1f}"
+        params = "-" if rec is None else f"{rec['params']:,}"
+        lines.append(f"| {r['writeup']} | {r['model']} | {params} | {pct(r['reported'])} | "
+                     f"{recipe} | {swept} | {here}{theirs} | {r['assumed']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", nargs="+", default=[r.row for r in REFS],
+                   choices=[r.row for r in REFS], metavar="ROW")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="cap on every run's epochs (the table marks capped rows)")
+    p.add_argument("--subset", type=int, default=None, help="images per split (default: all)")
+    p.add_argument("--sweep-trials", type=int, default=8, help="0: recipe runs only")
+    p.add_argument("--store", default=None, help="default: ./mlruns")
+    p.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from fmnist import data
+    from sweeps import tracking
+
+    st = tracking.store(args.store)
+    with tracking.init_lock(st):
+        tracking.check_tracking_uri(st)
+    split = data.load_split(subset=args.subset, seed=0)
+    print(f"split {split.sizes()}; cap {args.max_epochs or 'none'}; "
+          f"started {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+    rows = []
+    for ref in (r for r in REFS if r.row in args.rows):
+        row = {k: getattr(ref, k) for k in ("row", "writeup", "model", "reported",
+                                             "reported_s_epoch", "assumed")}
+        t0 = time.time()
+        row["recipe"] = recipe_run(ref, split, st, args.max_epochs)
+        print(f"{ref.row}: recipe test/acc {row['recipe']['test_acc']:.4f} "
+              f"({time.time() - t0:.0f} s)", flush=True)
+        if args.sweep_trials:
+            t0 = time.time()
+            row["sweep"] = sweep_run(ref, str(st.root), args.sweep_trials, args.max_epochs,
+                                     args.subset)
+            print(f"{ref.row}: sweep test/acc {row['sweep']['test_acc']} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+        rows.append(row)
+        (args.out / "reproduce.json").write_text(json.dumps(rows, indent=1))
+    md = table(rows)
+    (args.out / "reproduce.md").write_text(md + "\n")
+    print("\n" + md)
+
+
+if __name__ == "__main__":
+    main()
