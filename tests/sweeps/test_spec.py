@@ -150,3 +150,24 @@ def test_run_with_a_bad_store_url_exits_2(tmp_path, capsys):
                  "--storage", "nosuchdb://x/y"]) == 2
     err = capsys.readouterr().err
     assert "--storage nosuchdb://x/y: cannot open the Optuna storage" in err
+
+
+def test_overrides_obey_the_files_rules():
+    sp = specs.parse(_with("scheduler", {"type": "asha", "grace_period": 3}), "s.yaml")
+    assert specs.override(sp) is sp and specs.override(sp, trials=None) is sp
+    short = specs.override(sp, max_epochs=1, trials=2, subset=500, name="quick")
+    assert (short.max_epochs, short.grace_period, short.trials, short.subset, short.name) == (
+        1, 1, 2, 500, "quick")  # a max_epochs below the grace period lowers it
+    assert specs.override(sp, max_epochs=10).grace_period == 3
+    with pytest.raises(specs.SpecError, match=r"s\.yaml: max_epochs: must be an integer >= 1"):
+        specs.override(sp, max_epochs=0)
+
+
+def test_run_with_a_bad_override_exits_2_and_writes_nothing(tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(["run", "search_spaces/minivgg.yaml", "--trials", "0",
+                 "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "search_spaces/minivgg.yaml: trials: must be an integer >= 1, but got 0.")
+    assert not store.exists()
