@@ -121,7 +121,9 @@ class ReportCommand(Command):
         parser.add_argument("sweeps", nargs="*", help="sweep names (see `fmnist-sweep list`)")
         parser.add_argument("--all", action="store_true", help="every sweep in the store")
         parser.add_argument("--out", help="output folder (default: <store>/reports)")
-        parser.add_argument("--format", default="md,csv,html", help="any of md,csv,html")
+        parser.add_argument("--format", default="md,csv,html",
+                            help="any of md,csv,html,png (png: pip install kaleido, and Chrome "
+                                 "or Chromium)")
         parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
         parser.add_argument("--tracking-uri", help="MLflow tracking URI")
         parser.add_argument("--storage", help="Optuna storage URL")
@@ -131,9 +133,9 @@ class ReportCommand(Command):
         from sweeps import report, tracking
 
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-        unknown = set(formats) - {"md", "csv", "html"}
+        unknown = set(formats) - {"md", "csv", "html", "png"}
         if unknown or not formats:
-            raise UsageError(f"--format: must be a comma-separated subset of md,csv,html, "
+            raise UsageError(f"--format: must be a comma-separated subset of md,csv,html,png, "
                              f"but got {args.format!r}")
         st = tracking.store(args.store, args.tracking_uri, args.storage)
         if not st.exists:

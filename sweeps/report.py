@@ -342,15 +342,16 @@ def _evaluation_figures(sw: Sweep, data_dir: str | None) -> dict[str, Any]:
     pred = ev["predicted"][:16]
     cols = 8
     fig = make_subplots(rows=max(1, math.ceil(len(wrong) / cols)), cols=cols,
-                        subplot_titles=[f"{names[split.y_test[i]]} / {names[q]}"
+                        subplot_titles=[f"{names[split.y_test[i]]}<br>as {names[q]}"
                                         for i, q in zip(wrong, pred, strict=True)])
+    fig.update_annotations(font_size=11)
     for k, i in enumerate(wrong):
         fig.add_trace(go.Heatmap(z=split.x_test[i][::-1], colorscale="gray", showscale=False),
                       row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(title="Misclassified test images (true / predicted)",
-                      height=180 * max(1, math.ceil(len(wrong) / cols)) + 80)
+    fig.update_layout(title="Misclassified test images (true, then predicted)",
+                      height=200 * max(1, math.ceil(len(wrong) / cols)) + 80)
     out["misclassified"] = fig
     return out
 
@@ -456,9 +457,11 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
             files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n" + markdown(table)))
         if "csv" in formats:
             files.append(_put(out / f"{sw.name}.csv", csv_text(table)))
+        figs = figures(sw, data_dir) if {"html", "png"} & set(formats) else {}
         if "html" in formats:
-            files.append(_put(out / f"{sw.name}.html",
-                              sweep_html(sw, table, figures(sw, data_dir))))
+            files.append(_put(out / f"{sw.name}.html", sweep_html(sw, table, figs)))
+        if "png" in formats:
+            files += pngs({f"{sw.name}-{key}": fig for key, fig in figs.items()}, out)
         if log_artifacts:
             c = tracking.client(st)
             for f in files:
@@ -483,6 +486,26 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
                                          *_figure_divs({"comparison": fig})])))
         written["comparison"] = files
     return written
+
+
+def pngs(figs: dict[str, Any], out: Path) -> list[Path]:
+    """Static PNGs of the figures, with Plotly's exporter (kaleido, which drives an installed
+    Chrome or Chromium), all in one batch: one browser start for all of them."""
+    import plotly.io as pio
+
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise ReportError("--format png: needs the `kaleido` package (pip install kaleido) and "
+                          "Chrome or Chromium") from None
+    paths = [out / f"{name}.png" for name in figs]
+    try:
+        pio.write_images(list(figs.values()), paths, width=1200)
+    except Exception as e:  # noqa: BLE001 - kaleido raises bare errors when no browser starts
+        raise ReportError(f"--format png: the image export failed ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else 'no browser?'}); Chrome or "
+                          f"Chromium must be installed") from None
+    return paths
 
 
 def _put(path: Path, text: str) -> Path:

@@ -91,6 +91,18 @@ def test_report_all_compares_families_in_the_writeups_columns(store, capsys, tmp
     assert (tmp_path / "comparison.html").is_file()
 
 
+def test_png_export_writes_one_image_per_figure(store, tmp_path):
+    # kaleido (test extra) drives the Chromium that .ci/run installs
+    assert main(["report", "rep-mlp", "--store", str(store), "--out", str(tmp_path),
+                 "--format", "png"]) == 0
+    images = sorted(tmp_path.glob("rep-mlp-*.png"))
+    assert [p.name for p in images] == sorted(f"rep-mlp-{k}.png" for k in report.FIGURES)
+    for p in images:
+        head = p.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n", p.name
+        assert int.from_bytes(head[16:20], "big") == 1200, "exported 1200 px wide"
+
+
 def test_unknown_sweep_lists_the_known_ones(store, capsys):
     assert main(["report", "nosuch", "--store", str(store)]) == 2
     err = capsys.readouterr().err
