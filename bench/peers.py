@@ -128,7 +128,9 @@ def run_keras_tuner(sp, split, tmp: str) -> dict[str, Any]:
         def build(self, hp):
             values = {}
             for name, d in sp.space.items():
-                if d.type == "choice":
+                if d.type == "choice" and set(d.values) == {True, False}:
+                    values[name] = hp.Boolean(name)  # hp.Choice turns booleans into 0 / 1
+                elif d.type == "choice":
                     values[name] = hp.Choice(name, list(d.values))
                 elif d.type == "int":
                     values[name] = hp.Int(name, int(d.low), int(d.high), step=int(d.step or 1))
