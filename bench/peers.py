@@ -169,20 +169,16 @@ def run_optuna(sp, split) -> dict[str, Any]:
     import optuna
     from optuna_integration import KerasPruningCallback
 
+    from sweeps import space
+
     t0 = time.time()
     deadline = t0 + sp.time_budget_s
     points: list[tuple[float, float]] = []
     best: dict[str, Any] = {"value": -1.0, "model": None}
 
     def objective(trial: optuna.Trial) -> float:
-        hp = {}
-        for name, d in sp.space.items():
-            if d.type == "choice":
-                hp[name] = trial.suggest_categorical(name, list(d.values))
-            elif d.type == "int":
-                hp[name] = trial.suggest_int(name, int(d.low), int(d.high), step=int(d.step or 1))
-            else:
-                hp[name] = trial.suggest_float(name, d.low, d.high, log=d.type == "loguniform")
+        space.DefineByRun(sp)(trial)  # the same suggest calls as fmnist-sweep's searcher
+        hp = dict(trial.params)
         model = _compiled(sp.family, hp)
         _fit(model, hp, split, sp.max_epochs,
              [KerasPruningCallback(trial, "val_accuracy"), Deadline(deadline)])
