@@ -113,6 +113,7 @@ def recipe_run(ref: Ref, split, st, cap: int | None) -> dict[str, Any]:
         tags={"fmnist.row": ref.row, "mlflow.runName": f"{ref.row}-recipe"})
     return {"test_acc": ev.accuracy, "params": r.params, "epochs": len(r.history),
             "recipe_epochs": ref.recipe["max_epochs"], "capped": capped, "s_epoch": s_epoch,
+            "train_images": len(split.y_train),
             "stop_reason": r.stop_reason}
 
 
@@ -132,7 +133,11 @@ def sweep_run(ref: Ref, store: str, trials: int, max_epochs: int | None,
     ray.shutdown()
     best = out.best or {}
     return {"test_acc": best.get("test/acc"), "val_acc": best.get("objective"),
-            "trials": out.done, "max_epochs": sp.max_epochs}
+            "trials": out.done, "max_epochs": sp.max_epochs, "subset": subset}
+
+
+def _images(n: int | None) -> str:
+    return "" if n is None or n >= 48_000 else f", {n:,} training images"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -146,9 +151,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         rec, sw = r.get("recipe"), r.get("sweep")
         recipe = "-" if rec is None else (
             f"{pct(rec['test_acc'])} ({rec['epochs']} of {rec['recipe_epochs']} epochs"
-            f"{', capped' if rec['capped'] else ''})")
-        swept = "-" if sw is None else (f"{pct(sw['test_acc'])} ({sw['trials']} trials, "
-                                        f"<= {sw['max_epochs']} epochs)")
+            f"{', capped' if rec['capped'] else ''}{_images(rec.get('train_images'))})")
+        swept = "-" if sw is None else (
+            f"{pct(sw['test_acc'])} ({sw['trials']} trials, <= {sw['max_epochs']} epochs"
+            f"{_images(sw.get('subset') or None)})")
         theirs = "" if r["reported_s_epoch"] is None else f" ({r['reported_s_epoch']:.1f})"
         here = "-" if rec is None else f"{rec['s_epoch']:.1f}"
         params = "-" if rec is None else f"{rec['params']:,}"
@@ -164,7 +170,10 @@ def main() -> None:
     p.add_argument("--max-epochs", type=int, default=None,
                    help="cap on every run's epochs (the table marks capped rows)")
     p.add_argument("--subset", type=int, default=None, help="images per split (default: all)")
-    p.add_argument("--sweep-trials", type=int, default=8, help="0: recipe runs only")
+    p.add_argument("--parts", nargs="+", default=["recipe", "sweep"], choices=["recipe", "sweep"],
+                   help="what to run for each row; rows and parts not run keep their results "
+                        "from an earlier run in --out")
+    p.add_argument("--sweep-trials", type=int, default=8)
     p.add_argument("--store", default=None, help="default: ./mlruns")
     p.add_argument("--out", type=Path, default=Path("bench/out"))
     args = p.parse_args()
@@ -179,22 +188,26 @@ def main() -> None:
     split = data.load_split(subset=args.subset, seed=0)
     print(f"split {split.sizes()}; cap {args.max_epochs or 'none'}; "
           f"started {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
-    rows = []
+    saved = args.out / "reproduce.json"
+    done = {r["row"]: r for r in json.loads(saved.read_text())} if saved.exists() else {}
     for ref in (r for r in REFS if r.row in args.rows):
-        row = {k: getattr(ref, k) for k in ("row", "writeup", "model", "reported",
-                                             "reported_s_epoch", "assumed")}
-        t0 = time.time()
-        row["recipe"] = recipe_run(ref, split, st, args.max_epochs)
-        print(f"{ref.row}: recipe test/acc {row['recipe']['test_acc']:.4f} "
-              f"({time.time() - t0:.0f} s)", flush=True)
-        if args.sweep_trials:
+        row = done.setdefault(ref.row, {})
+        row.update({k: getattr(ref, k) for k in ("row", "writeup", "model", "reported",
+                                                  "reported_s_epoch", "assumed")})
+        if "recipe" in args.parts:
+            t0 = time.time()
+            row["recipe"] = recipe_run(ref, split, st, args.max_epochs)
+            print(f"{ref.row}: recipe test/acc {row['recipe']['test_acc']:.4f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+        if "sweep" in args.parts:
             t0 = time.time()
             row["sweep"] = sweep_run(ref, str(st.root), args.sweep_trials, args.max_epochs,
                                      args.subset)
             print(f"{ref.row}: sweep test/acc {row['sweep']['test_acc']} "
                   f"({time.time() - t0:.0f} s)", flush=True)
-        rows.append(row)
-        (args.out / "reproduce.json").write_text(json.dumps(rows, indent=1))
+        saved.write_text(json.dumps(list(done.values()), indent=1))
+    order = [r.row for r in REFS]
+    rows = sorted(done.values(), key=lambda r: order.index(r["row"]))
     md = table(rows)
     (args.out / "reproduce.md").write_text(md + "\n")
     print("\n" + md)

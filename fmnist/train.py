@@ -229,10 +229,15 @@ def train(
     *,
     preset: str | None = None,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     verbose: int = 0,
 ) -> TrainResult:
     """Train a model (a ``keras.Model``, or a family name built here with ``hp``) on
-    ``split.x_train`` and select on ``split.x_val``; the test images are not touched."""
+    ``split.x_train`` and select on ``split.x_val``; the test images are not touched.
+
+    ``should_stop`` is polled before every call into the compiled training function (every
+    ``steps_per_execution`` steps); once it returns True training ends at once, mid-epoch and
+    without validating, with stop reason "external" and the epochs completed so far."""
     family = model_or_family if isinstance(model_or_family, str) else None
     thp, model_hp = split_hp(family, hp, preset)
     n_train = len(split.y_train)
@@ -262,6 +267,8 @@ def train(
 
     recorder = _EpochRecorder(n_train, on_epoch)
     callbacks: list[Any] = [recorder]
+    if should_stop is not None:
+        callbacks.append(_StopWhenAsked(should_stop))
     stopper = None
     if thp["early_stopping"]:
         stopper = keras.callbacks.EarlyStopping(
@@ -276,9 +283,13 @@ def train(
         callbacks.append(swa)
 
     t0 = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=thp["max_epochs"], callbacks=callbacks,
-              shuffle=False,  # the dataset shuffles itself, seeded
-              verbose=verbose)
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=thp["max_epochs"],
+                  callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # the dataset shuffles itself, seeded
+    except _Stopped:
+        recorder.external = True
+        swa = None  # an interrupted run has no final averaging
     seconds = time.perf_counter() - t0
 
     if recorder.external:
@@ -288,7 +299,7 @@ def train(
     else:
         reason = "max_epochs"
     hist = recorder.history
-    if stopper is not None and not swa:
+    if stopper is not None and not swa and hist:
         best_epoch = 1 + int(np.argmin([h["val/loss"] for h in hist]))
     else:
         best_epoch = len(hist)
@@ -339,6 +350,23 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
         if self.on_epoch is not None and self.on_epoch(dict(m)):
             self.external = True
             self.model.stop_training = True
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _StopWhenAsked(keras.callbacks.Callback):
+    """Ends ``fit`` between two executions when ``should_stop()`` says so. On batch *begin*, so
+    Keras keeps dispatching batch ends asynchronously."""
+
+    def __init__(self, should_stop: Callable[[], bool]):
+        super().__init__()
+        self.should_stop = should_stop
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.should_stop():
+            raise _Stopped
 
 
 class _SWA(keras.callbacks.Callback):

@@ -3,7 +3,8 @@
 The split arrives through Ray's object store (``tune.with_parameters``), put there once by the
 driver. Before TensorFlow's first op the trial sets its thread pools to its CPUs and turns on GPU
 memory growth, so concurrent trials neither oversubscribe cores nor grab a whole GPU. Every epoch
-is reported with ``tune.report``; a last report carries the final model as a checkpoint and the
+is reported with ``tune.report``; a trial the scheduler stops ends within a few steps (see
+``_stop_event``); a last report carries the final model as a checkpoint and the
 validation metrics of that model (after early stopping restored its best weights).
 """
 
@@ -21,12 +22,29 @@ EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/ac
               "epoch_s", "images_per_s", "lr")
 
 
+def _stop_event():
+    """Whether Tune has asked this trial to stop. Tune sets its session's stop event when a
+    scheduler stops the trial (and before it reuses the actor for the next one), but the trial
+    would only notice at its next report, an epoch later; Tune waits 2 s for it and otherwise
+    replaces the actor, which costs a new process and a new TensorFlow import. Polled between
+    training steps, the trial ends within a few steps. (The session is Ray's internal API; if it
+    moves, trials stop at their next report as before.)"""
+    try:
+        from ray.train._internal.session import get_session
+
+        return get_session().stop_event.is_set
+    except Exception:  # noqa: BLE001 - any change in Ray's internals: fall back to Tune's way
+        return lambda: False
+
+
 def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
               fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int) -> None:
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
     from ray import tune
 
+    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "10")
     threads = max(1, math.floor(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import tensorflow as tf
@@ -58,7 +76,11 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
             tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement})
         return False
 
-    result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch)
+    stop_requested = _stop_event()
+    result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
+                         should_stop=stop_requested)
+    if stop_requested():
+        return  # stopped by the scheduler: Tune has taken its last result already
     ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
     last = result.history[-1]
     final = {**{k: last[k] for k in EPOCH_KEYS}, **placement,

@@ -130,6 +130,18 @@ def test_on_epoch_sees_metrics_and_can_stop_training(tiny):
     assert seen[0]["epoch"] == 1 and "val/acc" in seen[0]
 
 
+
+def test_should_stop_ends_training_mid_epoch_without_validating(tiny):
+    # 600 images, batch 32: 19 steps an epoch, 4 per execution, so 5 polls an epoch; the 8th
+    # poll (the 3rd of epoch 2) says stop: 19 + 2 x 4 steps were trained, one epoch validated
+    polls, epochs_seen = [], []
+    r = train.train("lenet5", tiny, {"max_epochs": 5, "batch_size": 32, "steps_per_execution": 4},
+                    on_epoch=epochs_seen.append,
+                    should_stop=lambda: polls.append(1) or len(polls) >= 8)
+    assert len(polls) == 8
+    assert int(r.model.optimizer.iterations.numpy()) == 19 + 2 * 4
+    assert r.stop_reason == "external" and r.epochs == 1 and len(epochs_seen) == 1
+
 @pytest.mark.parametrize(("hp", "message"), [
     ({"optimizer": "rmsprop"},
      "train: hyperparameter `optimizer` must be one of ['adam', 'adamw', 'sgd'], but got "
