@@ -21,7 +21,8 @@ evaluated once at the end. Each tool's score is its own: fmnist-sweep's and Optu
 validation accuracy of the model a trial ends with (best ``val_loss`` weights); Keras Tuner's
 is its objective, the best epoch's ``val_accuracy`` averaged over the two executions. Written
 to ``--out``: ``peers.json`` (every finished trial: seconds since the tool started, score) and
-``peers.html``, best-so-far ``val/acc`` against wall time, one line per tool.
+``peers.html``, best-so-far ``val/acc`` against wall time, one line per tool (and ``peers.png``
+where Plotly's image exporter works). ``--from`` redraws both from saved ``peers.json`` files.
 
     pip install -e .[bench]
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/peers.py --budget-min 20
@@ -281,8 +282,23 @@ def main() -> None:
                    help="images per split (stratified); default: the full 48,000/12,000/10,000")
     p.add_argument("--tools", nargs="+", default=["fmnist-sweep", "keras-tuner", "optuna"])
     p.add_argument("--out", type=Path, default=Path("bench/out"))
+    p.add_argument("--from", dest="saved", nargs="+", type=Path, metavar="JSON",
+                   help="run nothing: summarise and plot the peers.json files of earlier runs "
+                        "(e.g. one per family) together")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.saved:
+        merged: dict[str, dict[str, dict[str, Any]]] = {}
+        for path in args.saved:
+            saved = json.loads(path.read_text())
+            for family, results in saved["results"].items():
+                merged[family] = results
+                print(f"\n{family} (from {path}: budget {saved['budget_min']:g} min per tool, "
+                      f"max_epochs {saved['max_epochs']}, subset {saved['subset']})\n")
+                print(summary(family, results, LEVELS.get(family, [0.85, 0.88, 0.9])))
+        plot(merged, args.out)
+        print(f"\nwritten: {args.out / 'peers.html'}")
+        return
 
     from fmnist import data
 
