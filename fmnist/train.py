@@ -77,6 +77,10 @@ class TrainResult:
     model_hp: dict[str, Any]  # the family's hyperparameters as resolved (empty for a Model)
     best_epoch: int
     swa_snapshots: list[list[np.ndarray]] = field(default_factory=list, repr=False)
+    # val/loss and val/acc of the returned model where an epoch's validation already measured
+    # them (its best epoch's weights, or the last epoch's); None after SWA's averaging or a
+    # mid-epoch stop, whose weights were never validated
+    final_val: dict[str, float] | None = None
 
     @property
     def epochs(self) -> int:
@@ -283,12 +287,13 @@ def train(
         callbacks.append(swa)
 
     t0 = time.perf_counter()
+    interrupted = False
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=thp["max_epochs"],
                   callbacks=callbacks, verbose=verbose,
                   shuffle=False)  # the dataset shuffles itself, seeded
     except _Stopped:
-        recorder.external = True
+        recorder.external = interrupted = True
         swa = None  # an interrupted run has no final averaging
     seconds = time.perf_counter() - t0
 
@@ -299,13 +304,17 @@ def train(
     else:
         reason = "max_epochs"
     hist = recorder.history
-    if stopper is not None and not swa and hist:
-        best_epoch = 1 + int(np.argmin([h["val/loss"] for h in hist]))
+    if stopper is not None and not swa and hist and stopper.best_weights is not None:
+        best_epoch = 1 + stopper.best_epoch  # the epoch whose weights it restored
     else:
         best_epoch = len(hist)
+    final_val = None
+    if hist and not interrupted and not swa:
+        final_val = {k: hist[best_epoch - 1][k] for k in ("val/loss", "val/acc")}
     return TrainResult(model=model, history=hist, stop_reason=reason, seconds=seconds,
                        params=model.count_params(), hp=thp, model_hp=model_hp,
-                       best_epoch=best_epoch, swa_snapshots=list(swa.snapshots) if swa else [])
+                       best_epoch=best_epoch, swa_snapshots=list(swa.snapshots) if swa else [],
+                       final_val=final_val)
 
 
 def _keras_callback():

@@ -81,11 +81,14 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
                          should_stop=stop_requested)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
-    ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
+    final_val = result.final_val  # measured by training's own validation: no second pass
+    if final_val is None:  # SWA's averaged weights: validate them once here
+        ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
+        final_val = {"val/acc": ev.accuracy, "val/loss": ev.loss}
     last = result.history[-1]
     final = {**{k: last[k] for k in EPOCH_KEYS}, **placement,
              "last_epoch": {k: last[k] for k in EPOCH_KEYS} if last["epoch"] >= max_epochs else {},
-             "val/acc": ev.accuracy, "val/loss": ev.loss,
+             **final_val,
              "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
              "best_epoch": result.best_epoch, "train_s": result.seconds,
              "params": result.params, "seed": result.hp["seed"],

@@ -50,6 +50,9 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights(tiny)
     restored = evaluate.evaluate(r.model, tiny.x_val, tiny.y_val)
     assert restored.loss == pytest.approx(losses[best], rel=1e-3)
     assert restored.loss < losses[-1]
+    # what a sweep's trial reports as its final score, without a second validation pass
+    assert r.final_val == {"val/loss": losses[best], "val/acc": r.history[best]["val/acc"]}
+    assert restored.accuracy == pytest.approx(r.final_val["val/acc"], abs=1e-6)
 
 
 def test_shuffle_false_with_a_fixed_seed_gives_identical_histories(tiny):
@@ -102,6 +105,7 @@ def test_swa_sets_the_mean_of_its_snapshots(tiny):
     for w, a, b in zip(r.model.get_weights(), *r.swa_snapshots, strict=True):
         np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-6, atol=1e-7)
     assert not np.allclose(r.swa_snapshots[0][0], r.swa_snapshots[1][0])
+    assert r.final_val is None, "averaged weights were never validated"
 
 
 def test_augmentation_and_label_smoothing_train(tiny):
@@ -141,6 +145,8 @@ def test_should_stop_ends_training_mid_epoch_without_validating(tiny):
     assert len(polls) == 8
     assert int(r.model.optimizer.iterations.numpy()) == 19 + 2 * 4
     assert r.stop_reason == "external" and r.epochs == 1 and len(epochs_seen) == 1
+    assert r.final_val is None, "mid-epoch weights were never validated"
+
 
 @pytest.mark.parametrize(("hp", "message"), [
     ({"optimizer": "rmsprop"},
