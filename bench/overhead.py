@@ -8,7 +8,18 @@ Training seconds are what ``fmnist.train`` measured inside each trial (model.fit
 tracing included); wall is the whole ``runner.run`` (Ray start-up, actor start-up with
 TensorFlow's import, the final test evaluation included).
 
+Where the rest goes, from each trial's own timestamps (MLflow tags ``fmnist.trial_start`` /
+``fmnist.trial_end``, taken inside the trial): start-up (``runner.run`` called to the first
+trial's start), in-trial time outside training (imports on an actor's first trial, model build),
+the gap between two trials on one actor (final checkpoint, Tune's and Optuna's bookkeeping, the
+next trial's MLflow run), and the tail (the last trial's end to the return: test evaluation and
+model logging).
+
+``--marginal M`` runs the runner a second time with M trials: the difference between the two
+runs is the cost of M - N more trials with the fixed start-up and tail cancelled out.
+
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/overhead.py --trials 20
+    FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/overhead.py --trials 10 --marginal 30
 """
 
 from __future__ import annotations
@@ -18,28 +29,59 @@ import os
 import statistics
 import tempfile
 import time
+from collections import defaultdict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--subset", type=int, default=500)
-    p.add_argument("--slots", type=int, default=2, help="concurrent trials (1 CPU each)")
-    p.add_argument("--family", default="lenet5")
-    args = p.parse_args()
-
-    from fmnist import data, train
+def _sweep(args, n: int) -> dict:
+    """One runner.run of n trials in a fresh store: wall, training seconds, the phases."""
     from sweeps import runner, spec, tracking
 
-    raw = {"name": "overhead", "family": args.family, "trials": args.trials, "max_epochs": 1,
+    raw = {"name": "overhead", "family": args.family, "trials": n, "max_epochs": 1,
            "sampler": {"type": "random", "seed": 0}, "scheduler": {"type": "fifo"},
            "resources": {"cpu": 1}, "max_concurrent": args.slots,
            "data": {"subset": args.subset, "seed": 0},
            "space": {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
            "fixed": {"batch_size": 32}}
     sp = spec.parse(raw, "bench/overhead.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        runner.run(sp, runner.RunOptions(store=tmp), say=lambda s: None)
+        t1 = time.time()
+        runs = [r for r in tracking.trial_runs(tracking.store(tmp), "overhead")
+                if r.info.status == "FINISHED"]
+    assert len(runs) == n, f"{len(runs)} of {n} trials finished"
+    trials = sorted(({"start": float(r.data.tags["fmnist.trial_start"]),
+                      "end": float(r.data.tags["fmnist.trial_end"]),
+                      "pid": r.data.tags["fmnist.pid"], "train": r.data.metrics["train_s"]}
+                     for r in runs), key=lambda t: t["start"])
+    by_actor = defaultdict(list)
+    for t in trials:
+        by_actor[t["pid"]].append(t)
+    gaps = [b["start"] - a["end"] for ts in by_actor.values()
+            for a, b in zip(ts, ts[1:], strict=False)]
+    inside = [t["end"] - t["start"] - t["train"] for t in trials]
+    return {"n": n, "wall": t1 - t0, "train": [t["train"] for t in trials],
+            "startup": trials[0]["start"] - t0, "tail": t1 - max(t["end"] for t in trials),
+            "inside": inside, "gaps": gaps, "actors": len(by_actor)}
+
+
+def _med(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.2f}s" if xs else "-"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--marginal", type=int, default=None, metavar="M",
+                   help="also run M trials and report the cost of the M - N extra trials")
+    p.add_argument("--subset", type=int, default=500)
+    p.add_argument("--slots", type=int, default=2, help="concurrent trials (1 CPU each)")
+    p.add_argument("--family", default="lenet5")
+    args = p.parse_args()
+
+    from fmnist import data, train
 
     split = data.load_split(subset=args.subset, seed=0)
     t0 = time.perf_counter()
@@ -47,26 +89,31 @@ def main() -> None:
                                               "learning_rate": 1e-3, "seed": i}).seconds
              for i in range(args.trials)]
     plain_wall = time.perf_counter() - t0
+    a = _sweep(args, args.trials)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        runner.run(sp, runner.RunOptions(store=tmp), say=lambda s: None)
-        wall = time.perf_counter() - t0
-        st = tracking.store(tmp)
-        runs = [r for r in tracking.trial_runs(st, "overhead") if r.info.status == "FINISHED"]
-        train_s = [r.data.metrics["train_s"] for r in runs]
-    assert len(train_s) == args.trials, f"{len(train_s)} of {args.trials} trials finished"
-
-    n, slots = args.trials, args.slots
+    n, slots, wall, train_s = a["n"], args.slots, a["wall"], sum(a["train"])
     print(f"{n} trials of 1 epoch on {split.sizes()['train']} images ({args.family}), "
           f"{slots} slots of 1 CPU")
     print(f"plain loop: wall {plain_wall:.1f}s, training {sum(plain):.1f}s "
           f"(median {statistics.median(plain):.2f}s per training)")
-    print(f"runner:     wall {wall:.1f}s, training {sum(train_s):.1f}s "
-          f"(median {statistics.median(train_s):.2f}s per trial)")
-    print(f"overhead per trial {(wall * slots - sum(train_s)) / n:.2f}s; "
-          f"efficiency {sum(train_s) / (wall * slots):.2f}; "
+    print(f"runner:     wall {wall:.1f}s, training {train_s:.1f}s "
+          f"(median {statistics.median(a['train']):.2f}s per trial)")
+    print(f"overhead per trial {(wall * slots - train_s) / n:.2f}s; "
+          f"efficiency {train_s / (wall * slots):.2f}; "
           f"runner wall / plain-loop wall {wall / plain_wall:.2f}")
+    print(f"  where: start-up {a['startup']:.1f}s, tail {a['tail']:.1f}s, {a['actors']} actors; "
+          f"per trial, median: outside training in the trial {_med(a['inside'])}, "
+          f"between trials on one actor {_med(a['gaps'])}")
+    if args.marginal:
+        b = _sweep(args, args.marginal)
+        dn, dwall = b["n"] - n, b["wall"] - wall
+        dtrain = sum(b["train"]) - train_s
+        print(f"runner, {b['n']} trials: wall {b['wall']:.1f}s, training {sum(b['train']):.1f}s; "
+              f"start-up {b['startup']:.1f}s, tail {b['tail']:.1f}s, {b['actors']} actors; "
+              f"between trials on one actor {_med(b['gaps'])}")
+        print(f"marginal, {dn} more trials: wall +{dwall:.1f}s, training +{dtrain:.1f}s; "
+              f"overhead per trial {(dwall * slots - dtrain) / dn:.2f}s; "
+              f"efficiency {dtrain / (dwall * slots):.2f}")
 
 
 if __name__ == "__main__":
