@@ -136,34 +136,49 @@ def configure_runtime(hp: Mapping[str, Any]) -> None:
                               RuntimeWarning, stacklevel=2)
 
 
+@keras.saving.register_keras_serializable(package="fmnist")
+class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """The learning rate as a function of the epoch (step / steps_per_epoch). Registered and
+    fully described by its config, so a saved model (a trial's checkpoint, the logged model)
+    loads back with its optimizer."""
+
+    def __init__(self, kind, base, steps_per_epoch, max_epochs, step_factor=0.1,
+                 step_epochs=10, cycle_epochs=4):
+        self.kind, self.base = kind, float(base)
+        self.steps_per_epoch, self.max_epochs = int(steps_per_epoch), int(max_epochs)
+        self.step_factor, self.step_epochs = float(step_factor), step_epochs
+        self.cycle_epochs = cycle_epochs
+
+    def __call__(self, step):
+        base, kind = self.base, self.kind
+        e = ops.cast(step, "float32") / float(self.steps_per_epoch)
+        total = float(self.max_epochs)
+        if kind == "step":
+            return base * self.step_factor ** ops.floor(e / self.step_epochs)
+        if kind == "cosine":
+            return base * 0.5 * (1.0 + ops.cos(math.pi * ops.minimum(e / total, 1.0)))
+        if kind == "onecycle":  # linear warm-up over 30% from base/25, then cosine to base/1e4
+            warm, low, end = 0.3 * total, base / 25.0, base / 1e4
+            up = low + (base - low) * e / warm
+            frac = ops.minimum((e - warm) / (total - warm), 1.0)
+            down = end + (base - end) * 0.5 * (1.0 + ops.cos(math.pi * frac))
+            return ops.where(e < warm, up, down)
+        # cyclic: triangles between base/10 and base, `cycle_epochs` long
+        pos = e / self.cycle_epochs - ops.floor(e / self.cycle_epochs)
+        return base / 10.0 + (base - base / 10.0) * (1.0 - ops.abs(2.0 * pos - 1.0))
+
+    def get_config(self):
+        return {"kind": self.kind, "base": self.base, "steps_per_epoch": self.steps_per_epoch,
+                "max_epochs": self.max_epochs, "step_factor": self.step_factor,
+                "step_epochs": self.step_epochs, "cycle_epochs": self.cycle_epochs}
+
+
 def learning_rate_schedule(hp: Mapping[str, Any], steps_per_epoch: int):
     """The learning rate as a Keras schedule of the step, or a float (constant, plateau)."""
-    base, kind = hp["learning_rate"], hp["schedule"]
-    if kind in ("constant", "plateau"):
-        return base
-
-    class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step):
-            e = ops.cast(step, "float32") / float(steps_per_epoch)
-            total = float(hp["max_epochs"])
-            if kind == "step":
-                return base * hp["step_factor"] ** ops.floor(e / hp["step_epochs"])
-            if kind == "cosine":
-                return base * 0.5 * (1.0 + ops.cos(math.pi * ops.minimum(e / total, 1.0)))
-            if kind == "onecycle":  # linear warm-up over 30% from base/25, then cosine to base/1e4
-                warm, low, end = 0.3 * total, base / 25.0, base / 1e4
-                up = low + (base - low) * e / warm
-                frac = ops.minimum((e - warm) / (total - warm), 1.0)
-                down = end + (base - end) * 0.5 * (1.0 + ops.cos(math.pi * frac))
-                return ops.where(e < warm, up, down)
-            # cyclic: triangles between base/10 and base, `cycle_epochs` long
-            pos = e / hp["cycle_epochs"] - ops.floor(e / hp["cycle_epochs"])
-            return base / 10.0 + (base - base / 10.0) * (1.0 - ops.abs(2.0 * pos - 1.0))
-
-        def get_config(self):
-            return {"kind": kind, "base": base}
-
-    return EpochSchedule()
+    if hp["schedule"] in ("constant", "plateau"):
+        return hp["learning_rate"]
+    return EpochSchedule(hp["schedule"], hp["learning_rate"], steps_per_epoch, hp["max_epochs"],
+                         hp["step_factor"], hp["step_epochs"], hp["cycle_epochs"])
 
 
 def _optimizer(hp: Mapping[str, Any], lr):

@@ -84,6 +84,23 @@ def test_schedules_give_the_promised_rates(hp, expected):
         assert got == pytest.approx(lr, rel=1e-4, abs=1e-9), (epoch, got)
 
 
+def test_a_model_trained_on_a_schedule_saves_and_loads_back_with_it(tiny, tmp_path):
+    # a sweep reloads its best trial's checkpoint for the test evaluation; a step schedule
+    # (003's model5 recipe) once made that load fail
+    import keras
+
+    r = train.train("mlp", tiny, {"max_epochs": 1, "schedule": "step", "step_epochs": 2,
+                                  "learning_rate": 0.01, "batch_size": 100})
+    r.model.save(tmp_path / "model.keras")
+    back = keras.models.load_model(tmp_path / "model.keras")
+    steps = len(tiny.x_train) // 100
+    sched = back.optimizer._learning_rate
+    assert float(sched(0)) == pytest.approx(0.01)
+    assert float(sched(2 * steps)) == pytest.approx(0.001)
+    np.testing.assert_allclose(back.predict(tiny.x_val[:50], verbose=0),
+                               r.model.predict(tiny.x_val[:50], verbose=0), atol=1e-6)
+
+
 def test_plateau_schedule_drops_the_rate_when_val_loss_stalls(tiny):
     r = train.train("mlp", tiny, {"max_epochs": 12, "early_stopping": False,
                                   "schedule": "plateau", "plateau_patience": 1,
