@@ -297,7 +297,7 @@ def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
     import fmnist.models  # noqa: F401 - registers the custom layers for loading
     from fmnist import evaluate
 
-    model = keras.models.load_model(Path(ckpt) / "model.keras")
+    model = keras.models.load_model(Path(ckpt) / "model.keras", compile=False)
     ev = evaluate.evaluate(model, split.x_test, split.y_test)
     from mlflow.entities import Metric, RunTag
 

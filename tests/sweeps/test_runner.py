@@ -30,7 +30,10 @@ def _params(run, keys):
 
 
 def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
-    spec = write_spec(tmp_path / "s.yaml", name="e2e")
+    # a step schedule (003's model5 recipe) as well: the best trial's model must load back for
+    # the test evaluation, which it once did not
+    spec = write_spec(tmp_path / "s.yaml", name="e2e",
+                      fixed={"batch_size": 32, "schedule": "step", "step_epochs": 1})
     store = tmp_path / "store"
     assert main(["run", str(spec), "--store", str(store)]) == 0
     out = capsys.readouterr().out
@@ -43,6 +46,7 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
         assert [m.step for m in hist] == [1, 2]
         assert [m.step for m in client.get_metric_history(r.info.run_id, "train/loss")] == [1, 2]
         assert r.data.params["family"] == "lenet5" and r.data.params["batch_size"] == "32"
+        assert r.data.params["schedule"] == "step"
 
     # the Optuna study holds the same 4 trials, with the same parameters
     keys = ("dropout", "learning_rate", "shuffle")
