@@ -254,9 +254,10 @@ def train(
     """Train a model (a ``keras.Model``, or a family name built here with ``hp``) on
     ``split.x_train`` and select on ``split.x_val``; the test images are not touched.
 
-    ``should_stop`` is polled before every call into the compiled training function (every
-    ``steps_per_execution`` steps); once it returns True training ends at once, mid-epoch and
-    without validating, with stop reason "external" and the epochs completed so far."""
+    ``should_stop`` is polled before every call into the compiled training or validation
+    function (every ``steps_per_execution`` steps, which it caps at ``STOP_POLL_IMAGES`` images
+    unless set); once it returns True training ends at once, mid-epoch and without validating,
+    with stop reason "external" and the epochs completed so far."""
     family = model_or_family if isinstance(model_or_family, str) else None
     thp, model_hp = split_hp(family, hp, preset)
     n_train = len(split.y_train)
@@ -268,6 +269,10 @@ def train(
     model = models.build(family, model_hp) if family else model_or_family
     steps = math.ceil(n_train / thp["batch_size"])
     spe = thp["steps_per_execution"] or min(32, steps)
+    if should_stop is not None and not thp["steps_per_execution"]:
+        # one execution is the longest stretch between two polls: keep it short enough that a
+        # stopped trial ends well within Tune's wait for it (TUNE_FUNCTION_THREAD_TIMEOUT_S)
+        spe = max(1, min(spe, STOP_POLL_IMAGES // thp["batch_size"]))
     smooth = thp["label_smoothing"] > 0
     if smooth:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=thp["label_smoothing"])
@@ -376,6 +381,11 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
             self.model.stop_training = True
 
 
+# images per execution when a caller polls for a stop: about 3 s of training for skipcnn on one
+# core of this machine (700 images/s), so a stopped trial ends within Tune's 10 s wait for it
+STOP_POLL_IMAGES = 2048
+
+
 class _Stopped(Exception):
     pass
 
@@ -391,6 +401,8 @@ class _StopWhenAsked(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.should_stop():
             raise _Stopped
+
+    on_test_batch_begin = on_train_batch_begin
 
 
 class _SWA(keras.callbacks.Callback):

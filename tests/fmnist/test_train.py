@@ -153,16 +153,41 @@ def test_on_epoch_sees_metrics_and_can_stop_training(tiny):
 
 
 def test_should_stop_ends_training_mid_epoch_without_validating(tiny):
-    # 600 images, batch 32: 19 steps an epoch, 4 per execution, so 5 polls an epoch; the 8th
-    # poll (the 3rd of epoch 2) says stop: 19 + 2 x 4 steps were trained, one epoch validated
+    # 600 images, batch 32: 19 steps an epoch, 4 per execution, so 5 polls an epoch, and one
+    # more before the validation (2 batches of 512 in one execution); the 8th poll (the 2nd of
+    # epoch 2) says stop: 19 + 4 steps were trained, one epoch validated
     polls, epochs_seen = [], []
     r = train.train("lenet5", tiny, {"max_epochs": 5, "batch_size": 32, "steps_per_execution": 4},
                     on_epoch=epochs_seen.append,
                     should_stop=lambda: polls.append(1) or len(polls) >= 8)
     assert len(polls) == 8
-    assert int(r.model.optimizer.iterations.numpy()) == 19 + 2 * 4
+    assert int(r.model.optimizer.iterations.numpy()) == 19 + 4
     assert r.stop_reason == "external" and r.epochs == 1 and len(epochs_seen) == 1
     assert r.final_val is None, "mid-epoch weights were never validated"
+
+
+def test_should_stop_is_polled_before_validation_and_caps_images_per_execution(tiny):
+    # a scheduler's stop that lands while a trial validates ends it there, not after the pass
+    polls, epochs_seen = [], []
+    r = train.train("lenet5", tiny, {"max_epochs": 5, "batch_size": 32, "steps_per_execution": 4},
+                    on_epoch=epochs_seen.append,
+                    should_stop=lambda: polls.append(1) or len(polls) >= 6)
+    assert int(r.model.optimizer.iterations.numpy()) == 19 and epochs_seen == []
+    assert r.stop_reason == "external" and r.epochs == 0
+
+
+def test_polling_for_a_stop_caps_the_images_per_execution(small):
+    # unset, steps per execution is min(32, steps); a caller that polls gets at most
+    # STOP_POLL_IMAGES per execution: batch 128 -> 16 steps, so a poll every 2,048 images
+    assert train.STOP_POLL_IMAGES // 128 == 16
+    polls = []
+    r = train.train("mlp", small, {"max_epochs": 1, "batch_size": 128},
+                    should_stop=lambda: polls.append(1) and False)
+    steps = -(-len(small.y_train) // 128)
+    assert r.model.steps_per_execution == 16 and steps > 32
+    assert len(polls) == -(-steps // 16) + 1  # the training executions, then the validation
+    plain = train.train("mlp", small, {"max_epochs": 1, "batch_size": 128})
+    assert plain.model.steps_per_execution == 32
 
 
 @pytest.mark.parametrize(("hp", "message"), [
