@@ -43,8 +43,12 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     import ray
     from ray import tune
 
-    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor
-    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "10")
+    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor,
+    # and then fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`: an errored
+    # trial lost to the sweep). The thread ends at its next poll, at most STOP_POLL_IMAGES
+    # (2,048) images away: 7 s for minivgg on one core here, 40 s for the slowest family
+    # (mobilenetv2), so the wait is set well above what a poll can take.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
     threads = max(1, math.floor(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import tensorflow as tf
