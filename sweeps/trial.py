@@ -46,8 +46,9 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     # Tune waits this long for a stopped trial's thread before it gives up reusing this actor,
     # and then fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`: an errored
     # trial lost to the sweep). The thread ends at its next poll, at most STOP_POLL_IMAGES
-    # (2,048) images away: 7 s for minivgg on one core here, 40 s for the slowest family
-    # (mobilenetv2), so the wait is set well above what a poll can take.
+    # (2,048) images away: from the 2-core rates in search_spaces/*.yaml, about 3 s for minivgg
+    # and 22 s for the slowest family (mobilenetv2, 91 images/s), twice that on one core; the
+    # wait is set well above what a poll can take.
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
     threads = max(1, math.floor(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
