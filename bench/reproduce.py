@@ -5,7 +5,8 @@ patience and dropout rates searched); side by side with the accuracy the write-u
 
 Every run is recorded in the store (default ``./mlruns``, browse it with ``fmnist-sweep ui``):
 recipe runs as single runs in the experiment ``reproduce``, sweeps as ordinary sweeps named
-``reproduce-<row>-training``, so a rerun of this script resumes the sweeps instead of repeating them.
+``reproduce-<row>-training``, so a rerun of this script resumes the sweeps instead of repeating
+them.
 Runs that would take too long here can be capped (``--max-epochs``, ``--subset``); the table
 says which cap each row ran under. The test set is touched once per model, at the end.
 

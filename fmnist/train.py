@@ -302,7 +302,8 @@ def train(
     if thp["schedule"] == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=thp["step_factor"], patience=thp["plateau_patience"]))
-    swa = _SWA(thp["swa_epochs"]) if thp["swa_epochs"] else None
+    swa = (_SWA(thp["swa_epochs"], split.x_train, thp["batch_size"]) if thp["swa_epochs"]
+           else None)
     if swa:
         callbacks.append(swa)
 
@@ -381,6 +382,9 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
             self.model.stop_training = True
 
 
+# training images whose batch statistics set BatchNormalization's after weight averaging
+SWA_BN_IMAGES = 8192
+
 # images per execution when a caller polls for a stop: about 3 s of training for skipcnn on one
 # core of this machine (700 images/s), so a stopped trial ends within Tune's 10 s wait for it
 STOP_POLL_IMAGES = 2048
@@ -407,11 +411,14 @@ class _StopWhenAsked(keras.callbacks.Callback):
 
 class _SWA(keras.callbacks.Callback):
     """Stochastic weight averaging: keep the weights of the last N epochs, set their mean at the
-    end (all weights, BatchNormalization statistics included)."""
+    end, then recompute the BatchNormalization statistics for the averaged weights (as PyTorch's
+    ``swa_utils.update_bn`` does): the mean of N epochs' running statistics does not describe
+    the activations of the mean weights, and a model with it can score far below either epoch."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, x_train: np.ndarray, batch_size: int):
         super().__init__()
         self.snapshots: deque[list[np.ndarray]] = deque(maxlen=n)
+        self.x_train, self.batch_size = x_train, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
         self.snapshots.append([np.array(w) for w in self.model.get_weights()])
@@ -420,3 +427,26 @@ class _SWA(keras.callbacks.Callback):
         if self.snapshots:
             mean = [np.mean(ws, axis=0) for ws in zip(*self.snapshots, strict=True)]
             self.model.set_weights(mean)
+            update_batch_norm(self.model, self.x_train, self.batch_size)
+
+
+def update_batch_norm(model, x: np.ndarray, batch_size: int,
+                      max_images: int = SWA_BN_IMAGES) -> None:
+    """Set every BatchNormalization layer's moving statistics to the average of its batch
+    statistics over (up to ``max_images`` of) ``x``, in forward passes in training mode."""
+    bns = [la for la in model._flatten_layers(include_self=False)
+           if isinstance(la, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    saved = [la.momentum for la in bns]
+    for la in bns:
+        la.moving_mean.assign(ops.zeros_like(la.moving_mean))
+        la.moving_variance.assign(ops.ones_like(la.moving_variance))
+    try:
+        for k, start in enumerate(range(0, min(len(x), max_images), batch_size)):
+            for la in bns:  # momentum k / (k + 1): the running value is the mean of k + 1 batches
+                la.momentum = k / (k + 1)
+            model(x[start:start + batch_size], training=True)
+    finally:
+        for la, m in zip(bns, saved, strict=True):
+            la.momentum = m

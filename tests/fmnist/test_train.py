@@ -115,13 +115,32 @@ def test_plateau_schedule_drops_the_rate_when_val_loss_stalls(tiny):
         assert k == pytest.approx(round(k), abs=1e-3)
 
 
-def test_swa_sets_the_mean_of_its_snapshots(tiny):
+def test_swa_sets_the_mean_of_its_snapshots_and_recomputes_batch_norm(tiny):
+    import keras
+
     r = train.train("lenet5", tiny, {"max_epochs": 3, "swa_epochs": 2, "early_stopping": False,
                                      "batch_size": 32})
     assert len(r.swa_snapshots) == 2
-    for w, a, b in zip(r.model.get_weights(), *r.swa_snapshots, strict=True):
-        np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    names = [v.path for v in r.model.weights]
+    stats = [i for i, n in enumerate(names) if "moving_" in n]
+    assert stats, "lenet5 has BatchNormalization"
+    for i, (w, a, b) in enumerate(zip(r.model.get_weights(), *r.swa_snapshots, strict=True)):
+        if i not in stats:  # trained weights: the plain mean of the snapshots
+            np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-6, atol=1e-7)
     assert not np.allclose(r.swa_snapshots[0][0], r.swa_snapshots[1][0])
+    # BatchNormalization's moving mean: the mean of its input over the training images under
+    # the averaged weights (batches of 32 over 600 images: the last, partial batch weighs as
+    # much as a full one, hence the tolerance), not the mean of the snapshots' moving means
+    bn = next(la for la in r.model._flatten_layers(include_self=False)
+              if isinstance(la, keras.layers.BatchNormalization))
+    feed = keras.Model(r.model.inputs, bn.input)
+    want = feed.predict(tiny.x_train, verbose=0).reshape(-1, bn.moving_mean.shape[0]).mean(0)
+    got = np.asarray(bn.moving_mean)
+    np.testing.assert_allclose(got, want, rtol=0.02, atol=0.02 * np.abs(want).max())
+    i = names.index(bn.moving_mean.path)
+    old_mean = (r.swa_snapshots[0][i] + r.swa_snapshots[1][i]) / 2
+    assert not np.allclose(got, old_mean, rtol=0.02, atol=0.02 * np.abs(want).max())
+    assert bn.momentum == 0.99, "the layer's own momentum is back"
     assert r.final_val is None, "averaged weights were never validated"
 
 
