@@ -15,8 +15,12 @@ the gap between two trials on one actor (final checkpoint, Tune's and Optuna's b
 next trial's MLflow run), and the tail (the last trial's end to the return: test evaluation and
 model logging).
 
+Steady state: the same two figures over the span from the first trial's start to the last
+trial's end, i.e. without the fixed start-up and tail.
+
 ``--marginal M`` runs the runner a second time with M trials: the difference between the two
-runs is the cost of M - N more trials with the fixed start-up and tail cancelled out.
+runs is the cost of M - N more trials, once with the walls as measured, and once with each
+run's start-up and tail taken out (they differ between runs: the first starts Ray cold).
 
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/overhead.py --trials 20
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/overhead.py --trials 10 --marginal 30
@@ -104,6 +108,9 @@ def main() -> None:
     print(f"  where: start-up {a['startup']:.1f}s, tail {a['tail']:.1f}s, {a['actors']} actors; "
           f"per trial, median: outside training in the trial {_med(a['inside'])}, "
           f"between trials on one actor {_med(a['gaps'])}")
+    span = wall - a["startup"] - a["tail"]
+    print(f"steady state (first trial's start to last trial's end, {span:.1f}s): overhead per "
+          f"trial {(span * slots - train_s) / n:.2f}s; efficiency {train_s / (span * slots):.2f}")
     if args.marginal:
         b = _sweep(args, args.marginal)
         dn, dwall = b["n"] - n, b["wall"] - wall
@@ -114,6 +121,11 @@ def main() -> None:
         print(f"marginal, {dn} more trials: wall +{dwall:.1f}s, training +{dtrain:.1f}s; "
               f"overhead per trial {(dwall * slots - dtrain) / dn:.2f}s; "
               f"efficiency {dtrain / (dwall * slots):.2f}")
+        # start-up varies between the two runs (the first one starts Ray cold): take it out
+        dspan = (b["wall"] - b["startup"] - b["tail"]) - span
+        print(f"marginal in steady state (start-up and tail of each run taken out): "
+              f"+{dspan:.1f}s; overhead per trial {(dspan * slots - dtrain) / dn:.2f}s; "
+              f"efficiency {dtrain / (dspan * slots):.2f}")
 
 
 if __name__ == "__main__":
