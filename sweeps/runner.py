@@ -290,6 +290,10 @@ class TrialRecorder(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.runs:
             return
+        self._start_run(trial)
+        self._progress(trials, f"started {trial.trial_id}")
+
+    def _start_run(self, trial) -> str:
         from sweeps.space import TRIAL_KEY
 
         config = {k: v for k, v in trial.config.items() if k != TRIAL_KEY}
@@ -299,7 +303,7 @@ class TrialRecorder(Callback):
                                                          trial.trial_id, params,
                                                          trial.config.get(TRIAL_KEY))
         self.started += 1
-        self._progress(trials, f"started {trial.trial_id}")
+        return self.runs[trial.trial_id]
 
     # Ray tells the searcher (Optuna) that a trial is complete before it tells the callbacks, so
     # the MLflow run is closed earlier: on the result the scheduler stops a trial on, and on the
@@ -363,9 +367,9 @@ class TrialRecorder(Callback):
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        rid = self.runs.get(trial.trial_id)
-        if rid is None:
-            return
+        # a trial Ray fails before it starts (it could not reuse an actor for it) has no run yet:
+        # it gets one here, so the record holds every trial the study holds
+        rid = self.runs.get(trial.trial_id) or self._start_run(trial)
         self.done += 1
         self.completed_now += 1
         self.failed += 1

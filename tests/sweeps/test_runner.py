@@ -126,3 +126,29 @@ def test_asha_rung_at_the_last_epoch_does_not_throw_away_finished_trials(tmp_pat
         assert (Path(r.data.tags["fmnist.checkpoint"]) / "model.keras").is_file()
         history = client.get_metric_history(r.info.run_id, "val/acc")
         assert [m.step for m in history] == [1, 2]
+
+
+def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
+    # Ray fails a trial it cannot start on a reused actor (its actor's previous trial did not
+    # end within TUNE_FUNCTION_THREAD_TIMEOUT_S): Tune then reports an error for a trial that
+    # never started. That race cannot be produced on demand, so this drives the driver-side
+    # recorder directly with Ray's own Trial object and a real MLflow store.
+    from ray.tune.experiment import Trial
+
+    from sweeps import runner, tracking
+    from sweeps import spec as spec_mod
+
+    sp = spec_mod.load(write_spec(tmp_path / "s.yaml", name="unstarted"))
+    st = tracking.store(tmp_path / "store")
+    parent = tracking.parent_run(st, sp, ["run"])
+    recorder = runner.TrialRecorder(st, sp, parent, 0, {"batch_size": 32}, 0, say=lambda s: None)
+    trial = Trial("run_trial", config={"learning_rate": 0.01, "shuffle": True, "dropout": 0.2},
+                  trial_id="never_started", stub=True)
+    recorder.on_trial_error(0, [trial], trial)
+    client = tracking.client(st)
+    runs = tracking.trial_runs(st, "unstarted")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert runs[0].data.params["learning_rate"] == "0.01"
+    assert runs[0].data.tags["mlflow.parentRunId"] == parent
+    assert recorder.failed == 1 and recorder.done == 1
+    assert client.get_run(parent).info.status == "RUNNING"
