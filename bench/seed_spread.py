@@ -25,11 +25,10 @@ def main() -> None:
                    help="a hyperparameter, parsed as YAML (repeatable)")
     args = p.parse_args()
 
-    import yaml
-
     from fmnist import data, evaluate, train
+    from sweeps.cli import parse_assignments
 
-    fixed = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    fixed = parse_assignments(args.set)
     split = data.load_split(subset=args.subset, seed=0)
     print(f"{args.family} {fixed or '(defaults)'}, {args.epochs} epochs, split {split.sizes()}")
     accs = []

@@ -386,7 +386,7 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
 SWA_BN_IMAGES = 8192
 
 # images per execution when a caller polls for a stop: about 3 s of training for skipcnn on one
-# core of this machine (700 images/s), so a stopped trial ends within Tune's 10 s wait for it
+# core of this machine (700 images/s), well within the wait sweeps/trial.py gives Tune (120 s)
 STOP_POLL_IMAGES = 2048
 
 
