@@ -50,7 +50,7 @@ def client(st: Store):
     from mlflow.tracking import MlflowClient
 
     if st.tracking_uri.startswith("sqlite:///"):
-        st.root.mkdir(parents=True, exist_ok=True)
+        make_root(st)
     return MlflowClient(tracking_uri=st.tracking_uri)
 
 
@@ -110,13 +110,24 @@ class StoreError(ValueError):
     """A store URL that cannot be used; reported in one line, exit code 2."""
 
 
+def make_root(st: Store) -> None:
+    """The store folder, created where missing; one that cannot be is a StoreError."""
+    try:
+        st.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"--store {st.root}: cannot create the store folder "
+                         f"({e.strerror or e}).") from None
+    if not os.access(st.root, os.W_OK | os.X_OK):
+        raise StoreError(f"--store {st.root}: the store folder is not writable.")
+
+
 @contextlib.contextmanager
 def init_lock(st: Store):
     """Serialise store creation between processes on this machine: two sweeps starting at once
     on a new store would both create MLflow's and Optuna's tables ("table ... already exists")."""
     import fcntl
 
-    st.root.mkdir(parents=True, exist_ok=True)
+    make_root(st)
     with open(st.root / ".init.lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:

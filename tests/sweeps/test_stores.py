@@ -115,6 +115,17 @@ def test_a_store_url_that_cannot_work_fails_fast_with_one_line(tmp_path, capsys,
     assert not list((tmp_path / "st").glob("*.db")), "no store half-written"
 
 
+def test_a_store_folder_that_cannot_be_made_fails_with_one_line(tmp_path, capsys):
+    spec = write_spec(tmp_path / "s.yaml", name="badroot", trials=1, max_epochs=1,
+                      data={"subset": 100, "seed": 0})
+    (tmp_path / "afile").write_text("not a folder")
+    store = tmp_path / "afile" / "st"
+    assert main(["run", str(spec), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--store {store}: cannot create the store folder" in err[0], err
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
 def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
     server_store = tmp_path / "server-store"
     server_store.mkdir()
