@@ -66,7 +66,10 @@ def _sweep(args, n: int) -> dict:
     gaps = [b["start"] - a["end"] for ts in by_actor.values()
             for a, b in zip(ts, ts[1:], strict=False)]
     inside = [t["end"] - t["start"] - t["train"] for t in trials]
+    lead = [ts[0]["start"] - t0 for ts in by_actor.values()]
+    trail = [t1 - ts[-1]["end"] for ts in by_actor.values()]
     return {"n": n, "wall": t1 - t0, "train": [t["train"] for t in trials],
+            "lead": lead, "trail": trail,
             "startup": trials[0]["start"] - t0, "tail": t1 - max(t["end"] for t in trials),
             "inside": inside, "gaps": gaps, "actors": len(by_actor)}
 
@@ -108,6 +111,11 @@ def main() -> None:
     print(f"  where: start-up {a['startup']:.1f}s, tail {a['tail']:.1f}s, {a['actors']} actors; "
           f"per trial, median: outside training in the trial {_med(a['inside'])}, "
           f"between trials on one actor {_med(a['gaps'])}")
+    idle = (slots - a["actors"]) * wall
+    print(f"  slot-seconds {wall * slots:.1f} = training {train_s:.1f} + in trials outside "
+          f"training {sum(a['inside']):.1f} + between trials {sum(a['gaps']):.1f} + before each "
+          f"actor's first trial {sum(a['lead']):.1f} + after its last {sum(a['trail']):.1f}"
+          + (f" + slots with no actor {idle:.1f}" if idle else ""))
     span = wall - a["startup"] - a["tail"]
     print(f"steady state (first trial's start to last trial's end, {span:.1f}s): overhead per "
           f"trial {(span * slots - train_s) / n:.2f}s; efficiency {train_s / (span * slots):.2f}")
