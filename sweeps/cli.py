@@ -353,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # a progress bar per downloaded artifact (the best model, the test evaluation) in the middle
+    # of the sweep's own progress lines
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
     if not getattr(args, "_command", None):

@@ -14,6 +14,7 @@ import io
 import json
 import math
 import statistics
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,8 +290,14 @@ def _optuna_plot(sw: Sweep, fn: str, title: str):
     complete = [t for t in (sw.study.trials if sw.study else []) if t.state.name == "COMPLETE"]
     if len(complete) >= 2 and (fn != "plot_param_importances" or sw.searched):
         try:
-            fig = getattr(ov, fn)(sw.study)
-            fig.update_layout(title=title)
+            # Optuna warns when a plot cannot say much (PED-ANOVA on a few trials: "importances
+            # will be equal"); the caveat belongs on the plot, not on the terminal
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fig = getattr(ov, fn)(sw.study)
+            caveat = "; ".join(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))
+            fig.update_layout(title=f"{title}<br><sub>{html.escape(caveat)}</sub>" if caveat
+                              else title)
             return fig
         except (ValueError, RuntimeError) as e:  # e.g. a single distinct value
             reason = str(e).splitlines()[0]

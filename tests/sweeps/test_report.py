@@ -182,3 +182,21 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "mlflow-ui-trial.png"))
             browser.close()
+
+
+def test_an_optuna_caveat_goes_on_its_plot_not_on_the_terminal(recwarn):
+    from types import SimpleNamespace
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    # three trials that all scored the same (a sweep at chance level, as a 1-epoch minivgg run)
+    study.optimize(lambda t: 0.1 + 0 * t.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+                   n_trials=3)
+    fig = report._optuna_plot(SimpleNamespace(study=study, searched=["learning_rate"]),
+                              "plot_param_importances", "Hyperparameter importance")
+    assert fig.layout.title.text.startswith("Hyperparameter importance<br><sub>")
+    assert "Parameter importances will be equal" in fig.layout.title.text
+    assert not [w for w in recwarn if "importances" in str(w.message)]
