@@ -69,8 +69,7 @@ def _sweep(args, n: int) -> dict:
     lead = [ts[0]["start"] - t0 for ts in by_actor.values()]
     trail = [t1 - ts[-1]["end"] for ts in by_actor.values()]
     return {"n": n, "wall": t1 - t0, "train": [t["train"] for t in trials],
-            "lead": lead, "trail": trail,
-            "startup": trials[0]["start"] - t0, "tail": t1 - max(t["end"] for t in trials),
+            "lead": lead, "trail": trail, "startup": min(lead), "tail": min(trail),
             "inside": inside, "gaps": gaps, "actors": len(by_actor)}
 
 

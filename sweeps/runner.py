@@ -221,9 +221,7 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
             tracking.check_tracking_uri(st)
             return _storage(st.optuna_url)
 
-    new_store = (opts.tracking_uri is None and opts.storage is None
-                 and not (st.root / "mlflow.db").exists())
-    if not new_store:
+    if opts.tracking_uri or opts.storage or st.exists:  # not a new default store
         return open_()
     tracking.make_root(st)  # an unusable folder is said before Ray starts
     from concurrent.futures import ThreadPoolExecutor
