@@ -275,8 +275,9 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),
             callbacks=[recorder], verbose=0,
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+            # no CheckpointConfig(num_to_keep): a trial saves one checkpoint (its final model),
+            # and num_to_keep would make Tune snapshot the whole experiment on every one
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
     )
     tuner.fit()
     return recorder.started
