@@ -152,3 +152,27 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
     assert runs[0].data.tags["mlflow.parentRunId"] == parent
     assert recorder.failed == 1 and recorder.done == 1
     assert client.get_run(parent).info.status == "RUNNING"
+
+
+def test_a_trial_imports_tensorflow_without_kerass_optional_integrations():
+    # a fresh interpreter, as a new trial actor is: Keras would import scikit-learn and
+    # matplotlib (both installed, MLflow needs them) with itself; a trial skips them, and they
+    # can still be imported afterwards
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from sweeps.trial import OPTIONAL, import_tensorflow
+tf = import_tensorflow()
+import keras
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+assert model(tf.zeros((1, 4))).shape == (1, 2)
+print(sorted(m for m in sys.modules if m.split(".")[0] in OPTIONAL))
+import sklearn, matplotlib
+print(sklearn.__name__, matplotlib.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "sklearn matplotlib"]
