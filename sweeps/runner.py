@@ -386,7 +386,7 @@ class TrialRecorder(Callback):
         tags = {"fmnist.checkpoint": ckpt, "fmnist.stop_reason": final["stop_reason"],
                 "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
                 "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
-                "fmnist.trial_end": final["trial_end"]}
+                "fmnist.train_start": final["train_start"], "fmnist.trial_end": final["trial_end"]}
         tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags)
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 

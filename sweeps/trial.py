@@ -106,6 +106,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         return False
 
     stop_requested = _stop_event()
+    train_start = time.time()  # imports and set-up done: what a plain training loop pays starts
     result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                          should_stop=stop_requested)
     if stop_requested():
@@ -121,7 +122,8 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
              "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
              "best_epoch": result.best_epoch, "train_s": result.seconds,
              "params": result.params, "seed": result.hp["seed"],
-             "trial_end": time.time(), "trial_name": ctx.get_trial_name()}
+             "train_start": train_start, "trial_end": time.time(),
+             "trial_name": ctx.get_trial_name()}
     with tempfile.TemporaryDirectory() as tmp:
         result.model.save(os.path.join(tmp, "model.keras"))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
