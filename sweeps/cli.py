@@ -109,8 +109,14 @@ class RunCommand(Command):
                                  data_dir=args.data_dir)
             print(f"  report: {', '.join(str(f) for f in files[out.name])}")
         uri = out.store.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            view = uri  # a tracking server serves its own UI
+        elif args.tracking_uri:
+            view = f"fmnist-sweep ui --tracking-uri {uri}"
+        else:
+            view = f"fmnist-sweep ui --store {out.store.root}"
         print(f"  records: MLflow experiment '{out.name}' at {uri} "
-              f"(parent run {out.parent_run_id}); view: mlflow ui --backend-store-uri {uri}")
+              f"(parent run {out.parent_run_id}); view: {view}")
         return EXIT_OK
 
 

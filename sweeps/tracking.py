@@ -162,12 +162,23 @@ def check_tracking_uri(st: Store) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
+    import logging
+
+    import mlflow.tracking  # noqa: F401 - MLflow sets its loggers up on import: before the level
+
+    # a new store's "Creating initial MLflow database tables..." and "Updating database tables"
+    # would come out among the sweep's own lines
+    tables_log = logging.getLogger("mlflow.store.db.utils")
+    level = tables_log.level
+    tables_log.setLevel(logging.WARNING)
     try:
         client(st).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure here is the URI's
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StoreError(f"--tracking-uri {st.tracking_uri}: cannot open the MLflow store "
                          f"({type(e).__name__}: {first[:300]}).") from None
+    finally:
+        tables_log.setLevel(level)
 
 
 def _versions() -> dict[str, str]:

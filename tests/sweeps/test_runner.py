@@ -60,6 +60,7 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
     assert parent.data.tags["fmnist.best_run_id"] == best.info.run_id
     assert math.isclose(study.best_value, best.data.metrics["objective"], rel_tol=1e-9)
     assert f"best trial: MLflow run {best.info.run_id}" in out
+    assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()}")
 
     # a test score on the parent and nowhere else
     assert 0.0 < parent.data.metrics["test/acc"] <= 1.0
@@ -176,3 +177,18 @@ print(sklearn.__name__, matplotlib.__name__)
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[:2] == ["[]", "sklearn matplotlib"]
+
+
+def test_a_new_store_is_created_without_mlflows_table_messages(tmp_path):
+    # MLflow logs two INFO lines when it creates its tables; on a new store they came out among
+    # the sweep's own progress lines. A fresh interpreter: MLflow sets its loggers up on import.
+    import subprocess
+    import sys
+
+    code = (f"from sweeps import tracking; st = tracking.store({str(tmp_path / 'store')!r}); "
+            f"tracking.check_tracking_uri(st); print(st.exists)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"  # the tables were made
+    assert "database tables" not in out.stderr, out.stderr

@@ -62,7 +62,8 @@ def test_sweep_recorded_in_postgresql_and_reported_from_it(pg_urls, tmp_path, ca
     study = optuna.load_study(study_name="pg", storage=optuna_url)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
     assert "test/acc" in parent.data.metrics
-    capsys.readouterr()
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"view: fmnist-sweep ui --tracking-uri {mlflow_url}")
     assert main(["report", "pg", *urls, "--out", str(tmp_path / "rep"), "--format", "md"]) == 0
     md = (tmp_path / "rep" / "pg.md").read_text()
     for r in nested:
@@ -137,6 +138,7 @@ def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
                                str(tmp_path / "store")], capture_output=True, text=True,
                               timeout=400)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert done.stdout.rstrip().endswith(f"view: {url}")  # the server's own UI
         parent, nested = _nested(url, "viahttp")
         assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
         assert "test/acc" in parent.data.metrics
