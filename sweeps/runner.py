@@ -108,14 +108,27 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             c.delete_run(run.info.run_id)
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
-    from sqlalchemy.exc import ArgumentError, OperationalError
+def _storage(url: str, tries: int = 4) -> optuna.storages.BaseStorage:
+    """Optuna's storage at ``url``, its tables created where new. Two processes creating the
+    same new storage at once (a second sweep with another store, ``optuna-dashboard``, a script
+    reading the study) collide in Optuna's schema set-up: "table studies already exists", or
+    a UNIQUE constraint on ``alembic_version``. The loser tries again and finds the tables
+    made; an error that stays is the URL's."""
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-    except (ArgumentError, OperationalError, ImportError, ValueError) as e:
-        raise tracking.StoreError(f"--storage {url}: cannot open the Optuna storage "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0]}).") from None
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except (IntegrityError, OperationalError) as e:
+            if attempt == tries - 1:
+                error = e
+                break
+            time.sleep(0.25 * (attempt + 1))
+        except (ArgumentError, ImportError, ValueError) as e:
+            error = e
+            break
+    raise tracking.StoreError(f"--storage {url}: cannot open the Optuna storage "
+                              f"({type(error).__name__}: {str(error).splitlines()[0]}).")
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

@@ -144,3 +144,32 @@ def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
         assert "test/acc" in parent.data.metrics
         c = MlflowClient(tracking_uri=url)
         assert [m.step for m in c.get_metric_history(nested[0].info.run_id, "val/acc")] == [1]
+
+
+def test_processes_creating_one_new_optuna_storage_at_once_all_open_it(tmp_path):
+    # Optuna's schema set-up races between processes on a new database ("table studies already
+    # exists", a UNIQUE constraint on alembic_version): a reader polling the study once crashed
+    # a starting sweep that way. Four processes, released at the same instant, three times.
+    code = """
+import sys, time
+from pathlib import Path
+from sweeps import runner
+go = Path(sys.argv[2])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+storage = runner._storage(sys.argv[1])
+print("opened", len(storage.get_all_studies()))
+"""
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'optuna{round_}.db'}"
+        go = tmp_path / f"go{round_}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+        go.touch()
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0 and out.strip() == "opened 0", err[-2000:]
