@@ -10,6 +10,8 @@ Example::
 ``hp`` mixes the family's hyperparameters (see ``fmnist.models``) and the training knobs of
 ``HYPERPARAMETERS`` below; every value is checked against its declaration. ``on_epoch`` sees each
 epoch's metrics as they come and may return True to stop training (stop reason "external").
+With ``epoch_state=True`` it also gets, under ``STATE_KEY``, a folder holding the training state
+after that epoch, from which ``train(..., resume_from=folder)`` goes on where it was.
 
 The data stays in memory as uint8; the model scales its own pixels. Keras runs
 ``steps_per_execution`` steps per call into the compiled training function, which is what keeps a
@@ -18,12 +20,15 @@ small model from being bound by per-step overhead.
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -247,8 +252,10 @@ def train(
     hp: Mapping[str, Any] | None = None,
     *,
     preset: str | None = None,
-    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    epoch_state: bool = False,
+    resume_from: str | Path | None = None,
     verbose: int = 0,
 ) -> TrainResult:
     """Train a model (a ``keras.Model``, or a family name built here with ``hp``) on
@@ -257,7 +264,15 @@ def train(
     ``should_stop`` is polled before every call into the compiled training or validation
     function (every ``steps_per_execution`` steps, which it caps at ``STOP_POLL_IMAGES`` images
     unless set); once it returns True training ends at once, mid-epoch and without validating,
-    with stop reason "external" and the epochs completed so far."""
+    with stop reason "external" and the epochs completed so far.
+
+    ``epoch_state``: before ``on_epoch`` sees an epoch (the last one excepted), the training
+    state is written to a temporary folder, passed as ``m[STATE_KEY]`` and removed once
+    ``on_epoch`` returns: the model with its optimizer (``model.keras``: weights, moments and
+    step, on which the learning-rate schedules run), the history, and the state of early
+    stopping (with its best weights) and of the plateau schedule. ``resume_from``: such a
+    folder; training goes on from the epoch after it, with the same ``hp``. Not with SWA
+    (``swa_epochs``), whose snapshots are not saved: it starts over."""
     family = model_or_family if isinstance(model_or_family, str) else None
     thp, model_hp = split_hp(family, hp, preset)
     n_train = len(split.y_train)
@@ -289,29 +304,36 @@ def train(
     val_ds = _dataset(split.x_val, split.y_val, max(thp["batch_size"], 512), False, seed,
                       None, smooth)
 
-    recorder = _EpochRecorder(n_train, on_epoch)
+    with_state = epoch_state and not thp["swa_epochs"]
+    recorder = _EpochRecorder(n_train, on_epoch, defer=with_state)
     callbacks: list[Any] = [recorder]
     if should_stop is not None:
         callbacks.append(_StopWhenAsked(should_stop))
-    stopper = None
+    stopper = plateau = None
     if thp["early_stopping"]:
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=thp["patience"], mode="min",
             restore_best_weights=not thp["swa_epochs"])
         callbacks.append(stopper)
     if thp["schedule"] == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=thp["step_factor"], patience=thp["plateau_patience"]))
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=thp["step_factor"], patience=thp["plateau_patience"])
+        callbacks.append(plateau)
     swa = (_SWA(thp["swa_epochs"], split.x_train, thp["batch_size"]) if thp["swa_epochs"]
            else None)
     if swa:
         callbacks.append(swa)
+    if with_state:  # after early stopping and the plateau schedule have seen the epoch
+        callbacks.append(_EpochState(recorder, thp["max_epochs"], stopper, plateau))
+    initial_epoch = 0
+    if resume_from is not None and not thp["swa_epochs"]:
+        initial_epoch = _resume(model, Path(resume_from), recorder, stopper, plateau, callbacks)
 
     t0 = time.perf_counter()
     interrupted = False
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=thp["max_epochs"],
-                  callbacks=callbacks, verbose=verbose,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
                   shuffle=False)  # the dataset shuffles itself, seeded
     except _Stopped:
         recorder.external = interrupted = True
@@ -343,14 +365,20 @@ def _keras_callback():
 
 
 class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
-    """Per-epoch metrics with the project's names; asks training to stop when told to."""
+    """Per-epoch metrics with the project's names; asks training to stop when told to. With
+    ``defer``, ``on_epoch`` is called by ``_EpochState`` instead, with the state folder."""
 
-    def __init__(self, n_train: int, on_epoch):
+    def __init__(self, n_train: int, on_epoch, defer: bool = False):
         super().__init__()
-        self.n_train, self.on_epoch = n_train, on_epoch
+        self.n_train, self.on_epoch, self.defer = n_train, on_epoch, defer
         self.history: list[dict[str, float]] = []
         self.external = False
         self._t0 = self._t_train = 0.0
+
+    def emit(self, m: dict[str, Any]) -> None:
+        if self.on_epoch is not None and self.on_epoch(m):
+            self.external = True
+            self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -377,9 +405,84 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
         }
         m["val/acc_best"] = max([m["val/acc"], *(h["val/acc"] for h in self.history)])
         self.history.append(m)
-        if self.on_epoch is not None and self.on_epoch(dict(m)):
-            self.external = True
-            self.model.stop_training = True
+        if not self.defer:
+            self.emit(dict(m))
+
+
+# the key of an epoch's metrics under which ``on_epoch`` finds the training state's folder
+STATE_KEY = "state_dir"
+
+
+class _EpochState(keras.callbacks.Callback):
+    """Writes the training state after each epoch but the last (see ``train``'s
+    ``epoch_state``) and hands it to ``on_epoch`` with the epoch's metrics."""
+
+    def __init__(self, recorder: _EpochRecorder, max_epochs: int, stopper, plateau):
+        super().__init__()
+        self.recorder, self.max_epochs = recorder, max_epochs
+        self.stopper, self.plateau = stopper, plateau
+
+    def on_epoch_end(self, epoch, logs=None):
+        m = dict(self.recorder.history[-1])
+        if epoch + 1 >= self.max_epochs or self.model.stop_training:
+            self.recorder.emit(m)  # training ends here: no state to go on from
+            return
+        with tempfile.TemporaryDirectory(prefix="fmnist-state-") as tmp:
+            folder = Path(tmp)
+            self.model.save(folder / "model.keras")  # weights, and the optimizer's variables
+            state: dict[str, Any] = {"epoch": epoch + 1, "history": self.recorder.history}
+            if self.stopper is not None:
+                st = self.stopper
+                state["early_stopping"] = {"best": None if st.best is None else float(st.best),
+                                           "wait": int(st.wait), "best_epoch": int(st.best_epoch)}
+                if st.best_weights is not None:
+                    np.savez(folder / "best_weights.npz", *st.best_weights)
+            if self.plateau is not None:
+                pl = self.plateau
+                state["plateau"] = {"best": None if pl.best is None else float(pl.best),
+                                    "wait": int(pl.wait),
+                                    "cooldown_counter": int(pl.cooldown_counter)}
+            (folder / "state.json").write_text(json.dumps(state))
+            self.recorder.emit({**m, STATE_KEY: str(folder)})
+
+
+def state_epoch(folder: str | Path) -> int:
+    """The epoch after which a state folder was written."""
+    return int(json.loads((Path(folder) / "state.json").read_text())["epoch"])
+
+
+def _resume(model, folder: Path, recorder: _EpochRecorder, stopper, plateau,
+            callbacks: list[Any]) -> int:
+    """Load a state ``_EpochState`` wrote; returns the epoch training goes on after."""
+    state = json.loads((folder / "state.json").read_text())
+    model.optimizer.build(model.trainable_variables)  # its variables exist to be loaded into
+    model.load_weights(folder / "model.keras")
+    recorder.history = list(state["history"])
+    best_weights = None
+    if (folder / "best_weights.npz").exists():
+        with np.load(folder / "best_weights.npz") as f:
+            best_weights = [f[f"arr_{i}"] for i in range(len(f.files))]
+    callbacks.append(_Restore(state, stopper, plateau, best_weights))
+    return int(state["epoch"])
+
+
+class _Restore(keras.callbacks.Callback):
+    """Puts back the state of early stopping and of the plateau schedule, after their own
+    ``on_train_begin`` has reset it (it comes after them in the callbacks)."""
+
+    def __init__(self, state: dict[str, Any], stopper, plateau, best_weights):
+        super().__init__()
+        self.state, self.stopper, self.plateau = state, stopper, plateau
+        self.best_weights = best_weights
+
+    def on_train_begin(self, logs=None):
+        es, pl = self.state.get("early_stopping"), self.state.get("plateau")
+        if self.stopper is not None and es:
+            self.stopper.best, self.stopper.wait = es["best"], es["wait"]
+            self.stopper.best_epoch, self.stopper.best_weights = es["best_epoch"], self.best_weights
+        if self.plateau is not None and pl:
+            self.plateau.best, self.plateau.wait = pl["best"], pl["wait"]
+            self.plateau.cooldown_counter = pl["cooldown_counter"]
 
 
 # training images whose batch statistics set BatchNormalization's after weight averaging

@@ -288,9 +288,11 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),
             callbacks=[recorder], verbose=0,
-            # no CheckpointConfig(num_to_keep): a trial saves one checkpoint (its final model),
-            # and num_to_keep would make Tune snapshot the whole experiment on every one
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures)),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            # a trial's latest two checkpoints (its state after an epoch, to go on from after a
+            # failure, and its final model): Tune snapshots the whole experiment every
+            # num_to_keep checkpoints, which at 1 cost one snapshot per one-epoch trial
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
     tuner.fit()
     return recorder.started
@@ -400,6 +402,8 @@ class TrialRecorder(Callback):
                 "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
                 "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
                 "fmnist.train_start": final["train_start"], "fmnist.trial_end": final["trial_end"]}
+        if final.get("resumed"):  # restarted after a failure, from the state after this epoch
+            tags["fmnist.resumed_from_epoch"] = final["resumed"]
         tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags)
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 

@@ -10,6 +10,7 @@ validation metrics of that model (after early stopping restored its best weights
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -98,17 +99,26 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     hp = {"seed": seed, **fixed, **sampled, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 
-    def on_epoch(m: dict[str, float]) -> bool:
+    def on_epoch(m: dict[str, Any]) -> bool:
         # the last possible epoch goes out with the final report: a scheduler rung there could
         # otherwise stop a trial that has already done all its work, losing its model
         if m["epoch"] < max_epochs:
-            tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement})
+            state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
+            tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement},
+                        checkpoint=tune.Checkpoint.from_directory(state) if state else None)
         return False
 
     stop_requested = _stop_event()
     train_start = time.time()  # imports and set-up done: what a plain training loop pays starts
-    result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
-                         should_stop=stop_requested)
+    # a trial Tune restarts after a failure (FailureConfig.max_failures) goes on from its last
+    # epoch's state; its MLflow run then gets the epochs after it, each once
+    checkpoint = tune.get_checkpoint()
+    with contextlib.ExitStack() as stack:
+        resume_from = stack.enter_context(checkpoint.as_directory()) if checkpoint else None
+        resumed = train.state_epoch(resume_from) if resume_from else 0
+        result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
+                             should_stop=stop_requested, epoch_state=True,
+                             resume_from=resume_from)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     final_val = result.final_val  # measured by training's own validation: no second pass
@@ -120,7 +130,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
              "last_epoch": {k: last[k] for k in EPOCH_KEYS} if last["epoch"] >= max_epochs else {},
              **final_val,
              "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
-             "best_epoch": result.best_epoch, "train_s": result.seconds,
+             "best_epoch": result.best_epoch, "train_s": result.seconds, "resumed": resumed,
              "params": result.params, "seed": result.hp["seed"],
              "train_start": train_start, "trial_end": time.time(),
              "trial_name": ctx.get_trial_name()}

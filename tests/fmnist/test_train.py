@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -169,6 +174,35 @@ def test_on_epoch_sees_metrics_and_can_stop_training(tiny):
     assert r.stop_reason == "external" and r.epochs == 1
     assert seen[0]["epoch"] == 1 and "val/acc" in seen[0]
 
+
+
+def test_a_run_resumed_from_an_epochs_state_goes_on_where_it_was(tiny, tmp_path):
+    # the state after epoch 2 of 4, as a killed trial would have left it; training on from it
+    # keeps the optimizer's step (on which schedules run) and early stopping's record, and
+    # trains only epochs 3 and 4
+    import shutil
+
+    hp = {"max_epochs": 4, "batch_size": 32, "schedule": "step", "step_epochs": 1,
+          "patience": 3}
+    seen = []
+
+    def keep(m):
+        seen.append({k: v for k, v in m.items() if k != train.STATE_KEY})
+        if m["epoch"] == 2:
+            shutil.copytree(m[train.STATE_KEY], tmp_path / "state")
+        return False
+
+    states = set(Path(tempfile.gettempdir()).glob("fmnist-state-*"))
+    full = train.train("lenet5", tiny, hp, on_epoch=keep, epoch_state=True)
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4][:full.epochs]
+    assert set(Path(tempfile.gettempdir()).glob("fmnist-state-*")) == states, "removed"
+    resumed = train.train("lenet5", tiny, hp, resume_from=tmp_path / "state")
+    assert resumed.history[:2] == seen[:2]
+    assert [m["epoch"] for m in resumed.history] == list(range(1, resumed.epochs + 1))
+    steps = math.ceil(len(tiny.y_train) / 32)
+    assert int(resumed.model.optimizer.iterations.numpy()) == steps * resumed.epochs
+    stopper = json.loads((tmp_path / "state" / "state.json").read_text())["early_stopping"]
+    assert stopper["best"] == pytest.approx(min(m["val/loss"] for m in seen[:2]))
 
 
 def test_should_stop_ends_training_mid_epoch_without_validating(tiny):

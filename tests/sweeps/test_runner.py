@@ -129,6 +129,39 @@ def test_asha_rung_at_the_last_epoch_does_not_throw_away_finished_trials(tmp_pat
         assert [m.step for m in history] == [1, 2]
 
 
+def test_a_trial_whose_process_dies_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
+    # a trial's process dies (the OOM killer, a lost node; here SIGKILL from the driver once
+    # Tune holds the checkpoint of its first epoch): with a failure budget Tune starts it again,
+    # from the state it saved with its last report, so no epoch is trained or logged twice
+    import os
+    import signal
+
+    from sweeps import runner
+
+    killed: list[int] = []
+    on_checkpoint = runner.TrialRecorder.on_checkpoint
+
+    def kill_once(self, iteration, trials, trial, checkpoint, **info):
+        on_checkpoint(self, iteration, trials, trial, checkpoint, **info)
+        if not killed:
+            killed.append(trial.last_result["pid"])
+            os.kill(killed[0], signal.SIGKILL)
+
+    monkeypatch.setattr(runner.TrialRecorder, "on_checkpoint", kill_once)
+    spec = write_spec(tmp_path / "s.yaml", name="retry", trials=1, max_epochs=4,
+                      max_failures=1)
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    client, parent, nested, study = records(store, "retry")
+    assert killed, "the trial was killed"
+    [run] = nested
+    assert run.info.status == "FINISHED" and run.data.tags["fmnist.pid"] != str(killed[0])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1, 2, 3, 4]
+    assert run.data.tags["fmnist.resumed_from_epoch"] in ("1", "2", "3")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert "test/acc" in parent.data.metrics
+
+
 def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
     # Ray fails a trial it cannot start on a reused actor (its actor's previous trial did not
     # end within TUNE_FUNCTION_THREAD_TIMEOUT_S): Tune then reports an error for a trial that
