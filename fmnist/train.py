@@ -86,6 +86,7 @@ class TrainResult:
     # them (its best epoch's weights, or the last epoch's); None after SWA's averaging or a
     # mid-epoch stop, whose weights were never validated
     final_val: dict[str, float] | None = None
+    resumed_from: int = 0  # the epoch of the ``resume_from`` state it went on after; 0: none
 
     @property
     def epochs(self) -> int:
@@ -304,8 +305,7 @@ def train(
     val_ds = _dataset(split.x_val, split.y_val, max(thp["batch_size"], 512), False, seed,
                       None, smooth)
 
-    with_state = epoch_state and not thp["swa_epochs"]
-    recorder = _EpochRecorder(n_train, on_epoch, defer=with_state)
+    recorder = _EpochRecorder(n_train)
     callbacks: list[Any] = [recorder]
     if should_stop is not None:
         callbacks.append(_StopWhenAsked(should_stop))
@@ -323,11 +323,14 @@ def train(
            else None)
     if swa:
         callbacks.append(swa)
-    if with_state:  # after early stopping and the plateau schedule have seen the epoch
-        callbacks.append(_EpochState(recorder, thp["max_epochs"], stopper, plateau))
-    initial_epoch = 0
+    resume = None
     if resume_from is not None and not thp["swa_epochs"]:
-        initial_epoch = _resume(model, Path(resume_from), recorder, stopper, plateau, callbacks)
+        resume = _load_state(model, Path(resume_from))
+        recorder.history = list(resume["history"])
+    # last: early stopping and the plateau schedule have seen the epoch before it is handed on
+    callbacks.append(_EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
+                               save_state=epoch_state and not thp["swa_epochs"], resume=resume))
+    initial_epoch = resume["epoch"] if resume else 0
 
     t0 = time.perf_counter()
     interrupted = False
@@ -357,7 +360,7 @@ def train(
     return TrainResult(model=model, history=hist, stop_reason=reason, seconds=seconds,
                        params=model.count_params(), hp=thp, model_hp=model_hp,
                        best_epoch=best_epoch, swa_snapshots=list(swa.snapshots) if swa else [],
-                       final_val=final_val)
+                       final_val=final_val, resumed_from=initial_epoch)
 
 
 def _keras_callback():
@@ -365,20 +368,15 @@ def _keras_callback():
 
 
 class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
-    """Per-epoch metrics with the project's names; asks training to stop when told to. With
-    ``defer``, ``on_epoch`` is called by ``_EpochState`` instead, with the state folder."""
+    """Per-epoch metrics with the project's names (first of the callbacks: the learning rate
+    is the epoch's, before a plateau schedule changes it)."""
 
-    def __init__(self, n_train: int, on_epoch, defer: bool = False):
+    def __init__(self, n_train: int):
         super().__init__()
-        self.n_train, self.on_epoch, self.defer = n_train, on_epoch, defer
+        self.n_train = n_train
         self.history: list[dict[str, float]] = []
-        self.external = False
+        self.external = False  # set by _EpochEnd when on_epoch asked to stop
         self._t0 = self._t_train = 0.0
-
-    def emit(self, m: dict[str, Any]) -> None:
-        if self.on_epoch is not None and self.on_epoch(m):
-            self.external = True
-            self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -405,84 +403,79 @@ class _EpochRecorder(_keras_callback()):  # type: ignore[misc]
         }
         m["val/acc_best"] = max([m["val/acc"], *(h["val/acc"] for h in self.history)])
         self.history.append(m)
-        if not self.defer:
-            self.emit(dict(m))
 
 
 # the key of an epoch's metrics under which ``on_epoch`` finds the training state's folder
 STATE_KEY = "state_dir"
 
 
-class _EpochState(keras.callbacks.Callback):
-    """Writes the training state after each epoch but the last (see ``train``'s
-    ``epoch_state``) and hands it to ``on_epoch`` with the epoch's metrics."""
+class _EpochEnd(keras.callbacks.Callback):
+    """Last of the callbacks. Hands each epoch's metrics to ``on_epoch``, which may ask training
+    to stop; with ``save_state``, after writing the training state (see ``train``'s
+    ``epoch_state``) for every epoch but the last. With a ``resume`` state (``_load_state``), it
+    puts back early stopping's and the plateau schedule's state after their own
+    ``on_train_begin`` has reset it."""
 
-    def __init__(self, recorder: _EpochRecorder, max_epochs: int, stopper, plateau):
+    def __init__(self, recorder: _EpochRecorder, on_epoch, max_epochs: int, stopper, plateau,
+                 save_state: bool, resume: dict[str, Any] | None):
         super().__init__()
-        self.recorder, self.max_epochs = recorder, max_epochs
+        self.recorder, self.on_epoch, self.max_epochs = recorder, on_epoch, max_epochs
         self.stopper, self.plateau = stopper, plateau
-
-    def on_epoch_end(self, epoch, logs=None):
-        m = dict(self.recorder.history[-1])
-        if epoch + 1 >= self.max_epochs or self.model.stop_training:
-            self.recorder.emit(m)  # training ends here: no state to go on from
-            return
-        with tempfile.TemporaryDirectory(prefix="fmnist-state-") as tmp:
-            folder = Path(tmp)
-            self.model.save(folder / "model.keras")  # weights, and the optimizer's variables
-            state: dict[str, Any] = {"epoch": epoch + 1, "history": self.recorder.history}
-            if self.stopper is not None:
-                st = self.stopper
-                state["early_stopping"] = {"best": None if st.best is None else float(st.best),
-                                           "wait": int(st.wait), "best_epoch": int(st.best_epoch)}
-                if st.best_weights is not None:
-                    np.savez(folder / "best_weights.npz", *st.best_weights)
-            if self.plateau is not None:
-                pl = self.plateau
-                state["plateau"] = {"best": None if pl.best is None else float(pl.best),
-                                    "wait": int(pl.wait),
-                                    "cooldown_counter": int(pl.cooldown_counter)}
-            (folder / "state.json").write_text(json.dumps(state))
-            self.recorder.emit({**m, STATE_KEY: str(folder)})
-
-
-def state_epoch(folder: str | Path) -> int:
-    """The epoch after which a state folder was written."""
-    return int(json.loads((Path(folder) / "state.json").read_text())["epoch"])
-
-
-def _resume(model, folder: Path, recorder: _EpochRecorder, stopper, plateau,
-            callbacks: list[Any]) -> int:
-    """Load a state ``_EpochState`` wrote; returns the epoch training goes on after."""
-    state = json.loads((folder / "state.json").read_text())
-    model.optimizer.build(model.trainable_variables)  # its variables exist to be loaded into
-    model.load_weights(folder / "model.keras")
-    recorder.history = list(state["history"])
-    best_weights = None
-    if (folder / "best_weights.npz").exists():
-        with np.load(folder / "best_weights.npz") as f:
-            best_weights = [f[f"arr_{i}"] for i in range(len(f.files))]
-    callbacks.append(_Restore(state, stopper, plateau, best_weights))
-    return int(state["epoch"])
-
-
-class _Restore(keras.callbacks.Callback):
-    """Puts back the state of early stopping and of the plateau schedule, after their own
-    ``on_train_begin`` has reset it (it comes after them in the callbacks)."""
-
-    def __init__(self, state: dict[str, Any], stopper, plateau, best_weights):
-        super().__init__()
-        self.state, self.stopper, self.plateau = state, stopper, plateau
-        self.best_weights = best_weights
+        self.save_state, self.resume = save_state, resume
 
     def on_train_begin(self, logs=None):
-        es, pl = self.state.get("early_stopping"), self.state.get("plateau")
+        if self.resume is None:
+            return
+        es, pl = self.resume.get("early_stopping"), self.resume.get("plateau")
         if self.stopper is not None and es:
             self.stopper.best, self.stopper.wait = es["best"], es["wait"]
-            self.stopper.best_epoch, self.stopper.best_weights = es["best_epoch"], self.best_weights
+            self.stopper.best_epoch = es["best_epoch"]
+            self.stopper.best_weights = self.resume["best_weights"]
         if self.plateau is not None and pl:
             self.plateau.best, self.plateau.wait = pl["best"], pl["wait"]
             self.plateau.cooldown_counter = pl["cooldown_counter"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        m = dict(self.recorder.history[-1])
+        if not self.save_state or epoch + 1 >= self.max_epochs or self.model.stop_training:
+            self._hand_on(m)  # no state, or training ends here: none to go on from
+            return
+        with tempfile.TemporaryDirectory(prefix="fmnist-state-") as tmp:
+            self._write_state(Path(tmp), epoch + 1)
+            self._hand_on({**m, STATE_KEY: tmp})
+
+    def _hand_on(self, m: dict[str, Any]) -> None:
+        if self.on_epoch is not None and self.on_epoch(m):
+            self.recorder.external = True
+            self.model.stop_training = True
+
+    def _write_state(self, folder: Path, epoch: int) -> None:
+        self.model.save(folder / "model.keras")  # weights, and the optimizer's variables
+        state: dict[str, Any] = {"epoch": epoch, "history": self.recorder.history}
+        if self.stopper is not None:
+            st = self.stopper
+            state["early_stopping"] = {"best": None if st.best is None else float(st.best),
+                                       "wait": int(st.wait), "best_epoch": int(st.best_epoch)}
+            if st.best_weights is not None:
+                np.savez(folder / "best_weights.npz", *st.best_weights)
+        if self.plateau is not None:
+            pl = self.plateau
+            state["plateau"] = {"best": None if pl.best is None else float(pl.best),
+                                "wait": int(pl.wait), "cooldown_counter": int(pl.cooldown_counter)}
+        (folder / "state.json").write_text(json.dumps(state))
+
+
+def _load_state(model, folder: Path) -> dict[str, Any]:
+    """Load into ``model`` a state ``_EpochEnd`` wrote; returns the rest of it (epoch, history,
+    the callbacks' state and early stopping's best weights)."""
+    state = json.loads((folder / "state.json").read_text())
+    model.optimizer.build(model.trainable_variables)  # its variables exist to be loaded into
+    model.load_weights(folder / "model.keras")
+    state["best_weights"] = None
+    if (folder / "best_weights.npz").exists():
+        with np.load(folder / "best_weights.npz") as f:
+            state["best_weights"] = [f[f"arr_{i}"] for i in range(len(f.files))]
+    return state
 
 
 # training images whose batch statistics set BatchNormalization's after weight averaging

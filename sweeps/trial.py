@@ -113,9 +113,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     # a trial Tune restarts after a failure (FailureConfig.max_failures) goes on from its last
     # epoch's state; its MLflow run then gets the epochs after it, each once
     checkpoint = tune.get_checkpoint()
-    with contextlib.ExitStack() as stack:
-        resume_from = stack.enter_context(checkpoint.as_directory()) if checkpoint else None
-        resumed = train.state_epoch(resume_from) if resume_from else 0
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume_from:
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                              should_stop=stop_requested, epoch_state=True,
                              resume_from=resume_from)
@@ -130,7 +128,8 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
              "last_epoch": {k: last[k] for k in EPOCH_KEYS} if last["epoch"] >= max_epochs else {},
              **final_val,
              "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
-             "best_epoch": result.best_epoch, "train_s": result.seconds, "resumed": resumed,
+             "best_epoch": result.best_epoch, "train_s": result.seconds,
+             "resumed": result.resumed_from,
              "params": result.params, "seed": result.hp["seed"],
              "train_start": train_start, "trial_end": time.time(),
              "trial_name": ctx.get_trial_name()}
