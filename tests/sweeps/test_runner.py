@@ -212,6 +212,30 @@ print(sklearn.__name__, matplotlib.__name__)
     assert out.stdout.split("\n")[:2] == ["[]", "sklearn matplotlib"]
 
 
+def test_trial_actors_carry_no_runtime_env_of_their_own_so_ray_starts_them_directly(
+        monkeypatch):
+    # an actor with a runtime env gets a new process through Ray's runtime-env agent (1-1.5 s
+    # more per actor here); the runner drops Tune's PyTorch-Lightning variable, and what Tune
+    # copies from the driver's environment still goes with the actors
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from sweeps import runner
+
+    runner._plain_trial_actors()
+
+    class Trainable:
+        pass
+
+    assert not _ActorClassCache().get(Trainable)._default_options.get("runtime_env")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+
+    class Other:
+        pass
+
+    env = _ActorClassCache().get(Other)._default_options["runtime_env"]
+    assert env["env_vars"] == {"AWS_ACCESS_KEY_ID": "key"}
+
+
 def test_a_new_store_is_created_without_mlflows_table_messages(tmp_path):
     # MLflow logs two INFO lines when it creates its tables; on a new store they came out among
     # the sweep's own progress lines. A fresh interpreter: MLflow sets its loggers up on import.
