@@ -329,6 +329,7 @@ class TrialRecorder(Callback):
         self.final: dict[str, dict[str, Any]] = {}
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.best: float | None = None
+        self.experiment = tracking.experiment_id(st, spec.name)
         self.t0 = time.monotonic()
 
     def _progress(self, trials, note: str) -> None:
@@ -358,7 +359,8 @@ class TrialRecorder(Callback):
                   "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed, **config}
         self.runs[trial.trial_id] = tracking.start_trial(self.st, self.spec, self.parent,
                                                          trial.trial_id, params,
-                                                         trial.config.get(TRIAL_KEY))
+                                                         trial.config.get(TRIAL_KEY),
+                                                         self.experiment)
         self.started += 1
         return self.runs[trial.trial_id]
 
@@ -372,10 +374,8 @@ class TrialRecorder(Callback):
             return
         from sweeps.trial import EPOCH_KEYS
 
-        if result.get("final"):
+        if result.get("final"):  # its last epoch, if not reported on its own, goes with it
             self.final[trial.trial_id] = dict(result)
-            if result.get("last_epoch"):  # the trial's last epoch, not reported on its own
-                tracking.log_history(tracking.client(self.st), rid, [result["last_epoch"]])
             return
         tracking.log_history(tracking.client(self.st), rid,
                              [{k: result[k] for k in EPOCH_KEYS if k in result}])
@@ -422,7 +422,8 @@ class TrialRecorder(Callback):
                 "fmnist.train_start": final["train_start"], "fmnist.trial_end": final["trial_end"]}
         if final.get("resumed"):  # restarted after a failure, from the state after this epoch
             tags["fmnist.resumed_from_epoch"] = final["resumed"]
-        tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags)
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags,
+                           [final["last_epoch"]] if final.get("last_epoch") else [])
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -66,13 +66,16 @@ def _param_value(v: Any) -> str:
     return str(v)[:6000]
 
 
-def log_history(c, run_id: str, history: Iterable[Mapping[str, float]]) -> None:
-    """Per-epoch metrics, step = epoch."""
+def _epoch_metrics(history: Iterable[Mapping[str, float]], now: int) -> list:
     from mlflow.entities import Metric
 
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, int(h["epoch"]))
-               for h in history for k, v in h.items() if k != "epoch"]
+    return [Metric(k, float(v), now, int(h["epoch"]))
+            for h in history for k, v in h.items() if k != "epoch"]
+
+
+def log_history(c, run_id: str, history: Iterable[Mapping[str, float]]) -> None:
+    """Per-epoch metrics, step = epoch."""
+    metrics = _epoch_metrics(history, int(time.time() * 1000))
     for i in range(0, len(metrics), 1000):
         c.log_batch(run_id, metrics=metrics[i:i + 1000])
 
@@ -244,7 +247,9 @@ def parent_run(st: Store, spec, argv) -> str:
 
 
 def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, Any],
-                optuna_trial: int | None = None) -> str:
+                optuna_trial: int | None = None, experiment: str | None = None) -> str:
+    """A trial's nested run, with its parameters; ``experiment`` (the sweep's experiment id)
+    saves a look-up per trial."""
     from mlflow.entities import Param
 
     c = client(st)
@@ -252,19 +257,22 @@ def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, An
             "fmnist.family": spec.family}
     if optuna_trial is not None:
         tags[OPTUNA_TRIAL] = str(optuna_trial)
-    run = c.create_run(experiment_id(st, spec.name), run_name=name, tags=tags)
+    run = c.create_run(experiment or experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
     return run.info.run_id
 
 
 def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
-              tags: Mapping[str, str]) -> None:
+              tags: Mapping[str, str], history: Iterable[Mapping[str, float]] = ()) -> None:
+    """Close a trial's run: its final metrics and tags, with the epochs not logged yet
+    (``history``, step = epoch) in the same batch."""
     from mlflow.entities import Metric, RunTag
 
     c = client(st)
     now = int(time.time() * 1000)
-    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+                + _epoch_metrics(history, now),
                 tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
     c.set_terminated(run_id, status)
 
