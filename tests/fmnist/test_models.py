@@ -198,3 +198,32 @@ def test_declarations_are_complete():
         for name, h in models.hyperparameters(f).items():
             assert h.name == name and h.help is not None
             h.check(f, h.default)  # every default obeys its own rule
+
+
+def test_a_model_saves_without_throwaway_layers_and_loads_back_the_same(tmp_path, monkeypatch,
+                                                                         batch):
+    # Keras 3.15 rebuilds its attribute skip sets (a throwaway Layer, Optimizer, ...) on every
+    # save and load, missing its own cache; fmnist.models memoizes them (a trial saves its
+    # model at its end and, with per-epoch state, after every epoch)
+    from keras.src.layers.layer import Layer
+
+    x, y = batch
+    model = models.build("lenet5")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)
+    model.save(tmp_path / "first.keras")
+    made = []
+    init = Layer.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Layer, "__init__", counted)
+    model.save(tmp_path / "model.keras")
+    monkeypatch.undo()
+    assert made == []
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    for a, b in zip(model.weights + model.optimizer.variables,
+                    loaded.weights + loaded.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
