@@ -118,7 +118,9 @@ def _storage(url: str, tries: int = 4) -> optuna.storages.BaseStorage:
 
     for attempt in range(tries):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            tracking.write_ahead_log(url)
+            return storage
         except (IntegrityError, OperationalError) as e:
             if attempt == tries - 1:
                 error = e

@@ -4,7 +4,9 @@ has no GPU, so the GPU test checks Ray's placement, not CUDA (TensorFlow falls b
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,11 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
     assert not [k for r in nested for k in r.data.metrics if k.startswith("test")]
     assert parent.data.tags["fmnist.model_uri"].startswith("models:/")
     assert parent.info.status == "FINISHED"
+
+    # both SQLite stores keep a write-ahead log (commits without a rollback journal each)
+    for db in ("mlflow.db", "optuna.db"):
+        with contextlib.closing(sqlite3.connect(store / db)) as con:
+            assert con.execute("pragma journal_mode").fetchone() == ("wal",)
 
     # the same command again is a no-op that says so
     assert main(["run", str(spec), "--store", str(store)]) == 0
