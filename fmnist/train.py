@@ -423,17 +423,21 @@ class _EpochEnd(keras.callbacks.Callback):
         self.stopper, self.plateau = stopper, plateau
         self.save_state, self.resume = save_state, resume
 
+    def _kept(self):
+        """(key in state.json, callback, {attribute training goes on from: its JSON type})."""
+        return [(key, cb, attrs) for key, cb, attrs in (
+            ("early_stopping", self.stopper, {"best": float, "wait": int, "best_epoch": int}),
+            ("plateau", self.plateau, {"best": float, "wait": int, "cooldown_counter": int}))
+            if cb is not None]
+
     def on_train_begin(self, logs=None):
         if self.resume is None:
             return
-        es, pl = self.resume.get("early_stopping"), self.resume.get("plateau")
-        if self.stopper is not None and es:
-            self.stopper.best, self.stopper.wait = es["best"], es["wait"]
-            self.stopper.best_epoch = es["best_epoch"]
+        for key, cb, _ in self._kept():
+            for attr, value in self.resume.get(key, {}).items():
+                setattr(cb, attr, value)
+        if self.stopper is not None and self.resume.get("early_stopping"):
             self.stopper.best_weights = self.resume["best_weights"]
-        if self.plateau is not None and pl:
-            self.plateau.best, self.plateau.wait = pl["best"], pl["wait"]
-            self.plateau.cooldown_counter = pl["cooldown_counter"]
 
     def on_epoch_end(self, epoch, logs=None):
         m = dict(self.recorder.history[-1])
@@ -452,16 +456,11 @@ class _EpochEnd(keras.callbacks.Callback):
     def _write_state(self, folder: Path, epoch: int) -> None:
         self.model.save(folder / "model.keras")  # weights, and the optimizer's variables
         state: dict[str, Any] = {"epoch": epoch, "history": self.recorder.history}
-        if self.stopper is not None:
-            st = self.stopper
-            state["early_stopping"] = {"best": None if st.best is None else float(st.best),
-                                       "wait": int(st.wait), "best_epoch": int(st.best_epoch)}
-            if st.best_weights is not None:
-                np.savez(folder / "best_weights.npz", *st.best_weights)
-        if self.plateau is not None:
-            pl = self.plateau
-            state["plateau"] = {"best": None if pl.best is None else float(pl.best),
-                                "wait": int(pl.wait), "cooldown_counter": int(pl.cooldown_counter)}
+        for key, cb, attrs in self._kept():
+            values = {a: getattr(cb, a) for a in attrs}
+            state[key] = {a: None if v is None else attrs[a](v) for a, v in values.items()}
+        if self.stopper is not None and self.stopper.best_weights is not None:
+            np.savez(folder / "best_weights.npz", *self.stopper.best_weights)
         (folder / "state.json").write_text(json.dumps(state))
 
 
