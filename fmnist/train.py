@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import ops
 
 from fmnist import models
 from fmnist.hparams import HP, did_you_mean
+from fmnist.runtime import keras, tf
+
+ops = keras.ops
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
 

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
+from sweeps import redact
+
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def echo(text: object = "", file=None, flush: bool = True) -> None:
+    """Print one message, with any URL password in it masked (``redact.mask``)."""
+    print(redact.mask(str(text)), file=file or sys.stdout, flush=flush)
 
 
 class UsageError(Exception):
@@ -48,17 +56,17 @@ class DataCommand(Command):
         from fmnist import data
 
         root = data.data_dir(args.data_dir)
-        print(f"data directory: {root}")
+        echo(f"data directory: {root}")
         before = data.status(root)
         for s in before:
-            print(f"  {s.state:8} {s.name}  md5 {s.actual_md5 or '-'}")
+            echo(f"  {s.state:8} {s.name}  md5 {s.actual_md5 or '-'}")
         data.ensure(root, download=not args.no_download)
         if any(s.state == "missing" for s in before):
             for s in data.status(root):
-                print(f"  {s.state:8} {s.name}  md5 {s.actual_md5}")
+                echo(f"  {s.state:8} {s.name}  md5 {s.actual_md5}")
         x_train, y_train, x_test, y_test = data.load_arrays(root, download=False)
-        print(f"verified: {len(y_train):,} training and {len(y_test):,} test images, "
-              f"{len(data.CLASS_NAMES)} classes")
+        echo(f"verified: {len(y_train):,} training and {len(y_test):,} test images, "
+             f"{len(data.CLASS_NAMES)} classes")
         return EXIT_OK
 
 
@@ -82,7 +90,7 @@ class RunCommand(Command):
         parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from sweeps import runner
+        from sweeps import runner, tracking
         from sweeps import spec as specs
 
         sp = specs.override(specs.load(args.spec), trials=args.trials,
@@ -91,32 +99,32 @@ class RunCommand(Command):
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,
                                  argv=sys.argv[1:])
-        out = runner.run(sp, opts, say=lambda line: print(line, flush=True))
-        print(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
-              f"{out.ran_now} run now")
+        out = runner.run(sp, opts, say=echo)
+        echo(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
+             f"{out.ran_now} run now")
         if out.best:
             b = out.best
-            print(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}"
+            echo(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}"
                   + (f"  test/acc {b['test/acc']:.4f}" if "test/acc" in b else ""))
             shown = {k: v for k, v in b["params"].items() if k in sp.space}
-            print(f"  searched hyperparameters: {shown}")
+            echo(f"  searched hyperparameters: {shown}")
             if b.get("model_uri"):
-                print(f"  model: {b['model_uri']}")
+                echo(f"  model: {b['model_uri']}")
         if out.best:
             from sweeps import report
 
             files = report.write(out.store, [out.name], out.store.root / "reports",
                                  data_dir=args.data_dir)
-            print(f"  report: {', '.join(str(f) for f in files[out.name])}")
+            echo(f"  report: {', '.join(str(f) for f in files[out.name])}")
         uri = out.store.tracking_uri
-        if uri.startswith(("http://", "https://")):
-            view = uri  # a tracking server serves its own UI
+        if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+            view = tracking.ui_url(out.store, uri.rstrip("/"), out.name)
         elif args.tracking_uri:
-            view = f"fmnist-sweep ui --tracking-uri {uri}"
+            view = f"fmnist-sweep ui --tracking-uri {uri} --sweep {out.name}"
         else:
-            view = f"fmnist-sweep ui --store {out.store.root}"
-        print(f"  records: MLflow experiment '{out.name}' at {uri} "
-              f"(parent run {out.parent_run_id}); view: {view}")
+            view = f"fmnist-sweep ui --store {out.store.root} --sweep {out.name}"
+        echo(f"  records: MLflow experiment '{out.name}' at {uri} "
+             f"(parent run {out.parent_run_id}); view: {view}")
         return EXIT_OK
 
 
@@ -156,8 +164,8 @@ class ReportCommand(Command):
         for name, files in written.items():
             md = next((f for f in files if f.suffix == ".md"), None)
             if md is not None:
-                print(md.read_text())
-            print(f"{name}: " + ", ".join(str(f) for f in files))
+                echo(md.read_text())
+            echo(f"{name}: " + ", ".join(str(f) for f in files))
         return EXIT_OK
 
 
@@ -167,6 +175,7 @@ class UiCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
         parser.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --store)")
+        parser.add_argument("--sweep", help="print the URL of this sweep's runs")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=5000)
 
@@ -179,11 +188,36 @@ class UiCommand(Command):
         if not st.exists:
             raise UsageError(f"no store at {st.root}: run a sweep first, or pass --store")
         tracking.check_tracking_uri(st)
-        print(f"MLflow UI for {st.tracking_uri} at http://{args.host}:{args.port} "
-              f"(Ctrl-C stops it)", flush=True)
+        base = f"http://{args.host}:{args.port}"
+        url = tracking.ui_url(st, base, args.sweep)
+        if url is None:
+            raise UsageError(f"--sweep {args.sweep}: no such sweep at {st.tracking_uri}")
+        echo(f"MLflow UI for {st.tracking_uri}: {url} (Ctrl-C stops it)")
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", st.tracking_uri,
                "--host", args.host, "--port", str(args.port)]
-        return subprocess.call(cmd)
+        # its own process group, so that a stop reaches the server's workers too
+        server = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            return server.wait()
+        finally:
+            if server.poll() is None:
+                _stop_group(server)
+
+
+def _stop_group(proc, grace_s: float = 10.0) -> None:
+    """SIGTERM to a child's whole process group, SIGKILL after ``grace_s``."""
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class ValidateCommand(Command):
@@ -200,10 +234,10 @@ class ValidateCommand(Command):
             try:
                 sp = specs.load(path)
             except specs.SpecError as e:
-                print(f"error: {e}", file=sys.stderr)
+                echo(f"error: {e}", file=sys.stderr)
                 bad += 1
                 continue
-            print(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
+            echo(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
                   f"{len(sp.space)} searched ({', '.join(sp.space)})")
         return EXIT_BAD_INPUT if bad else EXIT_OK
 
@@ -220,16 +254,16 @@ class ListCommand(Command):
 
         st = tracking.store(args.store, args.tracking_uri)
         if not st.exists:
-            print(f"no sweeps in {st.root}")
+            echo(f"no sweeps in {st.root}")
             return EXIT_OK
         tracking.check_tracking_uri(st)
         rows = tracking.list_sweeps(st)
         if not rows:
-            print(f"no sweeps at {st.tracking_uri}")
+            echo(f"no sweeps at {st.tracking_uri}")
         for r in rows:
             best = "-" if r["best_val_acc"] is None else f"{r['best_val_acc']:.4f}"
             test = "" if r["test_acc"] is None else f"  test/acc {r['test_acc']:.4f}"
-            print(f"{r['name']:30} {r['family']:12} done {r['done']:3}  running "
+            echo(f"{r['name']:30} {r['family']:12} done {r['done']:3}  running "
                   f"{r['running']:2}  failed {r['failed']:2}  pruned {r['pruned']:2}  "
                   f"best val/acc {best}{test}")
         return EXIT_OK
@@ -246,16 +280,16 @@ class ModelsCommand(Command):
 
         for name in args.family or models.families():
             fam = models.get_family(name)
-            print(f"{name}  (write-up {fam.source})  default: "
+            echo(f"{name}  (write-up {fam.source})  default: "
                   f"{models.build(name).count_params():,} params")
             for preset in fam.presets:
-                print(f"  preset {preset}: {models.build(name, preset=preset).count_params():,}"
+                echo(f"  preset {preset}: {models.build(name, preset=preset).count_params():,}"
                       f" params  {fam.presets[preset] or '(the defaults)'}")
             for h in fam.hps.values():
                 rng = (f"[{h.low:g}, {h.high:g}]" if h.kind in ("int", "float")
                        else str(list(h.choices)) if h.kind == "choice" else "true/false")
-                print(f"    {h.name:14} {h.kind:6} default {h.default!s:7} {rng:22} {h.help}")
-            print()
+                echo(f"    {h.name:14} {h.kind:6} default {h.default!s:7} {rng:22} {h.help}")
+            echo()
         return EXIT_OK
 
 
@@ -303,12 +337,12 @@ class TrainCommand(Command):
         train.split_hp(args.family, hp, args.preset)  # bad input fails before any work
         split = data.load_split(args.data_dir, val_fraction=args.val_fraction, seed=args.seed,
                                 subset=args.subset)
-        print(f"{args.family}{f' ({args.preset})' if args.preset else ''}: "
-              f"train {split.sizes()['train']:,}, val {split.sizes()['val']:,} images",
+        echo(f"{args.family}{f' ({args.preset})' if args.preset else ''}: "
+             f"train {split.sizes()['train']:,}, val {split.sizes()['val']:,} images",
               flush=True)
 
         def progress(m: dict[str, float]) -> None:
-            print(f"  epoch {m['epoch']:3d}  train/loss {m['train/loss']:.4f}  "
+            echo(f"  epoch {m['epoch']:3d}  train/loss {m['train/loss']:.4f}  "
                   f"val/loss {m['val/loss']:.4f}  val/acc {m['val/acc']:.4f}  "
                   f"{m['epoch_s']:.1f}s  {m['images_per_s']:,.0f} img/s", flush=True)
 
@@ -321,12 +355,12 @@ class TrainCommand(Command):
         run_id = tracking.log_single_run(
             st, args.experiment, params, result.history, final, result.model,
             tags={"fmnist.family": args.family, "fmnist.stop_reason": result.stop_reason})
-        print(f"stopped: {result.stop_reason} after {result.epochs} epochs "
-              f"({result.seconds:.1f}s), best epoch {result.best_epoch}; "
-              f"{result.params:,} params")
-        print(f"val/acc_best {final['val/acc_best']:.4f}  test/acc {ev.accuracy:.4f}  "
-              f"test/loss {ev.loss:.4f}")
-        print(f"MLflow run {run_id} in experiment '{args.experiment}' at {st.tracking_uri}")
+        echo(f"stopped: {result.stop_reason} after {result.epochs} epochs "
+             f"({result.seconds:.1f}s), best epoch {result.best_epoch}; "
+             f"{result.params:,} params")
+        echo(f"val/acc_best {final['val/acc_best']:.4f}  test/acc {ev.accuracy:.4f}  "
+             f"test/loss {ev.loss:.4f}")
+        echo(f"MLflow run {run_id} in experiment '{args.experiment}' at {st.tracking_uri}")
         return EXIT_OK
 
 
@@ -357,13 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped_line(args: argparse.Namespace, stop, argv: Sequence[str] | None) -> str:
+    """The one line a signal ends a command with; for a sweep, what is kept and how to go on."""
+    line = f"fmnist-sweep {args.command}: stopped by {stop}"
+    if args.command != "run" or stop.done is None:
+        return line
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if w != "--fresh"]
+    if getattr(args, "fresh", False):  # the resume is of the new name this run took
+        words += ["--name", stop.name]
+    return (f"{line}; {stop.done} of {stop.trials} trials done, every record kept; "
+            f"the same command resumes: fmnist-sweep {' '.join(words)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     # a progress bar per downloaded artifact (the best model, the test evaluation) in the middle
     # of the sweep's own progress lines
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from sweeps import signals
+
+    signal.signal(signal.SIGTERM, signals.interrupt)  # not TensorFlow's stack dump and abort
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
+    if args.debug:  # TensorFlow's native log lines too, here and in the trials (fmnist.runtime)
+        os.environ["FMNIST_DEBUG"] = "1"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not getattr(args, "_command", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
@@ -372,11 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _bad_input_types() as e:
         if args.debug:
             raise
-        print(f"fmnist-sweep {args.command}: error: {e}", file=sys.stderr)
+        echo(f"fmnist-sweep {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (signals.Interrupted, KeyboardInterrupt) as e:
+        stop = e if isinstance(e, signals.Interrupted) else signals.Interrupted(signal.SIGINT)
+        echo(_stopped_line(args, stop, argv), file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -4,25 +4,30 @@ Resume is the same command. Sweep name = MLflow experiment = Optuna study. Resum
 ``Tuner.restore``: with a persistent Optuna storage it crashes after a SIGKILL (the pickled
 searcher and the database disagree about the trial that was running). Instead the study in the
 database is the state, reconciled with MLflow's (see ``reconcile``): a trial a killed run left
-RUNNING is marked FAIL (user attribute ``fmnist_interrupted``) and its half-written MLflow run
-deleted, unless its MLflow run was already closed, in which case it is completed from that run;
-the trials already done are counted; a fresh Tuner runs only the rest, its ``OptunaSearch``
-loading the study with all its history. Completed trials are never rerun or logged twice.
+RUNNING is completed from its MLflow run where that was closed; otherwise it is marked FAIL
+(user attribute ``fmnist_interrupted``) and enqueued again with the same hyperparameters, going
+on from its last saved epoch in the same MLflow run. The trials already done are counted; a
+fresh Tuner runs only the rest, its ``OptunaSearch`` loading the study with all its history and
+a sampler seeded for the study's length (``space.sampler_seed``). Completed trials are never
+rerun or logged twice.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
 
-from sweeps import tracking
+from sweeps import progress, signals, space, tracking
 from sweeps.spec import SweepSpec
 
 INTERRUPTED = "fmnist_interrupted"
@@ -62,42 +67,87 @@ def study_counts(study: optuna.Study) -> tuple[int, int]:
     return done, failed
 
 
+def latest_state(trial_dir: str | os.PathLike[str] | None) -> tuple[Path, int] | None:
+    """The newest complete training state a trial saved in its Tune folder (``checkpoint_*``
+    holding ``state.json`` and ``model.keras``), with its epoch; None where there is none. A
+    checkpoint a kill left half-copied (unreadable state or zip) is passed over."""
+    import json
+    import zipfile
+
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return None
+    for ckpt in sorted(Path(trial_dir).glob("checkpoint_*"), reverse=True):
+        try:
+            epoch = int(json.loads((ckpt / "state.json").read_text())["epoch"])
+            for archive in ("model.keras", "best_weights.npz"):
+                if (ckpt / archive).exists() or archive == "model.keras":
+                    with zipfile.ZipFile(ckpt / archive) as z:
+                        if z.testzip() is not None:
+                            raise zipfile.BadZipFile(archive)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            continue
+        return ckpt, epoch
+    return None
+
+
 def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: tracking.Store,
               say: Callable[[str], None]) -> None:
     """Make the records agree after a killed run. Each trial's MLflow run carries its Optuna
     trial number, and the driver closes the MLflow run before Optuna is told, so a kill can leave:
     an Optuna trial RUNNING whose MLflow run was closed (its result is kept: Optuna is told the
-    run's objective); an Optuna trial RUNNING with no closed run (-> FAIL, marked interrupted, and
-    sampled again); an MLflow run RUNNING whose Optuna trial is finished (closed to match); an
-    MLflow run RUNNING of an interrupted trial (deleted: it is half-written)."""
+    run's objective); an Optuna trial RUNNING with no closed run (interrupted: -> FAIL, marked
+    ``fmnist_interrupted``, and enqueued again with the same hyperparameters, going on from its
+    last saved epoch in the same MLflow run, see ``space.RESUME_KEY``); an MLflow run RUNNING
+    whose Optuna trial is finished (closed to match); an MLflow run RUNNING of an interrupted
+    trial that has no saved epoch to go on from (deleted: it is half-written; the trial starts
+    over). Trials enqueued and not started yet (WAITING) are left to run."""
     from optuna.trial import TrialState
+
+    from sweeps.space import RESUME_KEY
 
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
         study = None
     runs = tracking.trial_runs(st, spec.name)
+    by_id = {r.info.run_id: r for r in runs}
     by_number = {int(r.data.tags[tracking.OPTUNA_TRIAL]): r for r in runs
                  if r.data.tags.get(tracking.OPTUNA_TRIAL, "").isdigit()}
     trials = study.get_trials(deepcopy=False) if study is not None else []
+    kept = {t.user_attrs[RESUME_KEY]["run_id"] for t in trials
+            if t.state == TrialState.WAITING and RESUME_KEY in t.user_attrs}
     for t in trials:
-        if t.state not in (TrialState.RUNNING, TrialState.WAITING):
+        if t.state != TrialState.RUNNING:
             continue
         run = by_number.get(t.number)
+        if run is None and RESUME_KEY in t.user_attrs:  # it started; its run not yet re-tagged
+            run = by_id.get(t.user_attrs[RESUME_KEY]["run_id"])
         value = run.data.metrics.get("objective") if run is not None else None
         if run is not None and run.info.status in ("FINISHED", "KILLED") and value is not None:
             storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [value])
             say(f"resume: trial {t.number} had finished ({spec.metric} {value:.4f}); kept")
-        else:
-            storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            say(f"resume: trial {t.number} was interrupted; it will be sampled again")
+            continue
+        storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        state = latest_state(run.data.tags.get(tracking.TRIAL_DIR)) if run is not None else None
+        if state is None:
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            say(f"resume: trial {t.number} was interrupted before its first epoch ended; "
+                f"it starts again")
+            continue
+        folder, epoch = state
+        _log_saved_epochs(st, run.info.run_id, folder, epoch)
+        study.enqueue_trial(t.params, skip_if_exists=False, user_attrs={RESUME_KEY: {
+            "run_id": run.info.run_id, "checkpoint": str(folder), "epoch": epoch,
+            "trial": t.user_attrs.get(RESUME_KEY, {}).get("trial", t.number)}})
+        kept.add(run.info.run_id)
+        say(f"resume: trial {t.number} was interrupted; it goes on after epoch {epoch}")
     closed = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
               TrialState.FAIL: "FAILED"}
     c = tracking.client(st)
     now = {t.number: t for t in study.get_trials()} if study is not None else {}
     for run in runs:
-        if run.info.status != "RUNNING":
+        if run.info.status != "RUNNING" or run.info.run_id in kept:
             continue
         tag = run.data.tags.get(tracking.OPTUNA_TRIAL, "")
         t = now.get(int(tag)) if tag.isdigit() else None
@@ -106,6 +156,21 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             c.set_terminated(run.info.run_id, closed[t.state])
         else:
             c.delete_run(run.info.run_id)
+
+
+def _log_saved_epochs(st: tracking.Store, run_id: str, folder: Path, epoch: int) -> None:
+    """Epochs a saved state holds that its MLflow run lacks (the kill fell between the trial's
+    report and the driver's write): logged from the state's history, so each epoch is once."""
+    import json
+
+    from sweeps.trial import EPOCH_KEYS
+
+    logged = tracking.last_logged_epoch(st, run_id)
+    history = json.loads((folder / "state.json").read_text()).get("history", [])
+    missing = [{k: h[k] for k in EPOCH_KEYS if k in h} for h in history
+               if logged < int(h["epoch"]) <= epoch]
+    if missing:
+        tracking.log_history(tracking.client(st), run_id, missing)
 
 
 def _storage(url: str, tries: int = 4) -> optuna.storages.BaseStorage:
@@ -143,11 +208,11 @@ def _scheduler(spec: SweepSpec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     if spec.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=spec.max_epochs + 1,
+        return ASHAScheduler(time_attr="epoch", max_t=spec.max_epochs + 1,
                              grace_period=spec.grace_period,
                              reduction_factor=spec.reduction_factor)
     if spec.scheduler == "median":
-        return MedianStoppingRule(time_attr="training_iteration",
+        return MedianStoppingRule(time_attr="epoch",
                                   grace_period=spec.grace_period)
     return FIFOScheduler()
 
@@ -222,6 +287,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     split = data.load_split(opts.data_dir, val_fraction=spec.val_fraction, seed=spec.data_seed,
                             subset=spec.subset)  # bad data fails here, before anything is written
     _address(opts.address)  # so does an address nothing answers on
+    tracking.check_separate_databases(st)
     tracking.check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
     tracking.check_database_url(st.optuna_url, "--storage", "the Optuna storage")
     storage = _open_stores(st, opts)
@@ -237,7 +303,12 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     else:
         if done:
             say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
-        ran_now = _tune(spec, st, storage, split, parent, remaining, done, opts, say)
+        try:
+            ran_now = _tune(spec, st, storage, study, split, parent, remaining, done, opts,
+                            say)
+        except signals.Interrupted as e:
+            e.done, e.trials, e.name = study_counts(study)[0], spec.trials, spec.name
+            raise
         done, failed = study_counts(study)
     best = tracking.finish(st, spec, parent, split, say)
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)
@@ -268,14 +339,13 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
         return opening.result()
 
 
-def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, remaining: int,
-          done_before: int, opts: RunOptions, say: Callable[[str], None]) -> int:
+def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, split,
+          parent: str, remaining: int, done_before: int, opts: RunOptions,
+          say: Callable[[str], None]) -> int:
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
-    from sweeps import space
     from sweeps.trial import run_trial
 
     _init_ray(opts.address)
@@ -286,8 +356,9 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
-    searcher = OptunaSearch(space=space.DefineByRun(spec), metric=spec.metric, mode=spec.mode,
-                            sampler=space.sampler(spec), study_name=spec.name, storage=storage)
+    searcher = StudySearch(space=space.DefineByRun(spec), metric=spec.metric, mode=spec.mode,
+                            sampler=space.sampler(spec, len(study.trials)), study_name=spec.name,
+                            storage=storage)
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = int(spec.fixed.get("seed", spec.data_seed))
@@ -296,7 +367,13 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
         tune.with_parameters(run_trial, split=split, family=spec.family, preset=spec.preset,
                              fixed=fixed, max_epochs=spec.max_epochs, cpus=spec.cpu, seed=seed),
         {"cpu": spec.cpu, "gpu": gpu})
-    recorder = TrialRecorder(st, spec, parent, done_before, fixed, seed, say)
+    status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
+                               spec.time_budget_s)
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        status.best = t.value if status.best is None else (
+            max(status.best, t.value) if spec.mode == "max" else min(status.best, t.value))
+    display = progress.Display(status, say)
+    recorder = TrialRecorder(st, spec, parent, display, fixed, seed)
     st.ray_dir.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
         trainable,
@@ -314,57 +391,83 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, split, parent: str, rema
             # num_to_keep checkpoints, which at 1 cost one snapshot per one-epoch trial
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
-    tuner.fit()
+    stopped: list[int] = []
+    with signals.stop_on_signals(stopped, say), display:
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:  # a signal before Tune's loop was ready for it
+            stopped = stopped or [signal.SIGINT]
+    if stopped:
+        raise signals.Interrupted(stopped[0])
     return recorder.started
+
+
+class StudySearch(OptunaSearch):
+    """Ray's Optuna searcher, less its snapshots: Tune pickles a searcher into the experiment
+    folder with every experiment checkpoint, and this one holds the storage's URL, password
+    included. The study in the database is the state a resume starts from, so nothing is
+    lost."""
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        pass
 
 
 class TrialRecorder(Callback):
     """Driver-side: one nested MLflow run per trial, per-epoch metrics, final status, and a
     compact progress line. Trials never touch the stores."""
 
-    def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str, done_before: int,
-                 fixed: dict[str, Any], seed: int, say: Callable[[str], None]):
-        self.st, self.spec, self.parent, self.say = st, spec, parent, say
+    def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str,
+                 display: progress.Display, fixed: dict[str, Any], seed: int):
+        self.st, self.spec, self.parent, self.display = st, spec, parent, display
+        self.progress = display.progress
         self.fixed, self.seed = fixed, seed
-        self.done, self.failed, self.started, self.completed_now = done_before, 0, 0, 0
+        self.started = 0
         self.runs: dict[str, str] = {}
+        self.logged: dict[str, int] = {}  # trial id -> last epoch its continued run held
         self.final: dict[str, dict[str, Any]] = {}
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
-        self.best: float | None = None
+        self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
         self.experiment = tracking.experiment_id(st, spec.name)
-        self.t0 = time.monotonic()
 
-    def _progress(self, trials, note: str) -> None:
-        running = sum(t.status == "RUNNING" for t in trials)
-        best = "-" if self.best is None else f"{self.best:.4f}"
-        eta = ""
-        elapsed = time.monotonic() - self.t0
-        left = self.spec.trials - self.done
-        if self.spec.time_budget_s:
-            eta = f", budget left {max(0.0, self.spec.time_budget_s - elapsed):.0f}s"
-        elif self.completed_now and left > 0:
-            eta = f", eta ~{elapsed * left / self.completed_now:.0f}s"
-        self.say(f"[{self.done}/{self.spec.trials} done, {running} running, {self.failed} failed;"
-                 f" best {self.spec.metric} {best}{eta}] {note}")
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment folder: no store URL (a password) there
+        return {k: v for k, v in self.__dict__.items() if k != "st"}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.runs:
             return
         self._start_run(trial)
-        self._progress(trials, f"started {trial.trial_id}")
+        resume = trial.config.get(space.RESUME_KEY)
+        self.progress.started(trial.trial_id, trial.config.get(space.TRIAL_KEY),
+                              resume["epoch"] if resume else 0)
+        self.display.note(f"started {trial.trial_id}" + (
+            f" (trial {resume['trial']} going on after epoch {resume['epoch']})"
+            if resume else ""))
 
     def _start_run(self, trial) -> str:
-        from sweeps.space import TRIAL_KEY
-
-        config = {k: v for k, v in trial.config.items() if k != TRIAL_KEY}
-        params = {"family": self.spec.family, "preset": self.spec.preset or "",
-                  "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed, **config}
-        self.runs[trial.trial_id] = tracking.start_trial(self.st, self.spec, self.parent,
-                                                         trial.trial_id, params,
-                                                         trial.config.get(TRIAL_KEY),
-                                                         self.experiment)
+        number = trial.config.get(space.TRIAL_KEY)
+        resume = trial.config.get(space.RESUME_KEY)
+        if resume:  # an interrupted trial going on: its run goes on too, from its next epoch
+            rid = resume["run_id"]
+            self.logged[trial.trial_id] = tracking.continue_trial(
+                self.st, rid, number, {tracking.TRIAL_DIR: trial.path or "",
+                                       "fmnist.resumed_from_epoch": resume["epoch"],
+                                       "fmnist.resumed_trial": resume["trial"]})
+            self.runs[trial.trial_id] = rid
+        else:
+            params = {"family": self.spec.family, "preset": self.spec.preset or "",
+                      "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed,
+                      **space.hyperparameters(trial.config)}
+            self.runs[trial.trial_id] = tracking.start_trial(
+                self.st, self.spec, self.parent, trial.trial_id, params, number,
+                self.experiment, tags={tracking.TRIAL_DIR: trial.path or ""})
         self.started += 1
         return self.runs[trial.trial_id]
+
+    def _new_epochs(self, trial, epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The epochs the trial's run does not hold yet (a continued run holds some)."""
+        logged = self.logged.get(trial.trial_id, 0)
+        return [e for e in epochs if e and e["epoch"] > logged]
 
     # Ray tells the searcher (Optuna) that a trial is complete before it tells the callbacks, so
     # the MLflow run is closed earlier: on the result the scheduler stops a trial on, and on the
@@ -378,9 +481,13 @@ class TrialRecorder(Callback):
 
         if result.get("final"):  # its last epoch, if not reported on its own, goes with it
             self.final[trial.trial_id] = dict(result)
+            if result.get("last_epoch"):
+                self.display.epoch(trial.trial_id, result["last_epoch"])
             return
-        tracking.log_history(tracking.client(self.st), rid,
-                             [{k: result[k] for k in EPOCH_KEYS if k in result}])
+        epoch = {k: result[k] for k in EPOCH_KEYS if k in result}
+        if self._new_epochs(trial, [epoch]):
+            tracking.log_history(tracking.client(self.st), rid, [epoch])
+        self.display.epoch(trial.trial_id, epoch)
         if result.get("done"):  # the scheduler stops it here, before its last epoch
             self._close_pruned(trial, result)
 
@@ -396,9 +503,9 @@ class TrialRecorder(Callback):
                 self._close_finished(trial, trial.checkpoint.path if trial.checkpoint else "")
             else:  # stopped with no result marked done, e.g. by the time budget
                 self._close_pruned(trial, trial.last_result or {})
-        self.done += 1
-        self.completed_now += 1
-        self._progress(trials, self.closed[trial.trial_id])
+        self.progress.ended(trial.trial_id, self.closed_value.get(trial.trial_id),
+                            mode=self.spec.mode)
+        self.display.note(self.closed[trial.trial_id])
 
     def _close_pruned(self, trial, last: dict[str, Any]) -> None:
         tracking.end_trial(self.st, self.runs[trial.trial_id], "KILLED",
@@ -411,9 +518,7 @@ class TrialRecorder(Callback):
     def _close_finished(self, trial, ckpt: str) -> None:
         final = self.final[trial.trial_id]
         value = float(final[self.spec.metric])
-        if self.best is None or (value > self.best if self.spec.mode == "max"
-                                 else value < self.best):
-            self.best = value
+        self.closed_value[trial.trial_id] = value
         metrics = {"objective": value, "val/acc_final": final["val/acc"],
                    "val/loss_final": final["val/loss"], "epochs": final["epochs"],
                    "best_epoch": final["best_epoch"], "train_s": final["train_s"],
@@ -425,16 +530,14 @@ class TrialRecorder(Callback):
         if final.get("resumed"):  # restarted after a failure, from the state after this epoch
             tags["fmnist.resumed_from_epoch"] = final["resumed"]
         tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags,
-                           [final["last_epoch"]] if final.get("last_epoch") else [])
+                           self._new_epochs(trial, [final.get("last_epoch") or {}]))
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 
     def on_trial_error(self, iteration, trials, trial, **info):
         # a trial Ray fails before it starts (it could not reuse an actor for it) has no run yet:
         # it gets one here, so the record holds every trial the study holds
         rid = self.runs.get(trial.trial_id) or self._start_run(trial)
-        self.done += 1
-        self.completed_now += 1
-        self.failed += 1
+        self.progress.ended(trial.trial_id, failed=True)
         err = ""
         if getattr(trial, "error_file", None) and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
@@ -443,4 +546,4 @@ class TrialRecorder(Callback):
         tracking.end_trial(self.st, rid, "FAILED", {},
                            {"fmnist.error": lines[-1] if lines else "unknown error",
                             "fmnist.traceback": err[-4000:]})
-        self._progress(trials, f"failed {trial.trial_id}: {lines[-1] if lines else ''}")
+        self.display.note(f"failed {trial.trial_id}: {lines[-1] if lines else ''}")

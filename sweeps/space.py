@@ -30,12 +30,23 @@ def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
 
 
 TRIAL_KEY = "optuna_trial"  # the Optuna trial number, carried in each Ray trial's config
+# an interrupted trial enqueued again to go on (see ``runner.reconcile``): the Optuna user
+# attribute holding {"run_id": its MLflow run, "checkpoint": the state folder it goes on from,
+# "epoch": the epoch of that state, "trial": the interrupted Optuna trial's number}, carried
+# in the Ray trial's config under the same key
+RESUME_KEY = "fmnist_resume"
+
+
+def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
+    """A Ray trial's config less what the driver carries in it besides hyperparameters."""
+    return {k: v for k, v in config.items() if k not in (TRIAL_KEY, RESUME_KEY)}
 
 
 class DefineByRun:
     """The space as an Optuna define-by-run function (Ray's OptunaSearch accepts one). It also
     returns the Optuna trial's number, so the driver can tag the trial's MLflow run with it and a
-    resume can match the two records one to one. A class, not a closure: Ray pickles the searcher
+    resume can match the two records one to one, and an interrupted trial enqueued again its
+    resume information (``RESUME_KEY``). A class, not a closure: Ray pickles the searcher
     with its experiment state."""
 
     def __init__(self, spec: SweepSpec):
@@ -49,11 +60,26 @@ class DefineByRun:
                 trial.suggest_int(name, d.low, d.high, step=d.step)
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
-        return {TRIAL_KEY: trial.number}
+        carried: dict[str, Any] = {TRIAL_KEY: trial.number}
+        if RESUME_KEY in trial.user_attrs:
+            carried[RESUME_KEY] = dict(trial.user_attrs[RESUME_KEY])
+        return carried
 
 
-def sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    seed = spec.sampler_seed
+def sampler_seed(seed: int | None, trials_so_far: int) -> int | None:
+    """The sampler's seed for a process that finds ``trials_so_far`` trials in the study. A new
+    study is seeded with the spec's own seed (a seeded first run is reproducible); a resumed one
+    with a seed derived from it and the study's length, so each resume goes on with a new random
+    stream instead of replaying the start of the first run's sequence."""
+    if seed is None or trials_so_far == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+def sampler(spec: SweepSpec, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(spec.sampler_seed, trials_so_far)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "qmc":

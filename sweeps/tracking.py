@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweeps import redact
+
 
 @dataclass(frozen=True)
 class Store:
@@ -107,6 +109,7 @@ def log_single_run(st: Store, experiment: str, params: Mapping[str, Any],
 
 PARENT, TRIAL = "parent", "trial"
 OPTUNA_TRIAL = "fmnist.optuna_trial"  # tag: the Optuna trial number of a trial's run
+TRIAL_DIR = "fmnist.trial_dir"  # tag: the trial's Tune folder, where its epochs' states are
 
 
 class StoreError(ValueError):
@@ -158,6 +161,33 @@ def check_database_url(url: str, flag: str, what: str) -> None:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StoreError(f"{flag} {url}: cannot open {what} ({type(e).__name__}: "
                          f"{first[:300]}).") from None
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two SQLAlchemy URLs name one database (same server and database name, or the
+    same SQLite file); the user and password do not matter."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        ua, ub = make_url(a), make_url(b)
+    except Exception:  # noqa: BLE001 - an http tracking URI, or not a URL at all
+        return False
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    if ua.get_backend_name() == "sqlite":
+        return bool(ua.database) and ua.database not in ("", ":memory:") and (
+            Path(ua.database).resolve() == Path(ub.database or "").resolve())
+    return ((ua.host or "localhost", ua.port, ua.database)
+            == (ub.host or "localhost", ub.port, ub.database))
+
+
+def check_separate_databases(st: Store) -> None:
+    """MLflow and Optuna each keep their schema version in a table ``alembic_version`` of the
+    database: in one database the second to open it finds the first's version and stops."""
+    if same_database(st.tracking_uri, st.optuna_url):
+        raise StoreError(f"--storage {redact.mask(st.optuna_url)}: is the database of "
+                         f"--tracking-uri; MLflow and Optuna each need a database of their own "
+                         f"(both keep a table alembic_version), e.g. .../mlflow and .../optuna.")
 
 
 def check_tracking_uri(st: Store) -> None:
@@ -259,7 +289,8 @@ def parent_run(st: Store, spec, argv) -> str:
         return rid
     run = c.create_run(experiment_id(st, spec.name), run_name=spec.name, tags={
         "fmnist.role": PARENT, "fmnist.sweep": spec.name, "fmnist.family": spec.family,
-        "fmnist.command": " ".join(["fmnist-sweep", *argv]), "fmnist.commit": _commit(),
+        "fmnist.command": redact.mask(" ".join(["fmnist-sweep", *argv])),
+        "fmnist.commit": _commit(),
     })
     rid = run.info.run_id
     resolved = spec.resolved()
@@ -273,20 +304,39 @@ def parent_run(st: Store, spec, argv) -> str:
 
 
 def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, Any],
-                optuna_trial: int | None = None, experiment: str | None = None) -> str:
+                optuna_trial: int | None = None, experiment: str | None = None,
+                tags: Mapping[str, str] | None = None) -> str:
     """A trial's nested run, with its parameters; ``experiment`` (the sweep's experiment id)
     saves a look-up per trial."""
     from mlflow.entities import Param
 
     c = client(st)
     tags = {"mlflow.parentRunId": parent, "fmnist.role": TRIAL, "fmnist.sweep": spec.name,
-            "fmnist.family": spec.family}
+            "fmnist.family": spec.family, **(tags or {})}
     if optuna_trial is not None:
         tags[OPTUNA_TRIAL] = str(optuna_trial)
     run = c.create_run(experiment or experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
     return run.info.run_id
+
+
+def continue_trial(st: Store, run_id: str, optuna_trial: int, tags: Mapping[str, str]) -> int:
+    """Reopen an interrupted trial's run for the Optuna trial that goes on with it; returns the
+    last epoch it holds (epochs up to it are not logged again)."""
+    from mlflow.entities import RunTag
+
+    c = client(st)
+    c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in
+                              {**tags, OPTUNA_TRIAL: optuna_trial}.items()])
+    c.update_run(run_id, status="RUNNING")
+    return last_logged_epoch(st, run_id)
+
+
+def last_logged_epoch(st: Store, run_id: str) -> int:
+    """The last epoch (step) of a trial's run's per-epoch metrics; 0 where none."""
+    steps = [m.step for m in client(st).get_metric_history(run_id, "epoch_s")]
+    return max(steps, default=0)
 
 
 def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
@@ -347,11 +397,9 @@ def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
             f"no test evaluation")
         c.set_terminated(parent, "FINISHED")
         return info
-    import keras
-    import tensorflow as tf
-
     import fmnist.models  # noqa: F401 - registers the custom layers for loading
     from fmnist import evaluate
+    from fmnist.runtime import keras, tf
 
     model = keras.models.load_model(Path(ckpt) / "model.keras", compile=False)
     ev = evaluate.evaluate(model, split.x_test, split.y_test)
@@ -376,6 +424,17 @@ def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
     info["test/acc"] = ev.accuracy
     info["model_uri"] = logged.model_uri
     return info
+
+
+def ui_url(st: Store, base: str, sweep: str | None = None) -> str | None:
+    """The MLflow UI's page at ``base`` of a sweep's runs (None: no such sweep), or of the
+    experiments, in its model-training view: MLflow 3 opens in its GenAI view unless the URL
+    asks (the view is otherwise a browser setting)."""
+    view = "workflowType=machine_learning"
+    if sweep is None:
+        return f"{base}/#/experiments?{view}"
+    exp = client(st).get_experiment_by_name(sweep)
+    return None if exp is None else f"{base}/#/experiments/{exp.experiment_id}/runs?{view}"
 
 
 def list_sweeps(st: Store) -> list[dict[str, Any]]:

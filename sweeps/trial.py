@@ -54,8 +54,7 @@ def import_tensorflow():
     for m in held:
         sys.modules[m] = None  # `import m` raises ImportError, which Keras expects of a missing one
     try:
-        import keras  # noqa: F401 - imported here, under the hold
-        import tensorflow as tf
+        from fmnist.runtime import tf  # imported here, under the hold
     finally:
         for m in held:
             if sys.modules.get(m, False) is None:
@@ -85,7 +84,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         except RuntimeError:  # already initialised in this (reused) worker
             pass
     from fmnist import evaluate, train
-    from sweeps.space import TRIAL_KEY
+    from sweeps.space import RESUME_KEY, hyperparameters
 
     ctx = tune.get_context()
     placement = {
@@ -95,7 +94,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         "pid": os.getpid(),
         "trial_start": started,
     }
-    sampled = {k: v for k, v in config.items() if k != TRIAL_KEY}
+    sampled = hyperparameters(config)
     hp = {"seed": seed, **fixed, **sampled, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 
@@ -111,9 +110,12 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     stop_requested = _stop_event()
     train_start = time.time()  # imports and set-up done: what a plain training loop pays starts
     # a trial Tune restarts after a failure (FailureConfig.max_failures) goes on from its last
-    # epoch's state; its MLflow run then gets the epochs after it, each once
+    # epoch's state, and so does one a killed sweep left interrupted (enqueued again on resume
+    # with the state's folder); its MLflow run then gets the epochs after it, each once
     checkpoint = tune.get_checkpoint()
-    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume_from:
+    carried = config.get(RESUME_KEY, {}).get("checkpoint")
+    with (checkpoint.as_directory() if checkpoint else contextlib.nullcontext(carried)
+          ) as resume_from:
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                              should_stop=stop_requested, epoch_state=True,
                              resume_from=resume_from)

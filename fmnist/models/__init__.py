@@ -7,6 +7,7 @@
 'minivgg'
 """
 
+from fmnist import runtime  # noqa: F401 - first: TensorFlow without its native start-up lines
 from fmnist.models import (  # noqa: F401  (importing a family registers it)
     allcnn,
     basiccnn,

@@ -1,13 +1,16 @@
-"""A sweep killed with SIGKILL resumes with the same command: no finished trial rerun, no MLflow
-run duplicated, exactly the spec's number of trials at the end. Real subprocesses, real Ray."""
+"""A sweep stopped by SIGKILL, SIGINT or SIGTERM resumes with the same command: no finished
+trial rerun, no configuration proposed twice, the interrupted trial going on from its last saved
+epoch in its own MLflow run, exactly the spec's number of trials at the end. Real subprocesses,
+real Ray."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import optuna
@@ -20,60 +23,91 @@ pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
 
 
-def _completed(store: Path, name: str) -> int:
-    db = store / "optuna.db"
-    if not db.exists():
-        return 0
-    try:
-        study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-    except Exception:  # noqa: BLE001 - not created yet, or locked for a moment
-        return 0
-    return sum(t.state.name == "COMPLETE" for t in study.trials)
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|cuInit|cuda drivers|oneDNN|\*\*\* SIG",
+                        re.MULTILINE)
+EPOCH_LINE = re.compile(r"trial (\d+) \(\w+\) epoch (\d+)/4 val/acc 0\.\d{4} [\d.]+s/epoch$",
+                        re.MULTILINE)
 
 
-def test_killed_sweep_resumes_with_the_same_command(tmp_path):
-    spec = write_spec(tmp_path / "s.yaml", name="resume", max_concurrent=1, max_epochs=3,
-                      data={"subset": 1000, "seed": 0})
+def _until(proc: subprocess.Popen, pattern: str, timeout: float = 300) -> str:
+    """The process's output up to the first line matching ``pattern`` (read as it comes)."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            seen.append(line)
+            if re.search(pattern, line):
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert found.wait(timeout), "".join(seen)[-3000:]
+    return reader, seen
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGKILL", "SIGINT", "SIGTERM"])
+def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(tmp_path, sig):
+    spec = write_spec(tmp_path / "s.yaml", name="resume", max_concurrent=1, max_epochs=4,
+                      data={"subset": 3000, "seed": 0})
     store = tmp_path / "store"
     cmd = [CLI, "run", str(spec), "--store", str(store)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                             "FMNIST_DEBUG")}
 
+    # stdout a pipe, not a terminal: a plain line per epoch report
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-    deadline = time.monotonic() + 240
-    while _completed(store, "resume") < 1:
-        assert first.poll() is None, first.stdout.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no trial finished in time"
-        time.sleep(0.5)
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and everything it started
-    first.wait()
-
-    # The driver closes a trial's MLflow run before Optuna is told, so the kill may fall between
-    # the two: a closed run can be ahead of its Optuna trial, never behind it.
-    _, _, nested_before, study_before = records(store, "resume")
-    done_before = {r.info.run_id: int(r.data.tags["fmnist.optuna_trial"])
-                   for r in nested_before if r.info.status in ("FINISHED", "KILLED")}
-    complete_before = {t.number: t.params for t in study_before.trials
-                       if t.state.name == "COMPLETE"}
-    assert 1 <= len(done_before) < 4 and set(complete_before) <= set(done_before.values())
+                             text=True, start_new_session=True)
+    reader, seen = _until(first, r"trial 1 \(\w+\) epoch 2/4 ")  # trial 0 done, 1 mid-way
+    if sig == signal.SIGKILL:
+        os.killpg(first.pid, sig)  # the driver and everything it started
+    else:
+        os.kill(first.pid, sig)  # the driver alone, as `timeout`, systemd and Slurm do
+    first.wait(timeout=120)
+    reader.join(timeout=30)
+    out = "".join(seen)
+    assert not NATIVE_LOG.search(out), out
+    assert {(int(t), int(e)) for t, e in EPOCH_LINE.findall(out)} >= {(0, 1), (0, 2), (0, 3),
+                                                                      (0, 4), (1, 1), (1, 2)}
+    if sig != signal.SIGKILL:
+        assert first.returncode == 128 + sig, out
+        assert "Traceback" not in out, out
+        last = out.strip().splitlines()[-1]
+        assert last.startswith(f"fmnist-sweep run: stopped by {signal.Signals(sig).name}; "
+                               f"1 of 4 trials done"), out
+        assert last.endswith(f"the same command resumes: fmnist-sweep run {spec} --store "
+                             f"{store}"), out
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"resuming, {len(done_before)} of 4 trials done" in second.stdout
+    assert "resuming, 1 of 4 trials done" in second.stdout
+    assert re.search(r"trial 1 was interrupted; it goes on after epoch [234]", second.stdout)
+    assert not NATIVE_LOG.search(second.stdout + second.stderr)
 
-    _, parent, nested, study = records(store, "resume")
-    finished = [r for r in nested if r.info.status in ("FINISHED", "KILLED")]
-    assert len(finished) == 4 and len(nested) == 4, "no duplicated or leftover MLflow run"
-    assert {r.info.run_id for r in finished} >= set(done_before), "finished runs kept as they were"
-    numbers = sorted(int(r.data.tags["fmnist.optuna_trial"]) for r in nested)
-    assert len(set(numbers)) == 4, "one MLflow run per Optuna trial"
+    client, parent, nested, study = records(store, "resume")
+    assert len(nested) == 4 and all(r.info.status == "FINISHED" for r in nested), \
+        "one MLflow run per trial, the interrupted one continued, none left over"
+    for r in nested:  # every epoch recorded once, the continued trial's too
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "val/acc")] == \
+            [1, 2, 3, 4]
+    continued = [r for r in nested if "fmnist.resumed_from_epoch" in r.data.tags]
+    assert len(continued) == 1 and continued[0].info.run_name == re.search(
+        r"trial 1 \((\w+)\)", out).group(1)
+    assert int(continued[0].data.tags["fmnist.resumed_from_epoch"]) >= 2, "not from epoch 1"
+
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 4
-    for number, params in complete_before.items():  # finished trials were not rerun
-        assert study.trials[number].params == params
+    configs = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(set(configs)) == 4, "no configuration proposed twice"
     interrupted = [t for t in study.trials if t.user_attrs.get("fmnist_interrupted")]
-    assert all(t.state.name == "FAIL" for t in interrupted)
-    assert len(study.trials) == 4 + len(interrupted)
+    assert [t.number for t in interrupted] == [1] and interrupted[0].state.name == "FAIL"
+    assert tuple(sorted(interrupted[0].params.items())) in configs, "it went on, same params"
+    # MLflow and Optuna agree: each finished run is one complete trial, with its value
+    by_number = {int(r.data.tags["fmnist.optuna_trial"]): r for r in nested}
+    assert set(by_number) == {t.number for t in complete}
+    for t in complete:
+        assert by_number[t.number].data.metrics["objective"] == pytest.approx(t.value)
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
 
 
@@ -92,40 +126,73 @@ def _state(tmp_path, name="recon"):
     return spec, st, storage, study, parent
 
 
+def _saved_state(trial_dir: Path, epochs: int) -> None:
+    """A trial's Tune folder as a trial leaves it: its training state after ``epochs``."""
+    import json
+    import zipfile
+
+    ckpt = trial_dir / "checkpoint_000001"
+    ckpt.mkdir(parents=True)
+    history = [{"epoch": e, "val/acc": 0.5 + e / 10, "epoch_s": 1.0} for e in range(1, epochs + 1)]
+    (ckpt / "state.json").write_text(json.dumps({"epoch": epochs, "history": history}))
+    with zipfile.ZipFile(ckpt / "model.keras", "w") as z:
+        z.writestr("config.json", "{}")
+
+
 def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     """Every state a kill can leave between the two records, built directly in real stores."""
-    from sweeps import runner, tracking
+    from sweeps import runner, space, tracking
 
     spec, st, storage, study, parent = _state(tmp_path)
     c = tracking.client(st)
-    trials = [study.ask() for _ in range(5)]
+    trials = [study.ask() for _ in range(6)]
+    for t in trials:
+        t.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
     runs = [tracking.start_trial(st, spec, parent, f"t{t.number}", {"learning_rate": 0.01},
-                                 t.number) for t in trials]
+                                 t.number, tags={tracking.TRIAL_DIR: str(tmp_path / f"t{t.number}")
+                                                 })
+            for t in trials]
     # 0: both records done; 1: run closed, Optuna not told yet (the kill fell between)
     study.tell(trials[0], 0.7)
     tracking.end_trial(st, runs[0], "FINISHED", {"objective": 0.7}, {})
     tracking.end_trial(st, runs[1], "FINISHED", {"objective": 0.8}, {})
-    # 2: killed mid-training, both RUNNING; 3: failed, Optuna told, run not closed yet
+    # 2: killed in its first epoch, both RUNNING, no state saved; 3: failed, Optuna told, run
+    # not closed yet
     study.tell(trials[3], state=optuna.trial.TrialState.FAIL)
     # 4: pruned by the scheduler and closed as KILLED, Optuna not told yet
     tracking.end_trial(st, runs[4], "KILLED", {"objective": 0.5}, {"fmnist.pruned": "true"})
+    # 5: killed in its third epoch: the state after epoch 2 saved, only epoch 1 in MLflow
+    _saved_state(tmp_path / "t5", 2)
+    tracking.log_history(c, runs[5], [{"epoch": 1, "val/acc": 0.6, "epoch_s": 1.0}])
 
     said = []
     runner.reconcile(spec, storage, st, said.append)
 
     after = optuna.load_study(study_name=spec.name, storage=storage).trials
-    assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "COMPLETE",
+                                             "FAIL", "WAITING", "WAITING"]
     assert after[1].value == 0.8 and after[4].value == 0.5
     assert after[2].user_attrs.get(runner.INTERRUPTED) and not after[3].user_attrs
+    # both interrupted trials are enqueued again with their hyperparameters; 5 goes on
+    fixed = [t.system_attrs.get("fixed_params") for t in after]  # an enqueued trial's params
+    assert fixed[6] == after[2].params and space.RESUME_KEY not in after[6].user_attrs
+    assert fixed[7] == after[5].params
+    assert after[7].user_attrs[space.RESUME_KEY] == {
+        "run_id": runs[5], "checkpoint": str(tmp_path / "t5" / "checkpoint_000001"),
+        "epoch": 2, "trial": 5}
     status = {r.info.run_id: r.info.status for r in tracking.trial_runs(st, spec.name)}
-    assert runs[2] not in status, "the half-written run of the interrupted trial is deleted"
+    assert runs[2] not in status, "the half-written run of the trial with no saved epoch goes"
     assert status == {runs[0]: "FINISHED", runs[1]: "FINISHED", runs[3]: "FAILED",
-                      runs[4]: "KILLED"}
+                      runs[4]: "KILLED", runs[5]: "RUNNING"}
+    assert [(m.step, m.value) for m in c.get_metric_history(runs[5], "val/acc")] == \
+        [(1, 0.6), (2, 0.7)], "the saved epoch MLflow lacked is logged, once"
     assert c.get_run(runs[3]).data.tags["fmnist.recovered"] == "closed on resume"
     assert any("trial 1 had finished" in line for line in said)
-    assert any("trial 2 was interrupted" in line for line in said)
+    assert any("trial 2 was interrupted before its first epoch ended" in line for line in said)
+    assert any("trial 5 was interrupted; it goes on after epoch 2" in line for line in said)
     assert runner.study_counts(optuna.load_study(study_name=spec.name, storage=storage)) == (4, 1)
 
-    said.clear()  # a second reconcile finds nothing to do
+    said.clear()  # a second reconcile finds nothing to do: the enqueued trials wait their turn
     runner.reconcile(spec, storage, st, said.append)
-    assert said == [] and len(tracking.trial_runs(st, spec.name)) == 4
+    assert said == [] and len(tracking.trial_runs(st, spec.name)) == 5
+    assert len(optuna.load_study(study_name=spec.name, storage=storage).trials) == 8
