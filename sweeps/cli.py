@@ -98,7 +98,7 @@ class RunCommand(Command):
         opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,
-                                 argv=sys.argv[1:])
+                                 argv=args.argv)
         out = runner.run(sp, opts, say=echo)
         echo(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
              f"{out.ran_now} run now")
@@ -391,12 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stopped_line(args: argparse.Namespace, stop, argv: Sequence[str] | None) -> str:
+def _stopped_line(args: argparse.Namespace, stop) -> str:
     """The one line a signal ends a command with; for a sweep, what is kept and how to go on."""
     line = f"fmnist-sweep {args.command}: stopped by {stop}"
     if args.command != "run" or stop.done is None:
         return line
-    words = [w for w in (sys.argv[1:] if argv is None else argv) if w != "--fresh"]
+    words = [w for w in args.argv if w != "--fresh"]
     if getattr(args, "fresh", False):  # the resume is of the new name this run took
         words += ["--name", stop.name]
     return (f"{line}; {stop.done} of {stop.trials} trials done, every record kept; "
@@ -412,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signals.interrupt)  # not TensorFlow's stack dump and abort
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given
     if args.debug:  # TensorFlow's native log lines too, here and in the trials (fmnist.runtime)
         os.environ["FMNIST_DEBUG"] = "1"
     else:
@@ -428,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (signals.Interrupted, KeyboardInterrupt) as e:
         stop = e if isinstance(e, signals.Interrupted) else signals.Interrupted(signal.SIGINT)
-        echo(_stopped_line(args, stop, argv), file=sys.stderr)
+        echo(_stopped_line(args, stop), file=sys.stderr)
         return stop.exit_code
 
 

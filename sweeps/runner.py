@@ -403,13 +403,16 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
 
 
 class StudySearch(OptunaSearch):
-    """Ray's Optuna searcher, less its snapshots: Tune pickles a searcher into the experiment
-    folder with every experiment checkpoint, and this one holds the storage's URL, password
-    included. The study in the database is the state a resume starts from, so nothing is
-    lost."""
+    """Ray's Optuna searcher, less what Tune would write of it: Tune pickles the searcher into
+    the experiment folder (with every experiment checkpoint, and in ``tuner.pkl``), and it holds
+    the storage and its URL, password included. The study in the database is the state a resume
+    starts from (``Tuner.restore`` is never used), so nothing is lost."""
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_storage", "_ot_study")}
 
 
 class TrialRecorder(Callback):

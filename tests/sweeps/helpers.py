@@ -48,8 +48,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mlflow_ui(store: Path):
-    """`fmnist-sweep ui` for ``store`` on a free port; yields its base URL once it answers."""
+def mlflow_ui(store: Path, sweep: str | None = None):
+    """`fmnist-sweep ui` for ``store`` on a free port; yields its base URL once it answers, or
+    with ``sweep`` the URL it prints for that sweep's runs."""
     import os
     import signal
     import subprocess
@@ -59,10 +60,12 @@ def mlflow_ui(store: Path):
 
     port = free_port()
     cli = str(Path(sys.executable).with_name("fmnist-sweep"))
-    server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port),
+                               *(["--sweep", sweep] if sweep else [])],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    printed = server.stdout.readline()  # "MLflow UI for <uri>: <url> (Ctrl-C stops it)"
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -73,7 +76,7 @@ def mlflow_ui(store: Path):
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "UI did not start"
             time.sleep(1)
-        yield base
+        yield printed.split(": ", 1)[1].split(" ")[0] if sweep else base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -153,9 +153,14 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
         pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    with mlflow_ui(store) as base:
+    with mlflow_ui(store, sweep="rep-lenet5") as url:
+        base = url.split("/#/", 1)[0]
         c = _client(store)
         exp = c.get_experiment_by_name("rep-lenet5")
+        # the URL `fmnist-sweep ui` prints opens the sweep in MLflow's model-training view, in
+        # a browser that has never set a view (a new context: a fresh profile)
+        assert url == (f"{base}/#/experiments/{exp.experiment_id}/runs"
+                       f"?workflowType=machine_learning")
         kids = [r.info.run_name for r in c.search_runs([exp.experiment_id])
                 if "mlflow.parentRunId" in r.data.tags]
         assert len(kids) == 3
@@ -166,7 +171,9 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
             page.goto(f"{base}/#/experiments")
             page.wait_for_selector("text=rep-lenet5", timeout=60_000)
             assert "rep-mlp" in page.inner_text("body")
-            page.goto(f"{base}/#/experiments/{exp.experiment_id}/runs")
+            page = browser.new_context().new_page()
+            page.set_viewport_size({"width": 1600, "height": 1000})
+            page.goto(url)
             row = page.locator("[role=row]", has_text="rep-lenet5").first
             row.wait_for(timeout=60_000)
             assert not any(k in page.inner_text("body") for k in kids), "collapsed at first"

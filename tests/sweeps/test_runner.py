@@ -62,7 +62,7 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
     assert parent.data.tags["fmnist.best_run_id"] == best.info.run_id
     assert math.isclose(study.best_value, best.data.metrics["objective"], rel_tol=1e-9)
     assert f"best trial: MLflow run {best.info.run_id}" in out
-    assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()}")
+    assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()} --sweep e2e")
 
     # a test score on the parent and nowhere else
     assert 0.0 < parent.data.metrics["test/acc"] <= 1.0

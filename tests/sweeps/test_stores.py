@@ -4,6 +4,7 @@ FMNIST_TEST_POSTGRES), two sweeps at once against one store, and store URLs that
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
+from sweeps.redact import mask
 from tests.sweeps.helpers import mlflow_ui, write_spec
 
 pytestmark = pytest.mark.slow
@@ -50,8 +52,45 @@ def _nested(tracking_uri: str, name: str):
     return parents[0], nested
 
 
-def test_sweep_recorded_in_postgresql_and_reported_from_it(pg_urls, tmp_path, capsys):
-    mlflow_url, optuna_url = pg_urls
+@pytest.fixture
+def pg_secret_urls():
+    """Two new databases owned by a new role with a password of its own: (mlflow URL, optuna
+    URL, password)."""
+    if not PG:
+        pytest.skip("no PostgreSQL server given in FMNIST_TEST_POSTGRES (.ci/run starts one)")
+    tag = uuid.uuid4().hex[:8]
+    role, password = f"fmnist_pw_{tag}", f"Pw-{uuid.uuid4().hex}"
+    names = [f"fmnist_{kind}_{tag}" for kind in ("mlflow", "optuna")]
+    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+        for n in names:
+            con.execute(sqlalchemy.text(f"CREATE DATABASE {n} OWNER {role}"))
+    host = PG.rsplit("@", 1)[1].rsplit("/", 1)[0]
+    yield (*(f"postgresql://{role}:{password}@{host}/{n}" for n in names), password)
+    with admin.connect() as con:
+        for n in names:
+            con.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+        con.execute(sqlalchemy.text(f"DROP ROLE IF EXISTS {role}"))
+    admin.dispose()
+
+
+def _every_row(url: str) -> str:
+    """Every row of every table of a database, as text."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        meta = sqlalchemy.MetaData()
+        meta.reflect(engine)
+        with engine.connect() as con:
+            return "\n".join(str(row) for table in meta.sorted_tables
+                             for row in con.execute(table.select()))
+    finally:
+        engine.dispose()
+
+
+def test_sweep_recorded_in_postgresql_writes_and_prints_no_password(pg_secret_urls, tmp_path,
+                                                                     capsys):
+    mlflow_url, optuna_url, password = pg_secret_urls
     spec = write_spec(tmp_path / "s.yaml", name="pg", trials=2, max_epochs=1,
                       data={"subset": 300, "seed": 0})
     urls = ["--tracking-uri", mlflow_url, "--storage", optuna_url, "--store",
@@ -62,12 +101,39 @@ def test_sweep_recorded_in_postgresql_and_reported_from_it(pg_urls, tmp_path, ca
     study = optuna.load_study(study_name="pg", storage=optuna_url)
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
     assert "test/acc" in parent.data.metrics
-    assert capsys.readouterr().out.rstrip().endswith(
-        f"view: fmnist-sweep ui --tracking-uri {mlflow_url}")
+    assert parent.data.tags["fmnist.command"] == mask(" ".join(["fmnist-sweep", "run", str(spec),
+                                                                 *urls]))
     assert main(["report", "pg", *urls, "--out", str(tmp_path / "rep"), "--format", "md"]) == 0
     md = (tmp_path / "rep" / "pg.md").read_text()
     for r in nested:
         assert f"| {r.info.run_name} | finished | lenet5 |" in md
+    assert main(["list", *urls[:2]]) == 0
+
+    out = capsys.readouterr()
+    assert f"view: fmnist-sweep ui --tracking-uri {mask(mlflow_url)} --sweep pg" in out.out
+    assert mask(mlflow_url) in out.out and password not in out.out + out.err
+    # nowhere in MLflow's or Optuna's database (tags, params, attributes), nor in any file the
+    # sweep wrote: artifacts, models, reports, Tune's experiment folder
+    assert password not in _every_row(mlflow_url)
+    assert password not in _every_row(optuna_url)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "MLmodel" for p in written) and any(p.suffix == ".md" for p in written)
+    assert [p for p in written if password.encode() in p.read_bytes()] == []
+
+
+def test_one_database_for_both_stores_is_refused_before_anything_is_written(pg_urls, tmp_path,
+                                                                           capsys):
+    mlflow_url, _ = pg_urls
+    spec = write_spec(tmp_path / "s.yaml", name="onedb", trials=1, max_epochs=1,
+                      data={"subset": 100, "seed": 0})
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--tracking-uri", mlflow_url, "--storage",
+                 mlflow_url.replace("postgresql://", "postgresql+psycopg://"),
+                 "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the database of --tracking-uri" in err[0], err
+    assert "MLflow and Optuna each need a database of their own" in err[0]
+    assert _every_row(mlflow_url) == "" and not store.exists(), "nothing written"
 
 
 def _two_at_once(tmp_path: Path, urls: list[str]) -> list[subprocess.CompletedProcess]:
@@ -112,7 +178,7 @@ def test_a_store_url_that_cannot_work_fails_fast_with_one_line(tmp_path, capsys,
     assert main(["run", str(spec), "--store", str(tmp_path / "st"), flag, url]) == 2
     assert time.monotonic() - t0 < 30
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{flag} {url}: {message}" in err[0], err
+    assert len(err) == 1 and f"{flag} {mask(url)}: {message}" in err[0], err
     assert not list((tmp_path / "st").glob("*.db")), "no store half-written"
 
 
@@ -138,12 +204,69 @@ def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
                                str(tmp_path / "store")], capture_output=True, text=True,
                               timeout=400)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        assert done.stdout.rstrip().endswith(f"view: {url}")  # the server's own UI
+        exp = MlflowClient(tracking_uri=url).get_experiment_by_name("viahttp")
+        assert done.stdout.rstrip().endswith(  # the server's own UI, at the sweep's runs
+            f"view: {url}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
         parent, nested = _nested(url, "viahttp")
         assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
         assert "test/acc" in parent.data.metrics
         c = MlflowClient(tracking_uri=url)
         assert [m.step for m in c.get_metric_history(nested[0].info.run_id, "val/acc")] == [1]
+
+
+def _procs() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every live process (Linux /proc)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                out[int(entry)] = (int(fields[1]), int(fields[2]))
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_fmnist_sweep_ui_stops_the_whole_server(tmp_path, sig):
+    import urllib.request
+
+    from tests.sweeps.helpers import free_port
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mlflow.db").touch()
+    port = free_port()
+    ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--port", str(port)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status:
+                    break
+            except OSError:
+                pass
+            assert ui.poll() is None and time.monotonic() < deadline, "UI did not start"
+            time.sleep(1)
+        procs = _procs()
+        (server,) = [p for p, (ppid, _) in procs.items() if ppid == ui.pid]
+        group = {p for p, (_, pgid) in procs.items() if pgid == server}
+        assert len(group) >= 2, "the MLflow server and its workers, in a group of their own"
+        os.kill(ui.pid, sig)  # the ui process alone, as systemd's stop does
+        assert ui.wait(timeout=60) == 128 + sig
+        deadline = time.monotonic() + 30
+        while group & set(_procs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not group & set(_procs()), "the server and its workers are gone"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+        assert f"stopped by {signal.Signals(sig).name}" in ui.stdout.read()
+    finally:
+        if ui.poll() is None:
+            ui.kill()
 
 
 def test_processes_creating_one_new_optuna_storage_at_once_all_open_it(tmp_path):
