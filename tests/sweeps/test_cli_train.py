@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -47,3 +53,22 @@ def test_train_command_bad_input_exits_2_with_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not store.exists()
+
+
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|cuInit|cuda drivers",
+                        re.MULTILINE)
+
+
+def test_train_prints_no_native_tensorflow_log_lines_unless_debug(tmp_path):
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                             "FMNIST_DEBUG")}
+    args = ["train", "lenet5", "--epochs", "1", "--subset", "300", "--store",
+            str(tmp_path / "store")]
+    quiet = subprocess.run([cli, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "epoch   1" in quiet.stdout
+    assert not NATIVE_LOG.search(quiet.stdout + quiet.stderr), quiet.stderr
+    debug = subprocess.run([cli, "--debug", *args], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert debug.returncode == 0 and NATIVE_LOG.search(debug.stderr), "--debug shows them"

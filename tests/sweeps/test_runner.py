@@ -182,7 +182,11 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
     sp = spec_mod.load(write_spec(tmp_path / "s.yaml", name="unstarted"))
     st = tracking.store(tmp_path / "store")
     parent = tracking.parent_run(st, sp, ["run"])
-    recorder = runner.TrialRecorder(st, sp, parent, 0, {"batch_size": 32}, 0, say=lambda s: None)
+    from sweeps import progress
+
+    display = progress.Display(progress.Progress(sp.trials, sp.max_epochs, sp.metric),
+                               say=lambda s: None, live=False)
+    recorder = runner.TrialRecorder(st, sp, parent, display, {"batch_size": 32}, 0)
     trial = Trial("run_trial", config={"learning_rate": 0.01, "shuffle": True, "dropout": 0.2},
                   trial_id="never_started", stub=True)
     recorder.on_trial_error(0, [trial], trial)
@@ -191,7 +195,7 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.params["learning_rate"] == "0.01"
     assert runs[0].data.tags["mlflow.parentRunId"] == parent
-    assert recorder.failed == 1 and recorder.done == 1
+    assert recorder.progress.failed == 1 and recorder.progress.done == 1
     assert client.get_run(parent).info.status == "RUNNING"
 
 
