@@ -402,6 +402,11 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     return recorder.started
 
 
+def _trial_dir(trial) -> str:
+    """The trial's Tune folder, where its checkpoints go; "" for a trial Tune gave none."""
+    return (trial.path or "") if trial.storage is not None else ""
+
+
 class StudySearch(OptunaSearch):
     """Ray's Optuna searcher, less what Tune would write of it: Tune pickles the searcher into
     the experiment folder (with every experiment checkpoint, and in ``tuner.pkl``), and it holds
@@ -453,7 +458,7 @@ class TrialRecorder(Callback):
         if resume:  # an interrupted trial going on: its run goes on too, from its next epoch
             rid = resume["run_id"]
             self.logged[trial.trial_id] = tracking.continue_trial(
-                self.st, rid, number, {tracking.TRIAL_DIR: trial.path or "",
+                self.st, rid, number, {tracking.TRIAL_DIR: _trial_dir(trial),
                                        "fmnist.resumed_from_epoch": resume["epoch"],
                                        "fmnist.resumed_trial": resume["trial"]})
             self.runs[trial.trial_id] = rid
@@ -463,7 +468,7 @@ class TrialRecorder(Callback):
                       **space.hyperparameters(trial.config)}
             self.runs[trial.trial_id] = tracking.start_trial(
                 self.st, self.spec, self.parent, trial.trial_id, params, number,
-                self.experiment, tags={tracking.TRIAL_DIR: trial.path or ""})
+                self.experiment, tags={tracking.TRIAL_DIR: _trial_dir(trial)})
         self.started += 1
         return self.runs[trial.trial_id]
 
