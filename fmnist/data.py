@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fmnist.errors import ConfigError, UserError
+
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top",
     "Trouser",
@@ -59,7 +61,7 @@ DEFAULT_TIMEOUT_S = 10.0
 _IDX_UBYTE = 0x08  # the only element type Fashion-MNIST uses
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data file is missing, corrupt or cannot be fetched; the message says which and the fix."""
 
 
@@ -349,9 +351,9 @@ def load_split(
     runs. ``val_fraction`` must lie in (0, 1).
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"`0 < val_fraction < 1` must hold, but got val_fraction={val_fraction}.")
+        raise ConfigError(f"`0 < val_fraction < 1` must hold, but got val_fraction={val_fraction}.")
     if subset is not None and subset < len(CLASS_NAMES):
-        raise ValueError(f"`subset >= 10` (one image per class) must hold, but got {subset=}.")
+        raise ConfigError(f"`subset >= 10` (one image per class) must hold, but got {subset=}.")
     x_train, y_train, x_test, y_test = load_arrays(directory, download=download)
     rng = np.random.default_rng(seed)
     train_index, val_index = stratified_split(y_train, val_fraction, rng)

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fmnist.errors import ConfigError
+
 KINDS = ("int", "float", "bool", "choice")
 
 
@@ -43,10 +45,10 @@ class HP:
                f"[{_fmt(self.low)}, {_fmt(self.high)}]"
 
     def check(self, family: str, value: Any) -> Any:
-        """Return ``value`` in its canonical type, or raise a ValueError naming the rule."""
+        """Return ``value`` in its canonical type, or raise a ConfigError naming the rule."""
 
-        def bad() -> ValueError:
-            return ValueError(f"{family}: hyperparameter `{self.name}` {self.rule}, "
+        def bad() -> ConfigError:
+            return ConfigError(f"{family}: hyperparameter `{self.name}` {self.rule}, "
                               f"but got {value!r}.")
 
         if self.kind == "bool":
@@ -88,7 +90,7 @@ def check_all(label: str, hps: Mapping[str, HP], values: Mapping[str, Any]) -> d
     out = {k: h.default for k, h in hps.items()}
     for key, value in values.items():
         if key not in hps:
-            raise ValueError(f"{label}: unknown hyperparameter `{key}`{did_you_mean(key, hps)}"
+            raise ConfigError(f"{label}: unknown hyperparameter `{key}`{did_you_mean(key, hps)}"
                              f"; it has: {', '.join(sorted(hps))}.")
         out[key] = hps[key].check(label, value)
     return out

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from fmnist import models
+from fmnist.errors import ConfigError
 from fmnist.hparams import HP, did_you_mean
 from fmnist.runtime import keras, tf
 
@@ -111,7 +112,7 @@ def split_hp(family: str | None, hp: Mapping[str, Any] | None,
     model_part = {k: v for k, v in hp.items() if k in family_hps}
     for key in hp.keys() - train_part.keys() - model_part.keys():
         known = [*HYPERPARAMETERS, *family_hps]
-        raise ValueError(f"{family or 'train'}: unknown hyperparameter `{key}`"
+        raise ConfigError(f"{family or 'train'}: unknown hyperparameter `{key}`"
                          f"{did_you_mean(key, known)}; training knobs: "
                          f"{', '.join(HYPERPARAMETERS)}; {family or 'the model'}'s: "
                          f"{', '.join(family_hps) or '-'}.")
@@ -278,7 +279,7 @@ def train(
     thp, model_hp = split_hp(family, hp, preset)
     n_train = len(split.y_train)
     if thp["batch_size"] > n_train:
-        raise ValueError(f"train: `batch_size <= training images` must hold, but got "
+        raise ConfigError(f"train: `batch_size <= training images` must hold, but got "
                          f"batch_size={thp['batch_size']} for {n_train} images.")
     configure_runtime(thp)
 

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from fmnist.errors import UserError
 from sweeps import redact
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -23,14 +24,8 @@ def echo(text: object = "", file=None, flush: bool = True) -> None:
     print(redact.mask(str(text)), file=file or sys.stdout, flush=flush)
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit code 2."""
-
-
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from fmnist.data import DataError
-
-    return (UsageError, DataError, ValueError)  # SpecError and StoreError are ValueErrors
+class UsageError(UserError):
+    """A command line that cannot work (a bad --format, a sweep that is not there)."""
 
 
 class Command:
@@ -422,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args._command.take_action(args)
-    except _bad_input_types() as e:
+    except UserError as e:  # anything else is a bug: its traceback, exit 1
         if args.debug:
             raise
         echo(f"fmnist-sweep {args.command}: error: {e}", file=sys.stderr)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmnist.errors import UserError
 from sweeps import tracking
 
 TOP_K = 5
@@ -28,7 +29,7 @@ FIGURES = ("val_acc_curves", "loss_curves", "time_per_trial", "epoch_seconds", "
            "confusion", "per_class", "misclassified")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """An unknown sweep, or a sweep with nothing to report; exit code 2."""
 
 

@@ -27,10 +27,15 @@ import optuna
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from fmnist.errors import UserError
 from sweeps import progress, signals, space, tracking
 from sweeps.spec import SweepSpec
 
 INTERRUPTED = "fmnist_interrupted"
+
+
+class ClusterError(UserError):
+    """A Ray cluster address that cannot work: malformed, or nothing answers there."""
 
 
 @dataclass
@@ -232,7 +237,7 @@ def _init_ray(address: str | None) -> None:
         ray.init(address=address, include_dashboard=False, configure_logging=True,
                  logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise tracking.StoreError(f"--address {address}: cannot reach a Ray cluster "
+        raise ClusterError(f"--address {address}: cannot reach a Ray cluster "
                                   f"({str(e).splitlines()[0]}).") from None
 
 
@@ -251,12 +256,12 @@ def _check_address(address: str) -> None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise tracking.StoreError(f"--address {address}: must be auto, HOST:PORT or "
+        raise ClusterError(f"--address {address}: must be auto, HOST:PORT or "
                                   f"ray://HOST:PORT.")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise tracking.StoreError(f"--address {address}: no Ray cluster answers at "
+        raise ClusterError(f"--address {address}: no Ray cluster answers at "
                                   f"{host}:{port} ({e.strerror or e}).") from None
 
 
@@ -333,7 +338,7 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
         opening = pool.submit(open_)
         try:
             _init_ray(opts.address)
-        except tracking.StoreError:
+        except ClusterError:
             opening.result()  # a store error is said first, as without the overlap
             raise
         return opening.result()

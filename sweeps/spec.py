@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from fmnist.errors import ConfigError, UserError
 from fmnist.hparams import HP, did_you_mean
 
 REPORTED_METRICS = ("val/acc", "val/loss", "val/acc_best", "train/acc", "train/loss")
@@ -29,7 +30,7 @@ RESERVED = {"max_epochs": "max_epochs", "threads": "resources.cpu",
             "inter_threads": "resources.cpu"}
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec breaks a rule; the message names file, key path, rule and value."""
 
 
@@ -237,7 +238,7 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
             raise c.fail(f"fixed.{k}", "must not also be searched in space", v)
         try:
             fixed[k] = declared[k].check(family, v)
-        except ValueError as e:
+        except ConfigError as e:
             raise SpecError(f"{path}: fixed.{k}: {e}") from None
 
     return SweepSpec(
@@ -288,7 +289,7 @@ def _dist(c: _Checker, family: str, declared: Mapping[str, HP], name: str, raw: 
         for v in values:
             try:
                 out.append(hp.check(family, v))
-            except ValueError as e:
+            except ConfigError as e:
                 raise SpecError(f"{c.path}: {key}.values: {e}") from None
         return Dist("choice", values=tuple(out))
     for k in ("low", "high"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fmnist.errors import UserError
 from sweeps import redact
 
 
@@ -112,7 +113,7 @@ OPTUNA_TRIAL = "fmnist.optuna_trial"  # tag: the Optuna trial number of a trial'
 TRIAL_DIR = "fmnist.trial_dir"  # tag: the trial's Tune folder, where its epochs' states are
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """A store URL that cannot be used; reported in one line, exit code 2."""
 
 

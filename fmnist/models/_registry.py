@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fmnist.errors import ConfigError
 from fmnist.hparams import HP, check_all, did_you_mean
 
 
@@ -55,7 +56,7 @@ def get_family(name: str) -> Family:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model family {name!r}{did_you_mean(name, _REGISTRY)}; "
+        raise ConfigError(f"unknown model family {name!r}{did_you_mean(name, _REGISTRY)}; "
                          f"known families: {', '.join(families())}.") from None
 
 
@@ -78,7 +79,7 @@ def resolve(family: str, hp: Mapping[str, Any] | None = None,
     merged: dict[str, Any] = {}
     if preset is not None:
         if preset not in fam.presets:
-            raise ValueError(f"{family}: unknown preset {preset!r}"
+            raise ConfigError(f"{family}: unknown preset {preset!r}"
                              f"{did_you_mean(preset, fam.presets)}; presets: "
                              f"{', '.join(sorted(fam.presets)) or 'none'}.")
         merged.update(fam.presets[preset])
