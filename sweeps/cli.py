@@ -28,8 +28,25 @@ class UsageError(UserError):
     """A command line that cannot work (a bad --format, a sweep that is not there)."""
 
 
+def _shared_options() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands take, defined once (argparse parent parsers); a command
+    names the groups it takes in ``options``."""
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", help="store root (default: $FMNIST_STORE, else ./mlruns)")
+    store.add_argument("--tracking-uri", help="MLflow tracking URI: sqlite, postgresql, http "
+                       "(default: the store's mlflow.db)")
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument("--storage", help="Optuna storage URL, SQLAlchemy "
+                         "(default: the store's optuna.db)")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-dir", help="data directory (default: $FMNIST_DATA_DIR, else "
+                      "$XDG_CACHE_HOME/fmnist or ~/.cache/fmnist; see `fmnist-sweep data`)")
+    return {"store": store, "storage": storage, "data": data}
+
+
 class Command:
     help = ""
+    options: tuple[str, ...] = ()  # the shared option groups it takes (see _shared_options)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         pass
@@ -40,10 +57,9 @@ class Command:
 
 class DataCommand(Command):
     help = "show where the Fashion-MNIST files live, verify them, download what is missing"
+    options = ("data",)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data-dir", help="data directory (default: $FMNIST_DATA_DIR, "
-                            "else $XDG_CACHE_HOME/fmnist or ~/.cache/fmnist)")
         parser.add_argument("--no-download", action="store_true",
                             help="only verify; report missing files instead of fetching them")
 
@@ -67,6 +83,7 @@ class DataCommand(Command):
 
 class RunCommand(Command):
     help = "run a sweep described by a YAML spec; the same command resumes it"
+    options = ("store", "storage", "data")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("spec", help="sweep spec (YAML), e.g. search_spaces/minivgg.yaml")
@@ -74,15 +91,10 @@ class RunCommand(Command):
         parser.add_argument("--max-epochs", type=int, help="override the spec's max_epochs")
         parser.add_argument("--subset", type=int, help="at most N images per split")
         parser.add_argument("--name", help="sweep name (default: the spec's)")
-        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
-        parser.add_argument("--tracking-uri", help="MLflow tracking URI (sqlite, postgresql, "
-                            "http)")
-        parser.add_argument("--storage", help="Optuna storage URL (SQLAlchemy)")
         parser.add_argument("--address", help="existing Ray cluster: auto or ray://HOST:PORT "
                             "(default: $RAY_ADDRESS, else a local Ray)")
         parser.add_argument("--fresh", action="store_true",
                             help="start over under a new name (name-timestamp)")
-        parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from sweeps import runner, tracking
@@ -125,6 +137,7 @@ class RunCommand(Command):
 
 class ReportCommand(Command):
     help = "write the benchmark table and plots of sweeps (Markdown, CSV, self-contained HTML)"
+    options = ("store", "storage", "data")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("sweeps", nargs="*", help="sweep names (see `fmnist-sweep list`)")
@@ -133,10 +146,6 @@ class ReportCommand(Command):
         parser.add_argument("--format", default="md,csv,html",
                             help="any of md,csv,html,png (png: pip install kaleido, and Chrome "
                                  "or Chromium)")
-        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
-        parser.add_argument("--tracking-uri", help="MLflow tracking URI")
-        parser.add_argument("--storage", help="Optuna storage URL")
-        parser.add_argument("--data-dir", help="data directory (for misclassified images)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from sweeps import report, tracking
@@ -166,10 +175,9 @@ class ReportCommand(Command):
 
 class UiCommand(Command):
     help = "serve the MLflow UI for the store (bound to 127.0.0.1 unless --host says otherwise)"
+    options = ("store",)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
-        parser.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --store)")
         parser.add_argument("--sweep", help="print the URL of this sweep's runs")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=5000)
@@ -239,10 +247,7 @@ class ValidateCommand(Command):
 
 class ListCommand(Command):
     help = "list the sweeps in the store: trials done / running / failed, best val/acc"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--store", help="store root (default ./mlruns or $FMNIST_STORE)")
-        parser.add_argument("--tracking-uri", help="MLflow tracking URI")
+    options = ("store",)
 
     def take_action(self, args: argparse.Namespace) -> int:
         from sweeps import tracking
@@ -306,6 +311,7 @@ def parse_assignments(items: Sequence[str]) -> dict[str, object]:
 
 class TrainCommand(Command):
     help = "train one model, evaluate it on the test set once, record it in MLflow"
+    options = ("store", "data")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("family", help="model family (see `fmnist-sweep models`)")
@@ -316,9 +322,6 @@ class TrainCommand(Command):
         parser.add_argument("--subset", type=int, help="at most N images per split")
         parser.add_argument("--seed", type=int, default=0, help="split and training seed")
         parser.add_argument("--val-fraction", type=float, default=0.2)
-        parser.add_argument("--data-dir", help="data directory (see `fmnist-sweep data`)")
-        parser.add_argument("--store", help="store root (default ./mlruns)")
-        parser.add_argument("--tracking-uri", help="MLflow tracking URI (overrides --store)")
         parser.add_argument("--experiment", default="train", help="MLflow experiment name")
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -378,9 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    shared = _shared_options()
     for name, cls in COMMANDS.items():
         cmd = cls()
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help,
+                           parents=[shared[o] for o in cmd.options])
         cmd.add_arguments(p)
         p.set_defaults(_command=cmd)
     return parser
