@@ -16,6 +16,8 @@ import pytest
 from fmnist import data
 from fmnist.data import DataError
 
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
+
 # ---------------------------------------------------------------- the real files
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from sweeps import progress
+
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
 
 
 class Clock:

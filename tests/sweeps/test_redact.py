@@ -6,6 +6,8 @@ import pytest
 
 from sweeps import redact, tracking
 
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
+
 
 @pytest.mark.parametrize("text, masked", [
     ("postgresql://fmnist:PASSWORD@127.0.0.1:5432/m", "postgresql://fmnist:***@127.0.0.1:5432/m"),

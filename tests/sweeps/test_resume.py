@@ -141,7 +141,7 @@ def _saved_state(trial_dir: Path, epochs: int) -> None:
 
 def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     """Every state a kill can leave between the two records, built directly in real stores."""
-    from sweeps import runner, space, tracking
+    from sweeps import resume, space, tracking
 
     spec, st, storage, study, parent = _state(tmp_path)
     c = tracking.client(st)
@@ -166,13 +166,13 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     tracking.log_history(c, runs[5], [{"epoch": 1, "val/acc": 0.6, "epoch_s": 1.0}])
 
     said = []
-    runner.reconcile(spec, storage, st, said.append)
+    resume.reconcile(spec, storage, st, said.append)
 
     after = optuna.load_study(study_name=spec.name, storage=storage).trials
     assert [t.state.name for t in after] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "COMPLETE",
                                              "FAIL", "WAITING", "WAITING"]
     assert after[1].value == 0.8 and after[4].value == 0.5
-    assert after[2].user_attrs.get(runner.INTERRUPTED) and not after[3].user_attrs
+    assert after[2].user_attrs.get(resume.INTERRUPTED) and not after[3].user_attrs
     # both interrupted trials are enqueued again with their hyperparameters; 5 goes on
     fixed = [t.system_attrs.get("fixed_params") for t in after]  # an enqueued trial's params
     assert fixed[6] == after[2].params and space.RESUME_KEY not in after[6].user_attrs
@@ -190,9 +190,9 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     assert any("trial 1 had finished" in line for line in said)
     assert any("trial 2 was interrupted before its first epoch ended" in line for line in said)
     assert any("trial 5 was interrupted; it goes on after epoch 2" in line for line in said)
-    assert runner.study_counts(optuna.load_study(study_name=spec.name, storage=storage)) == (4, 1)
+    assert resume.study_counts(optuna.load_study(study_name=spec.name, storage=storage)) == (4, 1)
 
     said.clear()  # a second reconcile finds nothing to do: the enqueued trials wait their turn
-    runner.reconcile(spec, storage, st, said.append)
+    resume.reconcile(spec, storage, st, said.append)
     assert said == [] and len(tracking.trial_runs(st, spec.name)) == 5
     assert len(optuna.load_study(study_name=spec.name, storage=storage).trials) == 8

@@ -7,8 +7,11 @@ import json
 import zipfile
 
 import optuna
+import pytest
 
-from sweeps import runner, space
+from sweeps import resume, space
+
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
 
 
 def test_a_new_study_keeps_the_specs_seed_and_a_resumed_one_gets_a_new_stream():
@@ -42,12 +45,12 @@ def _checkpoint(trial_dir, index, epoch, good=True):
 
 
 def test_the_newest_complete_state_is_the_one_to_go_on_from(tmp_path):
-    assert runner.latest_state(None) is None
-    assert runner.latest_state(tmp_path / "missing") is None
+    assert resume.latest_state(None) is None
+    assert resume.latest_state(tmp_path / "missing") is None
     trial = tmp_path / "t1"
     _checkpoint(trial, 1, 2)
     newest = _checkpoint(trial, 2, 3)
     _checkpoint(trial, 3, 4, good=False)  # a kill in the middle of copying it
-    assert runner.latest_state(trial) == (newest, 3)
+    assert resume.latest_state(trial) == (newest, 3)
     (newest / "model.keras").write_bytes(b"PK\x03\x04 truncated")
-    assert runner.latest_state(trial) == (trial / "checkpoint_000001", 2)
+    assert resume.latest_state(trial) == (trial / "checkpoint_000001", 2)

@@ -143,10 +143,10 @@ def test_a_trial_whose_process_dies_goes_on_from_its_last_epoch(tmp_path, monkey
     import os
     import signal
 
-    from sweeps import runner
+    from sweeps import recorder
 
     killed: list[int] = []
-    on_checkpoint = runner.TrialRecorder.on_checkpoint
+    on_checkpoint = recorder.TrialRecorder.on_checkpoint
 
     def kill_once(self, iteration, trials, trial, checkpoint, **info):
         on_checkpoint(self, iteration, trials, trial, checkpoint, **info)
@@ -154,7 +154,7 @@ def test_a_trial_whose_process_dies_goes_on_from_its_last_epoch(tmp_path, monkey
             killed.append(trial.last_result["pid"])
             os.kill(killed[0], signal.SIGKILL)
 
-    monkeypatch.setattr(runner.TrialRecorder, "on_checkpoint", kill_once)
+    monkeypatch.setattr(recorder.TrialRecorder, "on_checkpoint", kill_once)
     spec = write_spec(tmp_path / "s.yaml", name="retry", trials=1, max_epochs=4,
                       max_failures=1)
     store = tmp_path / "store"
@@ -176,7 +176,7 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
     # recorder directly with Ray's own Trial object and a real MLflow store.
     from ray.tune.experiment import Trial
 
-    from sweeps import runner, tracking
+    from sweeps import recorder, tracking
     from sweeps import spec as spec_mod
 
     sp = spec_mod.load(write_spec(tmp_path / "s.yaml", name="unstarted"))
@@ -186,16 +186,16 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
 
     display = progress.Display(progress.Progress(sp.trials, sp.max_epochs, sp.metric),
                                say=lambda s: None, live=False)
-    recorder = runner.TrialRecorder(st, sp, parent, display, {"batch_size": 32}, 0)
+    record = recorder.TrialRecorder(st, sp, parent, display, {"batch_size": 32}, 0)
     trial = Trial("run_trial", config={"learning_rate": 0.01, "shuffle": True, "dropout": 0.2},
                   trial_id="never_started", stub=True)
-    recorder.on_trial_error(0, [trial], trial)
+    record.on_trial_error(0, [trial], trial)
     client = tracking.client(st)
     runs = tracking.trial_runs(st, "unstarted")
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.params["learning_rate"] == "0.01"
     assert runs[0].data.tags["mlflow.parentRunId"] == parent
-    assert recorder.progress.failed == 1 and recorder.progress.done == 1
+    assert record.progress.failed == 1 and record.progress.done == 1
     assert client.get_run(parent).info.status == "RUNNING"
 
 

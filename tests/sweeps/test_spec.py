@@ -12,6 +12,8 @@ import yaml
 from sweeps import spec as specs
 from sweeps.cli import main
 
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
+
 GOOD = {
     "name": "t", "family": "minivgg", "trials": 4, "max_epochs": 3,
     "space": {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1},

@@ -1,0 +1,168 @@
+"""The driver's Tune callback: one nested MLflow run per trial, each epoch once, the final
+status, and the progress the user sees. Trials never touch the stores."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
+
+from sweeps import progress, space, tracking
+from sweeps.spec import SweepSpec
+
+
+def _trial_dir(trial) -> str:
+    """The trial's Tune folder, where its checkpoints go; "" for a trial Tune gave none."""
+    return (trial.path or "") if trial.storage is not None else ""
+
+
+class StudySearch(OptunaSearch):
+    """Ray's Optuna searcher, less what Tune would write of it: Tune pickles the searcher into
+    the experiment folder (with every experiment checkpoint, and in ``tuner.pkl``), and it holds
+    the storage and its URL, password included. The study in the database is the state a resume
+    starts from (``Tuner.restore`` is never used), so nothing is lost."""
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_storage", "_ot_study")}
+
+
+class TrialRecorder(Callback):
+    """Driver-side: one nested MLflow run per trial, per-epoch metrics, final status, and a
+    compact progress line. Trials never touch the stores."""
+
+    def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str,
+                 display: progress.Display, fixed: dict[str, Any], seed: int):
+        self.st, self.spec, self.parent, self.display = st, spec, parent, display
+        self.progress = display.progress
+        self.fixed, self.seed = fixed, seed
+        self.started = 0
+        self.runs: dict[str, str] = {}
+        self.logged: dict[str, int] = {}  # trial id -> last epoch its continued run held
+        self.final: dict[str, dict[str, Any]] = {}
+        self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
+        self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
+        self.experiment = tracking.experiment_id(st, spec.name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment folder: no store URL (a password) there
+        return {k: v for k, v in self.__dict__.items() if k != "st"}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.trial_id in self.runs:
+            return
+        self._start_run(trial)
+        resume = trial.config.get(space.RESUME_KEY)
+        self.progress.started(trial.trial_id, trial.config.get(space.TRIAL_KEY),
+                              resume["epoch"] if resume else 0)
+        self.display.note(f"started {trial.trial_id}" + (
+            f" (trial {resume['trial']} going on after epoch {resume['epoch']})"
+            if resume else ""))
+
+    def _start_run(self, trial) -> str:
+        number = trial.config.get(space.TRIAL_KEY)
+        resume = trial.config.get(space.RESUME_KEY)
+        if resume:  # an interrupted trial going on: its run goes on too, from its next epoch
+            rid = resume["run_id"]
+            self.logged[trial.trial_id] = tracking.continue_trial(
+                self.st, rid, number, {tracking.TRIAL_DIR: _trial_dir(trial),
+                                       "fmnist.resumed_from_epoch": resume["epoch"],
+                                       "fmnist.resumed_trial": resume["trial"]})
+            self.runs[trial.trial_id] = rid
+        else:
+            params = {"family": self.spec.family, "preset": self.spec.preset or "",
+                      "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed,
+                      **space.hyperparameters(trial.config)}
+            self.runs[trial.trial_id] = tracking.start_trial(
+                self.st, self.spec, self.parent, trial.trial_id, params, number,
+                self.experiment, tags={tracking.TRIAL_DIR: _trial_dir(trial)})
+        self.started += 1
+        return self.runs[trial.trial_id]
+
+    def _new_epochs(self, trial, epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The epochs the trial's run does not hold yet (a continued run holds some)."""
+        logged = self.logged.get(trial.trial_id, 0)
+        return [e for e in epochs if e and e["epoch"] > logged]
+
+    # Ray tells the searcher (Optuna) that a trial is complete before it tells the callbacks, so
+    # the MLflow run is closed earlier: on the result the scheduler stops a trial on, and on the
+    # final checkpoint. A kill in between leaves a closed run and a RUNNING Optuna trial, which
+    # `reconcile` completes from the run on resume.
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        rid = self.runs.get(trial.trial_id)
+        if rid is None:
+            return
+        from sweeps.trial import EPOCH_KEYS
+
+        if result.get("final"):  # its last epoch, if not reported on its own, goes with it
+            self.final[trial.trial_id] = dict(result)
+            if result.get("last_epoch"):
+                self.display.epoch(trial.trial_id, result["last_epoch"])
+            return
+        epoch = {k: result[k] for k in EPOCH_KEYS if k in result}
+        if self._new_epochs(trial, [epoch]):
+            tracking.log_history(tracking.client(self.st), rid, [epoch])
+        self.display.epoch(trial.trial_id, epoch)
+        if result.get("done"):  # the scheduler stops it here, before its last epoch
+            self._close_pruned(trial, result)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if trial.trial_id in self.final and trial.trial_id not in self.closed:
+            self._close_finished(trial, checkpoint.path)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id not in self.runs:
+            return
+        if trial.trial_id not in self.closed:
+            if trial.trial_id in self.final:
+                self._close_finished(trial, trial.checkpoint.path if trial.checkpoint else "")
+            else:  # stopped with no result marked done, e.g. by the time budget
+                self._close_pruned(trial, trial.last_result or {})
+        self.progress.ended(trial.trial_id, self.closed_value.get(trial.trial_id),
+                            mode=self.spec.mode)
+        self.display.note(self.closed[trial.trial_id])
+
+    def _close_pruned(self, trial, last: dict[str, Any]) -> None:
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "KILLED",
+                           {"objective": last.get(self.spec.metric, float("nan"))},
+                           {"fmnist.pruned": "true", "fmnist.gpu_ids": last.get("gpu_ids", ""),
+                            "fmnist.node_id": last.get("node_id", "")})
+        self.closed[trial.trial_id] = (f"pruned {trial.trial_id} after {last.get('epoch', 0)}"
+                                       f" epochs")
+
+    def _close_finished(self, trial, ckpt: str) -> None:
+        final = self.final[trial.trial_id]
+        value = float(final[self.spec.metric])
+        self.closed_value[trial.trial_id] = value
+        metrics = {"objective": value, "val/acc_final": final["val/acc"],
+                   "val/loss_final": final["val/loss"], "epochs": final["epochs"],
+                   "best_epoch": final["best_epoch"], "train_s": final["train_s"],
+                   "params": final["params"]}
+        tags = {"fmnist.checkpoint": ckpt, "fmnist.stop_reason": final["stop_reason"],
+                "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
+                "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
+                "fmnist.train_start": final["train_start"], "fmnist.trial_end": final["trial_end"]}
+        if final.get("resumed"):  # restarted after a failure, from the state after this epoch
+            tags["fmnist.resumed_from_epoch"] = final["resumed"]
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags,
+                           self._new_epochs(trial, [final.get("last_epoch") or {}]))
+        self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        # a trial Ray fails before it starts (it could not reuse an actor for it) has no run yet:
+        # it gets one here, so the record holds every trial the study holds
+        rid = self.runs.get(trial.trial_id) or self._start_run(trial)
+        self.progress.ended(trial.trial_id, failed=True)
+        err = ""
+        if getattr(trial, "error_file", None) and os.path.exists(trial.error_file):
+            with open(trial.error_file) as f:
+                err = f.read()
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        tracking.end_trial(self.st, rid, "FAILED", {},
+                           {"fmnist.error": lines[-1] if lines else "unknown error",
+                            "fmnist.traceback": err[-4000:]})
+        self.display.note(f"failed {trial.trial_id}: {lines[-1] if lines else ''}")
