@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist import models
+from fmnist import compat, models
 from fmnist.errors import ConfigError
 from fmnist.hparams import HP, did_you_mean
 from fmnist.runtime import keras, tf
@@ -530,7 +530,7 @@ def update_batch_norm(model, x: np.ndarray, batch_size: int,
                       max_images: int = SWA_BN_IMAGES) -> None:
     """Set every BatchNormalization layer's moving statistics to the average of its batch
     statistics over (up to ``max_images`` of) ``x``, in forward passes in training mode."""
-    bns = [la for la in model._flatten_layers(include_self=False)
+    bns = [la for la in compat.flatten_layers(model)
            if isinstance(la, keras.layers.BatchNormalization)]
     if not bns:
         return

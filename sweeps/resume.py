@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 
+from fmnist import compat
 from sweeps import tracking
 from sweeps.spec import SweepSpec
 
@@ -89,11 +90,12 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             run = by_id.get(t.user_attrs[RESUME_KEY]["run_id"])
         value = run.data.metrics.get("objective") if run is not None else None
         if run is not None and run.info.status in ("FINISHED", "KILLED") and value is not None:
-            storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, [value])
+            storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.COMPLETE,
+                                          [value])
             say(f"resume: trial {t.number} had finished ({spec.metric} {value:.4f}); kept")
             continue
-        storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        storage.set_trial_user_attr(compat.optuna_trial_id(t), INTERRUPTED, True)
+        storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.FAIL)
         state = latest_state(run.data.tags.get(tracking.TRIAL_DIR)) if run is not None else None
         if state is None:
             study.enqueue_trial(t.params, skip_if_exists=False)

@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 
+from fmnist import compat
 from fmnist.errors import UserError
 from sweeps import progress, recorder, resume, signals, space, tracking
 from sweeps.spec import SweepSpec
@@ -140,20 +141,11 @@ def _check_address(address: str) -> None:
 
 
 def _plain_trial_actors() -> None:
-    """Trial actors start on the worker processes Ray has already started. Tune gives every
-    trial actor a runtime environment of its own (``{"env_vars": {"PL_DISABLE_FORK": "1"}}``,
-    for PyTorch Lightning, which the trials do not use), and Ray starts a new process through
-    its runtime-env agent for any actor with one: two actors were ready 2.1-2.4 s after
-    creation with it and 0.5-0.7 s without, on this machine. Every sweep pays this once per
-    actor, at its start and whenever an actor is replaced. Variables Tune copies from the
-    driver's environment (``ENV_VARS_TO_PROPAGATE``, e.g. cloud credentials) still go with
-    the actors. (Tune's module constant; if it moves, actors start as before.)"""
-    try:
-        from ray.tune.execution import class_cache
-
-        class_cache.DEFAULT_ENV_VARS.pop("PL_DISABLE_FORK", None)
-    except (ImportError, AttributeError):  # pragma: no cover - a Ray that moved it
-        pass
+    """Trial actors start on the worker processes Ray has already started: Tune gives every
+    trial actor a runtime environment of its own (``PL_DISABLE_FORK``, for PyTorch Lightning,
+    which trials do not use), and Ray starts a new process for an actor with one. Variables Tune
+    copies from the driver's environment (e.g. cloud credentials) still go with the actors."""
+    compat.drop_tune_actor_env("PL_DISABLE_FORK")
 
 
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:

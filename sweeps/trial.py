@@ -25,18 +25,14 @@ EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/ac
 
 
 def _stop_event():
-    """Whether Tune has asked this trial to stop. Tune sets its session's stop event when a
-    scheduler stops the trial (and before it reuses the actor for the next one), but the trial
-    would only notice at its next report, an epoch later; Tune waits 2 s for it and otherwise
-    replaces the actor, which costs a new process and a new TensorFlow import. Polled between
-    training steps, the trial ends within a few steps. (The session is Ray's internal API; if it
-    moves, trials stop at their next report as before.)"""
-    try:
-        from ray.train._internal.session import get_session
+    """Whether Tune has asked this trial to stop, polled between training steps: Tune sets it
+    when a scheduler stops the trial (and before it reuses the actor), and would otherwise only
+    be heard at the next report, an epoch later, after Tune has given up waiting and replaced
+    the actor (a new process and TensorFlow import). Where Ray moved it (``fmnist.compat``),
+    trials stop at their next report."""
+    from fmnist import compat
 
-        return get_session().stop_event.is_set
-    except Exception:  # noqa: BLE001 - any change in Ray's internals: fall back to Tune's way
-        return lambda: False
+    return compat.tune_stop_requested() or (lambda: False)
 
 
 # Keras's optional integrations, imported with it when installed (MLflow brings both): its

@@ -7,7 +7,7 @@
 'minivgg'
 """
 
-from fmnist import runtime  # noqa: F401 - first: TensorFlow without its native start-up lines
+from fmnist import compat, runtime  # noqa: F401 - runtime first: TensorFlow, quietly
 from fmnist.models import (  # noqa: F401  (importing a family registers it)
     allcnn,
     basiccnn,
@@ -38,21 +38,4 @@ __all__ = ["HP", "Family", "build", "families", "get_family", "hyperparameters",
            "register", "resolve"]
 
 
-def _cache_keras_skipsets() -> None:
-    """Keras's saving walks every object's attributes less a skip set per object type. Keras
-    3.15 stores that set under ``saving_attr_skipset_<type>`` and looks it up under
-    ``saving_attr_skiplist_<type>``, so it never finds it and builds a throwaway Layer (or
-    Optimizer, Metric...) to compute it again, for every object of every save and load. Memoized,
-    a lenet5 ``model.save`` took 58-69 ms here instead of 96 ms: every trial saves its final model
-    and, with per-epoch state, every epoch. The set depends on the type alone, as Keras's own
-    cache assumes. Where Keras renames the function, nothing changes."""
-    import functools
-
-    from keras.src.saving import saving_lib
-
-    skipset = getattr(saving_lib, "get_attr_skipset", None)
-    if skipset is not None and not hasattr(skipset, "cache_info"):
-        saving_lib.get_attr_skipset = functools.cache(skipset)
-
-
-_cache_keras_skipsets()
+compat.cache_keras_skipsets()  # every model save and load: see fmnist.compat
