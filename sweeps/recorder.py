@@ -49,8 +49,9 @@ class TrialRecorder(Callback):
         self.experiment = tracking.experiment_id(st, spec.name)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks into the experiment folder: no store URL (a password) there
-        return {k: v for k, v in self.__dict__.items() if k != "st"}
+        # Tune pickles its callbacks into the experiment folder (never read back: resume works
+        # from the study): no store URL (a password) there, nor the live display (a lock)
+        return {k: v for k, v in self.__dict__.items() if k not in ("st", "display")}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.runs:

@@ -260,3 +260,39 @@ def test_a_new_store_is_created_without_mlflows_table_messages(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "True"  # the tables were made
     assert "database tables" not in out.stderr, out.stderr
+
+
+def test_on_a_terminal_a_sweep_shows_a_live_table_and_finishes(tmp_path):
+    # stdout a pseudo-terminal, as `make run` in a shell has: the live display (rich) must not
+    # get in the way of Ray, which pickles the driver's callbacks
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = write_spec(tmp_path / "s.yaml", name="tty", trials=2, max_epochs=2)
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([cli, "run", str(spec), "--store", str(tmp_path / "store")],
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        if select.select([master], [], [], 1)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal's other side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode(errors="replace"))
+    assert "trial" in text and "s/epoch" in text and "┃" in text, text[-2000:]
+    assert "sweep tty: 2 trials done (0 failed)" in text, text[-2000:]
