@@ -240,9 +240,8 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
                                spec.time_budget_s)
-    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        status.best = t.value if status.best is None else (
-            max(status.best, t.value) if spec.mode == "max" else min(status.best, t.value))
+    if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)
     record = recorder.TrialRecorder(st, spec, parent, display, fixed, seed)
     st.ray_dir.mkdir(parents=True, exist_ok=True)

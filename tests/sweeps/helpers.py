@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import optuna
 import yaml
 from mlflow.tracking import MlflowClient
+
+# TensorFlow's, absl's and CUDA's native log lines, and abseil's stack dump on a signal
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|cuInit|cuda drivers|oneDNN|\*\*\* SIG",
+                        re.MULTILINE)
 
 
 def write_spec(path: Path, **over) -> Path:

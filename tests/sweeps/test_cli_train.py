@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
+from tests.sweeps.helpers import NATIVE_LOG
 
 
 def test_train_command_records_one_mlflow_run_with_history_and_test_scores(tmp_path, capsys):
@@ -54,9 +54,6 @@ def test_train_command_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert len(err) == 1 and message in err[0], err
     assert not store.exists()
 
-
-NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|cuInit|cuda drivers",
-                        re.MULTILINE)
 
 
 def test_train_prints_no_native_tensorflow_log_lines_unless_debug(tmp_path):

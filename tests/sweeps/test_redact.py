@@ -21,7 +21,7 @@ def test_url_passwords_are_masked(text, masked):
 
 
 @pytest.mark.parametrize("text", [
-    "sqlite:////tmp/store/mlflow.db", "http://127.0.0.1:5000/#/experiments/1", "ray://10.0.0.1:10001",
+    "sqlite:///mlruns/mlflow.db", "http://127.0.0.1:5000/#/experiments/1", "ray://10.0.0.1:10001",
     "postgresql://fmnist@127.0.0.1/m", "val/acc 0.91 at 12:30",
 ])
 def test_text_without_a_password_is_left_as_it_is(text):
@@ -32,9 +32,10 @@ def test_text_without_a_password_is_left_as_it_is(text):
     ("postgresql://u:x@h:5432/db", "postgresql+psycopg://v:y@h:5432/db", True),
     ("postgresql://u:x@h:5432/mlflow", "postgresql://u:x@h:5432/optuna", False),
     ("postgresql://u@h/db", "postgresql://u@other/db", False),
-    ("sqlite:////tmp/s/a.db", "sqlite:////tmp/s/../s/a.db", True),
-    ("sqlite:////tmp/s/mlflow.db", "sqlite:////tmp/s/optuna.db", False),
+    ("sqlite:///{root}/a.db", "sqlite:///{root}/../s/a.db", True),
+    ("sqlite:///{root}/mlflow.db", "sqlite:///{root}/optuna.db", False),
     ("http://127.0.0.1:5000", "postgresql://u@h/db", False),
 ])
-def test_one_database_for_both_stores_is_told_apart_from_two(a, b, same):
-    assert tracking.same_database(a, b) is same
+def test_one_database_for_both_stores_is_told_apart_from_two(tmp_path, a, b, same):
+    root = tmp_path / "s"
+    assert tracking.same_database(a.format(root=root), b.format(root=root)) is same

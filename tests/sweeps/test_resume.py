@@ -16,15 +16,13 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.sweeps.helpers import records, write_spec
+from tests.sweeps.helpers import NATIVE_LOG, records, write_spec
 
 pytestmark = pytest.mark.slow
 
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
 
 
-NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|cuInit|cuda drivers|oneDNN|\*\*\* SIG",
-                        re.MULTILINE)
 EPOCH_LINE = re.compile(r"trial (\d+) \(\w+\) epoch (\d+)/4 val/acc 0\.\d{4} [\d.]+s/epoch$",
                         re.MULTILINE)
 
