@@ -39,6 +39,8 @@ import tempfile
 import time
 from collections import defaultdict
 
+from sweeps import tags as tag  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -60,11 +62,11 @@ def _sweep(args, n: int) -> dict:
         runs = [r for r in tracking.trial_runs(tracking.store(tmp), "overhead")
                 if r.info.status == "FINISHED"]
     assert len(runs) == n, f"{len(runs)} of {n} trials finished"
-    trials = sorted(({"start": float(r.data.tags["fmnist.trial_start"]),
-                      "end": float(r.data.tags["fmnist.trial_end"]),
-                      "call": float(r.data.tags["fmnist.trial_end"])
-                      - float(r.data.tags["fmnist.train_start"]),
-                      "pid": r.data.tags["fmnist.pid"], "train": r.data.metrics["train_s"]}
+    trials = sorted(({"start": float(r.data.tags[tag.TRIAL_START]),
+                      "end": float(r.data.tags[tag.TRIAL_END]),
+                      "call": float(r.data.tags[tag.TRIAL_END])
+                      - float(r.data.tags[tag.TRAIN_START]),
+                      "pid": r.data.tags[tag.PID], "train": r.data.metrics["train_s"]}
                      for r in runs), key=lambda t: t["start"])
     by_actor = defaultdict(list)
     for t in trials:

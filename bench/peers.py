@@ -42,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
+from sweeps import tags as tag  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"mlp": [0.85, 0.87, 0.88, 0.89], "lenet5": [0.87, 0.89, 0.90, 0.91]}
 TRAIN_KEYS = ("learning_rate", "batch_size", "shuffle", "patience")
@@ -110,7 +112,7 @@ def run_ours(sp, split) -> dict[str, Any]:
         wall = time.time() - t0
         runs = [r for r in tracking.trial_runs(tracking.store(tmp), sp.name)
                 if r.info.status == "FINISHED"]
-        points = sorted((float(r.data.tags["fmnist.trial_end"]) - t0, r.data.metrics["objective"])
+        points = sorted((float(r.data.tags[tag.TRIAL_END]) - t0, r.data.metrics["objective"])
                         for r in runs)
     ray.shutdown()
     return {"points": points, "wall_s": wall, "test_acc": out.best.get("test/acc"),

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeps import tags as tag  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +114,7 @@ def recipe_run(ref: Ref, split, st, cap: int | None) -> dict[str, Any]:
                           **r.hp, **r.model_hp},
         r.history, {"test/acc": ev.accuracy, "test/loss": ev.loss, "params": r.params,
                     "train_s": r.seconds, "s_per_epoch": s_epoch},
-        tags={"fmnist.row": ref.row, "mlflow.runName": f"{ref.row}-recipe"})
+        tags={tag.ROW: ref.row, "mlflow.runName": f"{ref.row}-recipe"})
     return {"test_acc": ev.accuracy, "params": r.params, "epochs": len(r.history),
             "recipe_epochs": ref.recipe["max_epochs"], "capped": capped, "s_epoch": s_epoch,
             "train_images": len(split.y_train),
@@ -153,7 +155,7 @@ def sweep_run(ref: Ref, store: str, trials: int, max_epochs: int | None,
     import optuna
 
     run = tracking.client(st).get_run(best["run_id"])
-    number = int(run.data.tags[tracking.OPTUNA_TRIAL])
+    number = int(run.data.tags[tag.OPTUNA_TRIAL])
     study = optuna.load_study(study_name=sp.name, storage=st.optuna_url)
     hp = {**sp.fixed, **study.trials[number].params, "max_epochs": sp.max_epochs}
     r = train.train(ref.family, retrain_on, hp, preset=ref.preset)
@@ -163,7 +165,7 @@ def sweep_run(ref: Ref, store: str, trials: int, max_epochs: int | None,
                           "chosen_by": out.parent_run_id, **r.hp, **r.model_hp},
         r.history, {"test/acc": ev.accuracy, "test/loss": ev.loss, "params": r.params,
                     "train_s": r.seconds, "s_per_epoch": r.seconds / len(r.history)},
-        tags={"fmnist.row": ref.row, "mlflow.runName": f"{ref.row}-swept"})
+        tags={tag.ROW: ref.row, "mlflow.runName": f"{ref.row}-swept"})
     return {**row, "subset_test_acc": row["test_acc"], "test_acc": ev.accuracy,
             "retrained_images": len(retrain_on.y_train), "epochs": len(r.history)}
 

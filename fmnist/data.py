@@ -144,12 +144,12 @@ def _ensure_writable(root: Path) -> None:
     except OSError as e:
         raise DataError(
             f"data directory {root} cannot be created ({e.strerror or e}); set FMNIST_DATA_DIR "
-            f"or pass --data-dir to a writable folder."
+            f"or choose a writable data directory."
         ) from None
     if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
         raise DataError(
             f"data directory {root} is not writable, so missing files cannot be downloaded "
-            f"there; set FMNIST_DATA_DIR or pass --data-dir to a writable folder."
+            f"there; set FMNIST_DATA_DIR or choose a writable data directory."
         )
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """Bad input from the user: the message names the thing (file, key, value) and the rule."""
+    """Bad input from the user: the message names the thing (file, key, value) and the rule.
+
+    ``option`` names the argument of the library call the bad value came in by (``"storage"``,
+    ``"address"``, ...), or None; a front end names it its own way (the CLI as ``--storage``).
+    The message itself never names a command-line flag.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class ConfigError(UserError, ValueError):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from fmnist.errors import UserError
 from sweeps import redact
+from sweeps import tags as tag
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -352,7 +353,7 @@ class TrainCommand(Command):
         st = tracking.store(args.store, args.tracking_uri)
         run_id = tracking.log_single_run(
             st, args.experiment, params, result.history, final, result.model,
-            tags={"fmnist.family": args.family, "fmnist.stop_reason": result.stop_reason})
+            tags={tag.FAMILY: args.family, tag.STOP_REASON: result.stop_reason})
         echo(f"stopped: {result.stop_reason} after {result.epochs} epochs "
              f"({result.seconds:.1f}s), best epoch {result.best_epoch}; "
              f"{result.params:,} params")
@@ -403,6 +404,12 @@ def _stopped_line(args: argparse.Namespace, stop) -> str:
             f"the same command resumes: fmnist-sweep {' '.join(words)}")
 
 
+def _user_line(e: UserError) -> str:
+    """The error's message, led by the flag of the option it names (``storage``: --storage)."""
+    option = getattr(e, "option", None)
+    return f"--{option.replace('_', '-')} {e}" if option else str(e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # a progress bar per downloaded artifact (the best model, the test evaluation) in the middle
     # of the sweep's own progress lines
@@ -425,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:  # anything else is a bug: its traceback, exit 1
         if args.debug:
             raise
-        echo(f"fmnist-sweep {args.command}: error: {e}", file=sys.stderr)
+        echo(f"fmnist-sweep {args.command}: error: {_user_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (signals.Interrupted, KeyboardInterrupt) as e:
         stop = e if isinstance(e, signals.Interrupted) else signals.Interrupted(signal.SIGINT)

@@ -10,7 +10,9 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import progress, space, tracking
+from sweeps import tags as tag
 from sweeps.spec import SweepSpec
+from sweeps.trial import EPOCH_KEYS, FinalReport
 
 
 def _trial_dir(trial) -> str:
@@ -43,7 +45,7 @@ class TrialRecorder(Callback):
         self.started = 0
         self.runs: dict[str, str] = {}
         self.logged: dict[str, int] = {}  # trial id -> last epoch its continued run held
-        self.final: dict[str, dict[str, Any]] = {}
+        self.final: dict[str, FinalReport] = {}
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
         self.experiment = tracking.experiment_id(st, spec.name)
@@ -70,9 +72,9 @@ class TrialRecorder(Callback):
         if resume:  # an interrupted trial going on: its run goes on too, from its next epoch
             rid = resume["run_id"]
             self.logged[trial.trial_id] = tracking.continue_trial(
-                self.st, rid, number, {tracking.TRIAL_DIR: _trial_dir(trial),
-                                       "fmnist.resumed_from_epoch": resume["epoch"],
-                                       "fmnist.resumed_trial": resume["trial"]})
+                self.st, rid, number, {tag.TRIAL_DIR: _trial_dir(trial),
+                                       tag.RESUMED_FROM_EPOCH: resume["epoch"],
+                                       tag.RESUMED_TRIAL: resume["trial"]})
             self.runs[trial.trial_id] = rid
         else:
             params = {"family": self.spec.family, "preset": self.spec.preset or "",
@@ -80,7 +82,7 @@ class TrialRecorder(Callback):
                       **space.hyperparameters(trial.config)}
             self.runs[trial.trial_id] = tracking.start_trial(
                 self.st, self.spec, self.parent, trial.trial_id, params, number,
-                self.experiment, tags={tracking.TRIAL_DIR: _trial_dir(trial)})
+                self.experiment, tags={tag.TRIAL_DIR: _trial_dir(trial)})
         self.started += 1
         return self.runs[trial.trial_id]
 
@@ -97,12 +99,11 @@ class TrialRecorder(Callback):
         rid = self.runs.get(trial.trial_id)
         if rid is None:
             return
-        from sweeps.trial import EPOCH_KEYS
-
-        if result.get("final"):  # its last epoch, if not reported on its own, goes with it
-            self.final[trial.trial_id] = dict(result)
-            if result.get("last_epoch"):
-                self.display.epoch(trial.trial_id, result["last_epoch"])
+        final = FinalReport.from_result(result)
+        if final is not None:  # its last epoch, if not reported on its own, goes with it
+            self.final[trial.trial_id] = final
+            if final.last_epoch:
+                self.display.epoch(trial.trial_id, final.last_epoch)
             return
         epoch = {k: result[k] for k in EPOCH_KEYS if k in result}
         if self._new_epochs(trial, [epoch]):
@@ -130,27 +131,27 @@ class TrialRecorder(Callback):
     def _close_pruned(self, trial, last: dict[str, Any]) -> None:
         tracking.end_trial(self.st, self.runs[trial.trial_id], "KILLED",
                            {"objective": last.get(self.spec.metric, float("nan"))},
-                           {"fmnist.pruned": "true", "fmnist.gpu_ids": last.get("gpu_ids", ""),
-                            "fmnist.node_id": last.get("node_id", "")})
+                           {tag.PRUNED: "true", tag.GPU_IDS: last.get("gpu_ids", ""),
+                            tag.NODE_ID: last.get("node_id", "")})
         self.closed[trial.trial_id] = (f"pruned {trial.trial_id} after {last.get('epoch', 0)}"
                                        f" epochs")
 
     def _close_finished(self, trial, ckpt: str) -> None:
         final = self.final[trial.trial_id]
-        value = float(final[self.spec.metric])
+        value = final.value(self.spec.metric)
         self.closed_value[trial.trial_id] = value
-        metrics = {"objective": value, "val/acc_final": final["val/acc"],
-                   "val/loss_final": final["val/loss"], "epochs": final["epochs"],
-                   "best_epoch": final["best_epoch"], "train_s": final["train_s"],
-                   "params": final["params"]}
-        tags = {"fmnist.checkpoint": ckpt, "fmnist.stop_reason": final["stop_reason"],
-                "fmnist.gpu_ids": final.get("gpu_ids", ""), "fmnist.node_id": final["node_id"],
-                "fmnist.pid": final["pid"], "fmnist.trial_start": final["trial_start"],
-                "fmnist.train_start": final["train_start"], "fmnist.trial_end": final["trial_end"]}
-        if final.get("resumed"):  # restarted after a failure, from the state after this epoch
-            tags["fmnist.resumed_from_epoch"] = final["resumed"]
+        metrics = {"objective": value, "val/acc_final": final.val_acc,
+                   "val/loss_final": final.val_loss, "epochs": final.epochs,
+                   "best_epoch": final.best_epoch, "train_s": final.train_s,
+                   "params": final.params}
+        tags = {tag.CHECKPOINT: ckpt, tag.STOP_REASON: final.stop_reason,
+                tag.GPU_IDS: final.gpu_ids, tag.NODE_ID: final.node_id, tag.PID: final.pid,
+                tag.TRIAL_START: final.trial_start, tag.TRAIN_START: final.train_start,
+                tag.TRIAL_END: final.trial_end}
+        if final.resumed:  # restarted after a failure, from the state after this epoch
+            tags[tag.RESUMED_FROM_EPOCH] = final.resumed
         tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED", metrics, tags,
-                           self._new_epochs(trial, [final.get("last_epoch") or {}]))
+                           self._new_epochs(trial, [final.last_epoch]))
         self.closed[trial.trial_id] = f"finished {trial.trial_id}: {self.spec.metric} {value:.4f}"
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -164,6 +165,6 @@ class TrialRecorder(Callback):
                 err = f.read()
         lines = [ln for ln in err.strip().splitlines() if ln.strip()]
         tracking.end_trial(self.st, rid, "FAILED", {},
-                           {"fmnist.error": lines[-1] if lines else "unknown error",
-                            "fmnist.traceback": err[-4000:]})
+                           {tag.ERROR: lines[-1] if lines else "unknown error",
+                            tag.TRACEBACK: err[-4000:]})
         self.display.note(f"failed {trial.trial_id}: {lines[-1] if lines else ''}")

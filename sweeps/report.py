@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fmnist.errors import UserError
+from sweeps import tags as tag
 from sweeps import tracking
 
 TOP_K = 5
@@ -58,7 +59,7 @@ def sweep_names(st: tracking.Store) -> list[str]:
 
 def load(st: tracking.Store, name: str) -> Sweep:
     c = tracking.client(st)
-    parents = tracking._runs(st, name, tracking.PARENT)
+    parents = tracking.runs(st, name, tag.PARENT)
     if not parents:
         known = sweep_names(st)
         raise ReportError(f"unknown sweep {name!r}; sweeps in {st.tracking_uri}: "
@@ -89,7 +90,7 @@ def _mean(values: list[float]) -> float | None:
 
 def rows(sw: Sweep) -> list[dict[str, Any]]:
     """One row per trial, every number straight from its MLflow run."""
-    best_id = sw.parent.data.tags.get("fmnist.best_run_id")
+    best_id = sw.parent.data.tags.get(tag.BEST_RUN_ID)
     out = []
     for r in sw.trials:
         m, p, h = r.data.metrics, r.data.params, sw.histories.get(r.info.run_id, {})
@@ -112,7 +113,7 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
 
 
 def _status(r) -> str:
-    if r.info.status == "KILLED" and r.data.tags.get("fmnist.pruned"):
+    if r.info.status == "KILLED" and r.data.tags.get(tag.PRUNED):
         return "pruned"
     return r.info.status.lower()
 
@@ -439,7 +440,7 @@ def comparison(sweeps: list[Sweep]) -> list[dict[str, Any]]:
     out = []
     for sw in sweeps:
         table = rows(sw)
-        best_id = sw.parent.data.tags.get("fmnist.best_run_id")
+        best_id = sw.parent.data.tags.get(tag.BEST_RUN_ID)
         best = next((r for r in table if r["run_id"] == best_id), None) or max(
             (r for r in table if r["status"] == "finished"), key=lambda r: r["objective"] or 0)
         out.append({"sweep": sw.name, "family": best["family"], "preset": best["preset"],
@@ -504,15 +505,15 @@ def pngs(figs: dict[str, Any], out: Path) -> list[Path]:
     try:
         import kaleido  # noqa: F401
     except ImportError:
-        raise ReportError("--format png: needs the `kaleido` package (pip install kaleido) and "
-                          "Chrome or Chromium") from None
+        raise ReportError("png: needs the `kaleido` package (pip install kaleido) and "
+                          "Chrome or Chromium", option="format") from None
     paths = [out / f"{name}.png" for name in figs]
     try:
         pio.write_images(list(figs.values()), paths, width=1200)
     except Exception as e:  # noqa: BLE001 - kaleido raises bare errors when no browser starts
-        raise ReportError(f"--format png: the image export failed ({type(e).__name__}: "
+        raise ReportError(f"png: the image export failed ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else 'no browser?'}); Chrome or "
-                          f"Chromium must be installed") from None
+                          f"Chromium must be installed", option="format") from None
     return paths
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 
 from fmnist import compat
+from sweeps import tags as tag
 from sweeps import tracking
 from sweeps.spec import SweepSpec
 
@@ -77,8 +78,8 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
         study = None
     runs = tracking.trial_runs(st, spec.name)
     by_id = {r.info.run_id: r for r in runs}
-    by_number = {int(r.data.tags[tracking.OPTUNA_TRIAL]): r for r in runs
-                 if r.data.tags.get(tracking.OPTUNA_TRIAL, "").isdigit()}
+    by_number = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in runs
+                 if r.data.tags.get(tag.OPTUNA_TRIAL, "").isdigit()}
     trials = study.get_trials(deepcopy=False) if study is not None else []
     kept = {t.user_attrs[RESUME_KEY]["run_id"] for t in trials
             if t.state == TrialState.WAITING and RESUME_KEY in t.user_attrs}
@@ -96,7 +97,7 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             continue
         storage.set_trial_user_attr(compat.optuna_trial_id(t), INTERRUPTED, True)
         storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.FAIL)
-        state = latest_state(run.data.tags.get(tracking.TRIAL_DIR)) if run is not None else None
+        state = latest_state(run.data.tags.get(tag.TRIAL_DIR)) if run is not None else None
         if state is None:
             study.enqueue_trial(t.params, skip_if_exists=False)
             say(f"resume: trial {t.number} was interrupted before its first epoch ended; "
@@ -116,10 +117,10 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
     for run in runs:
         if run.info.status != "RUNNING" or run.info.run_id in kept:
             continue
-        tag = run.data.tags.get(tracking.OPTUNA_TRIAL, "")
-        t = now.get(int(tag)) if tag.isdigit() else None
+        number = run.data.tags.get(tag.OPTUNA_TRIAL, "")
+        t = now.get(int(number)) if number.isdigit() else None
         if t is not None and t.state in closed and not t.user_attrs.get(INTERRUPTED):
-            c.set_tag(run.info.run_id, "fmnist.recovered", "closed on resume")
+            c.set_tag(run.info.run_id, tag.RECOVERED, "closed on resume")
             c.set_terminated(run.info.run_id, closed[t.state])
         else:
             c.delete_run(run.info.run_id)

@@ -23,7 +23,7 @@ import optuna
 
 from fmnist import compat
 from fmnist.errors import UserError
-from sweeps import progress, recorder, resume, signals, space, tracking
+from sweeps import final, progress, recorder, resume, signals, space, tracking
 from sweeps.spec import SweepSpec
 
 
@@ -74,8 +74,9 @@ def _storage(url: str, tries: int = 4) -> optuna.storages.BaseStorage:
         except (ArgumentError, ImportError, ValueError) as e:
             error = e
             break
-    raise tracking.StoreError(f"--storage {url}: cannot open the Optuna storage "
-                              f"({type(error).__name__}: {str(error).splitlines()[0]}).")
+    raise tracking.StoreError(f"{url}: cannot open the Optuna storage "
+                              f"({type(error).__name__}: {str(error).splitlines()[0]}).",
+                              option="storage")
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -112,8 +113,8 @@ def _init_ray(address: str | None) -> None:
         ray.init(address=address, include_dashboard=False, configure_logging=True,
                  logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ClusterError(f"--address {address}: cannot reach a Ray cluster "
-                                  f"({str(e).splitlines()[0]}).") from None
+        raise ClusterError(f"{address}: cannot reach a Ray cluster "
+                           f"({str(e).splitlines()[0]}).", option="address") from None
 
 
 def _address(given: str | None) -> str:
@@ -131,13 +132,13 @@ def _check_address(address: str) -> None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterError(f"--address {address}: must be auto, HOST:PORT or "
-                                  f"ray://HOST:PORT.")
+        raise ClusterError(f"{address}: must be auto, HOST:PORT or ray://HOST:PORT.",
+                           option="address")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise ClusterError(f"--address {address}: no Ray cluster answers at "
-                                  f"{host}:{port} ({e.strerror or e}).") from None
+        raise ClusterError(f"{address}: no Ray cluster answers at {host}:{port} "
+                           f"({e.strerror or e}).", option="address") from None
 
 
 def _plain_trial_actors() -> None:
@@ -159,8 +160,8 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
                             subset=spec.subset)  # bad data fails here, before anything is written
     _address(opts.address)  # so does an address nothing answers on
     tracking.check_separate_databases(st)
-    tracking.check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
-    tracking.check_database_url(st.optuna_url, "--storage", "the Optuna storage")
+    tracking.check_database_url(st.tracking_uri, "tracking_uri", "the MLflow store")
+    tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
     storage = _open_stores(st, opts)
     resume.reconcile(spec, storage, st, say)
     parent = tracking.parent_run(st, spec, opts.argv)
@@ -181,14 +182,18 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
             e.done, e.trials, e.name = resume.study_counts(study)[0], spec.trials, spec.name
             raise
         done, failed = resume.study_counts(study)
-    best = tracking.finish(st, spec, parent, split, say)
+    best = final.finish(st, spec, parent, split, say)
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)
 
 
 def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseStorage:
-    """Open (creating where new) the MLflow store and the Optuna storage. A new default store
-    cannot hold a finished sweep, so Ray is started meanwhile: creating MLflow's tables (its
-    migrations, 3-4 s here) and starting Ray (3-4 s) overlap instead of adding up."""
+    """Open (creating where new) the MLflow store and the Optuna storage; returns the latter.
+    For a new default store Ray starts meanwhile (MLflow's migrations and Ray's start overlap).
+
+    Raises:
+        StoreError: a store that cannot be opened (said before a ClusterError).
+        ClusterError: no Ray cluster at ``opts.address``.
+    """
 
     def open_() -> optuna.storages.BaseStorage:
         with tracking.init_lock(st):

@@ -19,6 +19,7 @@ from typing import Any
 
 from fmnist.errors import UserError
 from sweeps import redact
+from sweeps import tags as tag
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def log_single_run(st: Store, experiment: str, params: Mapping[str, Any],
     log_history(c, rid, history)
     now = int(time.time() * 1000)
     c.log_batch(rid, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()],
-                tags=[RunTag("fmnist.kind", "train")])
+                tags=[RunTag(tag.KIND, "train")])
     if model is not None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
@@ -108,9 +109,6 @@ def log_single_run(st: Store, experiment: str, params: Mapping[str, Any],
 
 # ---------------------------------------------------------------- sweeps
 
-PARENT, TRIAL = "parent", "trial"
-OPTUNA_TRIAL = "fmnist.optuna_trial"  # tag: the Optuna trial number of a trial's run
-TRIAL_DIR = "fmnist.trial_dir"  # tag: the trial's Tune folder, where its epochs' states are
 
 
 class StoreError(UserError, ValueError):
@@ -122,10 +120,10 @@ def make_root(st: Store) -> None:
     try:
         st.root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"--store {st.root}: cannot create the store folder "
-                         f"({e.strerror or e}).") from None
+        raise StoreError(f"{st.root}: cannot create the store folder "
+                         f"({e.strerror or e}).", option="store") from None
     if not os.access(st.root, os.W_OK | os.X_OK):
-        raise StoreError(f"--store {st.root}: the store folder is not writable.")
+        raise StoreError(f"{st.root}: the store folder is not writable.", option="store")
 
 
 @contextlib.contextmanager
@@ -143,7 +141,7 @@ def init_lock(st: Store):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def check_database_url(url: str, flag: str, what: str) -> None:
+def check_database_url(url: str, option: str, what: str) -> None:
     """A database server URL is tried once, 5 s at most, creating nothing (MLflow alone would
     retry for ~100 s). SQLite paths are left to the store itself."""
     scheme = url.split(":", 1)[0]
@@ -160,8 +158,8 @@ def check_database_url(url: str, flag: str, what: str) -> None:
             engine.dispose()
     except Exception as e:  # noqa: BLE001 - any failure here is the URL's
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StoreError(f"{flag} {url}: cannot open {what} ({type(e).__name__}: "
-                         f"{first[:300]}).") from None
+        raise StoreError(f"{redact.mask(url)}: cannot open {what} ({type(e).__name__}: "
+                         f"{first[:300]}).", option=option) from None
 
 
 def same_database(a: str, b: str) -> bool:
@@ -186,16 +184,17 @@ def check_separate_databases(st: Store) -> None:
     """MLflow and Optuna each keep their schema version in a table ``alembic_version`` of the
     database: in one database the second to open it finds the first's version and stops."""
     if same_database(st.tracking_uri, st.optuna_url):
-        raise StoreError(f"--storage {redact.mask(st.optuna_url)}: is the database of "
-                         f"--tracking-uri; MLflow and Optuna each need a database of their own "
-                         f"(both keep a table alembic_version), e.g. .../mlflow and .../optuna.")
+        raise StoreError(f"{redact.mask(st.optuna_url)}: is the database of the MLflow "
+                         f"store; MLflow and Optuna each need a database of their own "
+                         f"(both keep a table alembic_version), e.g. .../mlflow and .../optuna.",
+                         option="storage")
 
 
 def check_tracking_uri(st: Store) -> None:
     """Fail fast, with one message, on a tracking URI that cannot be used."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    check_database_url(st.tracking_uri, "--tracking-uri", "the MLflow store")
+    check_database_url(st.tracking_uri, "tracking_uri", "the MLflow store")
     import logging
 
     import mlflow.tracking  # noqa: F401 - MLflow sets its loggers up on import: before the level
@@ -209,21 +208,19 @@ def check_tracking_uri(st: Store) -> None:
         client(st).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure here is the URI's
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StoreError(f"--tracking-uri {st.tracking_uri}: cannot open the MLflow store "
-                         f"({type(e).__name__}: {first[:300]}).") from None
+        raise StoreError(f"{redact.mask(st.tracking_uri)}: cannot open the MLflow store "
+                         f"({type(e).__name__}: {first[:300]}).",
+                         option="tracking_uri") from None
     finally:
         tables_log.setLevel(level)
     write_ahead_log(st.tracking_uri)
 
 
 def write_ahead_log(url: str) -> None:
-    """Put a SQLite store in write-ahead-log mode, which the file keeps. A commit then appends to
-    the log instead of writing, syncing and deleting a rollback journal: 0.4 ms a commit here
-    instead of 1.2 ms, and an 8-trial sweep made 256 commits (MLflow and Optuna, the store's
-    creation included). Readers (``fmnist-sweep ui``, ``optuna-dashboard``) no longer block
-    its writes. Commits are still synced (SQLite's default ``synchronous=FULL``). All
-    processes using the file must be on one machine. Best effort: a file that is read-only or
-    locked stays as it is."""
+    """Put the SQLite database at ``url`` in write-ahead-log mode (the file keeps it): commits
+    append to the log (cheaper; still synced) and readers (``fmnist-sweep ui``,
+    ``optuna-dashboard``) no longer block writes. All processes using the file must be on one
+    machine. Any other URL, or a file that is read-only or locked, is left as it is."""
     import sqlite3
 
     from sqlalchemy.engine import make_url
@@ -264,12 +261,12 @@ def _commit() -> str:
         return "unknown"
 
 
-def _runs(st: Store, sweep: str, role: str, status: str | None = None):
+def runs(st: Store, sweep: str, role: str, status: str | None = None):
     c = client(st)
     exp = c.get_experiment_by_name(sweep)
     if exp is None:
         return []
-    flt = f"tags.`fmnist.role` = '{role}'"
+    flt = f"tags.`{tag.ROLE}` = '{role}'"
     if status:
         flt += f" and attributes.status = '{status}'"
     return c.search_runs([exp.experiment_id], filter_string=flt, max_results=5000)
@@ -282,16 +279,16 @@ def parent_run(st: Store, spec, argv) -> str:
 
     from mlflow.entities import Param, RunTag
 
-    existing = _runs(st, spec.name, PARENT)
+    existing = runs(st, spec.name, tag.PARENT)
     c = client(st)
     if existing:
         rid = existing[0].info.run_id
         c.update_run(rid, status="RUNNING")
         return rid
     run = c.create_run(experiment_id(st, spec.name), run_name=spec.name, tags={
-        "fmnist.role": PARENT, "fmnist.sweep": spec.name, "fmnist.family": spec.family,
-        "fmnist.command": redact.mask(" ".join(["fmnist-sweep", *argv])),
-        "fmnist.commit": _commit(),
+        tag.ROLE: tag.PARENT, tag.SWEEP: spec.name, tag.FAMILY: spec.family,
+        tag.COMMAND: redact.mask(" ".join(["fmnist-sweep", *argv])),
+        tag.COMMIT: _commit(),
     })
     rid = run.info.run_id
     resolved = spec.resolved()
@@ -312,10 +309,10 @@ def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, An
     from mlflow.entities import Param
 
     c = client(st)
-    tags = {"mlflow.parentRunId": parent, "fmnist.role": TRIAL, "fmnist.sweep": spec.name,
-            "fmnist.family": spec.family, **(tags or {})}
+    tags = {"mlflow.parentRunId": parent, tag.ROLE: tag.TRIAL, tag.SWEEP: spec.name,
+            tag.FAMILY: spec.family, **(tags or {})}
     if optuna_trial is not None:
-        tags[OPTUNA_TRIAL] = str(optuna_trial)
+        tags[tag.OPTUNA_TRIAL] = str(optuna_trial)
     run = c.create_run(experiment or experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
@@ -329,7 +326,7 @@ def continue_trial(st: Store, run_id: str, optuna_trial: int, tags: Mapping[str,
 
     c = client(st)
     c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in
-                              {**tags, OPTUNA_TRIAL: optuna_trial}.items()])
+                              {**tags, tag.OPTUNA_TRIAL: optuna_trial}.items()])
     c.update_run(run_id, status="RUNNING")
     return last_logged_epoch(st, run_id)
 
@@ -355,76 +352,7 @@ def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
 
 
 def trial_runs(st: Store, sweep: str):
-    return _runs(st, sweep, TRIAL)
-
-
-def best_trial(st: Store, spec):
-    order = "DESC" if spec.mode == "max" else "ASC"
-    c = client(st)
-    exp = c.get_experiment_by_name(spec.name)
-    if exp is None:
-        return None
-    runs = c.search_runs([exp.experiment_id], max_results=1,
-                         filter_string=f"tags.`fmnist.role` = '{TRIAL}' and "
-                                       f"attributes.status = 'FINISHED'",
-                         order_by=[f"metrics.objective {order}"])
-    return runs[0] if runs else None
-
-
-def finish(st: Store, spec, parent: str, split, say) -> dict[str, Any] | None:
-    """Evaluate the best finished trial's model on the test set, once; record it on the parent
-    run (test metrics, the model as an MLflow Keras model). Idempotent."""
-    import mlflow
-
-    c = client(st)
-    best = best_trial(st, spec)
-    if best is None:
-        say(f"sweep {spec.name}: no finished trial")
-        c.set_terminated(parent, "FINISHED")
-        return None
-    parent_data = c.get_run(parent).data
-    info = {"run_id": best.info.run_id, "objective": best.data.metrics.get("objective"),
-            "params": dict(best.data.params),
-            "checkpoint": best.data.tags.get("fmnist.checkpoint")}
-    if (parent_data.tags.get("fmnist.best_run_id") == best.info.run_id
-            and "test/acc" in parent_data.metrics):
-        info["test/acc"] = parent_data.metrics["test/acc"]
-        info["model_uri"] = parent_data.tags.get("fmnist.model_uri")
-        c.set_terminated(parent, "FINISHED")
-        return info
-    ckpt = info["checkpoint"]
-    if not ckpt or not (Path(ckpt) / "model.keras").is_file():
-        say(f"sweep {spec.name}: the best trial's checkpoint is missing ({ckpt}); "
-            f"no test evaluation")
-        c.set_terminated(parent, "FINISHED")
-        return info
-    import fmnist.models  # noqa: F401 - registers the custom layers for loading
-    from fmnist import evaluate
-    from fmnist.runtime import keras, tf
-
-    model = keras.models.load_model(Path(ckpt) / "model.keras", compile=False)
-    ev = evaluate.evaluate(model, split.x_test, split.y_test)
-    from mlflow.entities import Metric, RunTag
-
-    now = int(time.time() * 1000)
-    mlflow.set_tracking_uri(st.tracking_uri)
-    with mlflow.start_run(run_id=parent):
-        example = split.x_test[:2]
-        signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
-        logged = mlflow.keras.log_model(
-            model, name="model", signature=signature,
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
-    c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
-                tags=[RunTag("fmnist.best_run_id", best.info.run_id),
-                      RunTag("fmnist.model_uri", logged.model_uri)])
-    c.log_dict(parent, {"confusion": ev.confusion.tolist(),
-                        "misclassified": ev.misclassified.tolist(),
-                        "predicted": ev.predictions[ev.misclassified].tolist(),
-                        "class_names": list(ev.class_names)}, "test_evaluation.json")
-    c.set_terminated(parent, "FINISHED")
-    info["test/acc"] = ev.accuracy
-    info["model_uri"] = logged.model_uri
-    return info
+    return runs(st, sweep, tag.TRIAL)
 
 
 def ui_url(st: Store, base: str, sweep: str | None = None) -> str | None:
@@ -444,14 +372,14 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
     rows = []
     for parent in c.search_runs(
             [e.experiment_id for e in c.search_experiments()],
-            filter_string=f"tags.`fmnist.role` = '{PARENT}'", max_results=1000):
-        name = parent.data.tags.get("fmnist.sweep", parent.info.run_name)
+            filter_string=f"tags.`{tag.ROLE}` = '{tag.PARENT}'", max_results=1000):
+        name = parent.data.tags.get(tag.SWEEP, parent.info.run_name)
         trials = trial_runs(st, name)
         finished = [r for r in trials if r.info.status == "FINISHED"]
         accs = [r.data.metrics["val/acc_best"] for r in finished
                 if "val/acc_best" in r.data.metrics]
         rows.append({
-            "name": name, "family": parent.data.tags.get("fmnist.family", ""),
+            "name": name, "family": parent.data.tags.get(tag.FAMILY, ""),
             "done": len(finished),
             "running": sum(r.info.status == "RUNNING" for r in trials),
             "failed": sum(r.info.status == "FAILED" for r in trials),

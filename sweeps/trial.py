@@ -11,17 +11,72 @@ validation metrics of that model (after early stopping restored its best weights
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 # metrics every epoch report carries (the spec's metric is one of REPORTED_METRICS among them)
 EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best",
               "epoch_s", "images_per_s", "lr")
+
+FINAL_KEY = "final"  # set (1) in a trial's last report, the one with its final model
+
+
+@dataclass(frozen=True)
+class FinalReport:
+    """A finished trial's last report: its final model's validation scores and how it ran.
+
+    Tune carries reports as flat dicts: ``as_result`` gives the one the trial reports (the last
+    epoch's metrics, with ``val/acc`` and ``val/loss`` those of the final model, and
+    ``FINAL_KEY``), ``from_result`` reads it back on the driver.
+    """
+
+    last: dict[str, float]  # the last epoch's metrics (EPOCH_KEYS)
+    val_acc: float  # of the final model (early stopping's best epoch, or SWA's average)
+    val_loss: float
+    stop_reason: str
+    epochs: int
+    best_epoch: int
+    train_s: float
+    params: int
+    seed: int
+    resumed: int  # the epoch it went on after (a restart from a checkpoint); 0: none
+    node_id: str
+    pid: int
+    trial_start: float  # epoch seconds: placed by Ray
+    train_start: float  # imports and set-up done
+    trial_end: float
+    gpu_ids: str = ""
+    hostname: str = ""
+    trial_name: str = ""
+    # the last epoch, when it is the spec's last possible one: it is reported only here
+    last_epoch: dict[str, float] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float:
+        """The final model's ``metric`` (one of spec.REPORTED_METRICS)."""
+        return float({**self.last, "val/acc": self.val_acc, "val/loss": self.val_loss}[metric])
+
+    def as_result(self) -> dict[str, Any]:
+        out = {k: v for k, v in dataclasses.asdict(self).items()
+               if k not in ("last", "val_acc", "val_loss")}
+        return {**self.last, **out, "val/acc": self.val_acc, "val/loss": self.val_loss,
+                FINAL_KEY: 1}
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any]) -> FinalReport | None:
+        """The report in a Tune result, or None for an epoch's report."""
+        if not result.get(FINAL_KEY):
+            return None
+        names = {f.name for f in dataclasses.fields(cls)} - {"last", "val_acc", "val_loss"}
+        return cls(last={k: result[k] for k in EPOCH_KEYS if k in result},
+                   val_acc=result["val/acc"], val_loss=result["val/loss"],
+                   **{k: result[k] for k in names if k in result})
 
 
 def _stop_event():
@@ -41,9 +96,10 @@ OPTIONAL = ("sklearn", "matplotlib")
 
 
 def import_tensorflow():
-    """TensorFlow and Keras, without Keras's optional scikit-learn and matplotlib integrations:
-    on this 2-core machine they are 1.4-1.9 s of the 4.1-5.1 s import that every new trial actor
-    pays before its first trial. Both stay importable afterwards; only Keras's own wrappers
+    """Import and return TensorFlow (``fmnist.runtime``'s), without Keras's optional scikit-learn
+    and matplotlib integrations, a large part of a new trial actor's import (BENCHMARKS.md).
+
+    Both libraries stay importable afterwards; only Keras's own wrappers of them
     (``keras.wrappers.SKLearn*``, ``keras.visualization.plot_image_gallery``) are off in this
     process. Where they are imported already, nothing changes."""
     held = [m for m in OPTIONAL if m not in sys.modules]
@@ -60,16 +116,21 @@ def import_tensorflow():
 
 def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
               fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int) -> None:
+    """Train one configuration (``config``: the sampled hyperparameters, and under
+    ``space.RESUME_KEY`` a checkpoint to go on from) of ``family``, reporting to Tune.
+
+    Reports each epoch but the spec's last (``EPOCH_KEYS`` and where it ran), with the state
+    after it as a checkpoint; then a ``FinalReport`` with the final model as a checkpoint. A
+    trial Tune asks to stop ends within ``train.STOP_POLL_IMAGES`` images, with no final report.
+    """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
     from ray import tune
 
-    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor,
-    # and then fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`: an errored
-    # trial lost to the sweep). The thread ends at its next poll, at most STOP_POLL_IMAGES
-    # (2,048) images away: from the 2-core rates in search_spaces/*.yaml, about 3 s for minivgg
-    # and 22 s for the slowest family (mobilenetv2, 91 images/s), twice that on one core; the
-    # wait is set well above what a poll can take.
+    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor
+    # and fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`); a stopped thread
+    # ends at its next poll, STOP_POLL_IMAGES away, which the slowest family on one core
+    # trains well within this
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
     threads = max(1, math.floor(cpus))
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -121,16 +182,14 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     if final_val is None:  # SWA's averaged weights: validate them once here
         ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
         final_val = {"val/acc": ev.accuracy, "val/loss": ev.loss}
-    last = result.history[-1]
-    final = {**{k: last[k] for k in EPOCH_KEYS}, **placement,
-             "last_epoch": {k: last[k] for k in EPOCH_KEYS} if last["epoch"] >= max_epochs else {},
-             **final_val,
-             "final": 1, "stop_reason": result.stop_reason, "epochs": result.epochs,
-             "best_epoch": result.best_epoch, "train_s": result.seconds,
-             "resumed": result.resumed_from,
-             "params": result.params, "seed": result.hp["seed"],
-             "train_start": train_start, "trial_end": time.time(),
-             "trial_name": ctx.get_trial_name()}
+    last = {k: result.history[-1][k] for k in EPOCH_KEYS}
+    final = FinalReport(
+        last=last, val_acc=final_val["val/acc"], val_loss=final_val["val/loss"],
+        stop_reason=result.stop_reason, epochs=result.epochs, best_epoch=result.best_epoch,
+        train_s=result.seconds, params=result.params, seed=result.hp["seed"],
+        resumed=result.resumed_from, train_start=train_start, trial_end=time.time(),
+        trial_name=ctx.get_trial_name(), last_epoch=last if last["epoch"] >= max_epochs else {},
+        **placement)
     with tempfile.TemporaryDirectory() as tmp:
         result.model.save(os.path.join(tmp, "model.keras"))
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
+        tune.report(final.as_result(), checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -248,5 +248,5 @@ def test_data_dir_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(DataError, match=r"data directory .*a-file/fmnist cannot be created.*"
-                                         r"writable folder"):
+                                         r"writable data directory"):
         data.ensure(blocker / "fmnist", mirrors=[_closed_port()])

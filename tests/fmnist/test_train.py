@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from fmnist import data, evaluate, train
+from fmnist.train import augment
 
 
 @pytest.fixture(scope="module")
@@ -159,10 +160,10 @@ def test_augmentation_and_label_smoothing_train(tiny):
 def test_augmenter_flips_and_erases(tiny):
     hp, _ = train.split_hp(None, {"flip": 1.0})
     x = tiny.x_train[:8]
-    out, _ = train._augmenter(hp, 0)(x, tiny.y_train[:8])
+    out, _ = augment.augmenter(hp, 0)(x, tiny.y_train[:8])
     np.testing.assert_array_equal(out.numpy()[..., 0], x[:, :, ::-1].astype(np.float32))
     hp, _ = train.split_hp(None, {"erase": 1.0})
-    out, _ = train._augmenter(hp, 0)(x, tiny.y_train[:8])
+    out, _ = augment.augmenter(hp, 0)(x, tiny.y_train[:8])
     changed = (out.numpy()[..., 0] != x).reshape(8, -1).mean(axis=1)
     assert np.all(changed > 0) and np.all(changed < 0.5)
 

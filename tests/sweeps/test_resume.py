@@ -139,7 +139,7 @@ def _saved_state(trial_dir: Path, epochs: int) -> None:
 
 def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     """Every state a kill can leave between the two records, built directly in real stores."""
-    from sweeps import resume, space, tracking
+    from sweeps import resume, space, tags, tracking
 
     spec, st, storage, study, parent = _state(tmp_path)
     c = tracking.client(st)
@@ -147,7 +147,7 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     for t in trials:
         t.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
     runs = [tracking.start_trial(st, spec, parent, f"t{t.number}", {"learning_rate": 0.01},
-                                 t.number, tags={tracking.TRIAL_DIR: str(tmp_path / f"t{t.number}")
+                                 t.number, tags={tags.TRIAL_DIR: str(tmp_path / f"t{t.number}")
                                                  })
             for t in trials]
     # 0: both records done; 1: run closed, Optuna not told yet (the kill fell between)

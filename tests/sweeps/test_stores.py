@@ -131,7 +131,7 @@ def test_one_database_for_both_stores_is_refused_before_anything_is_written(pg_u
                  mlflow_url.replace("postgresql://", "postgresql+psycopg://"),
                  "--store", str(store)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is the database of --tracking-uri" in err[0], err
+    assert len(err) == 1 and "is the database of the MLflow store" in err[0], err
     assert "MLflow and Optuna each need a database of their own" in err[0]
     assert _every_row(mlflow_url) == "" and not store.exists(), "nothing written"
 

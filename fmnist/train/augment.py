@@ -1,0 +1,75 @@
+"""Training augmentation and the tf.data pipelines.
+
+``augmenter(hp, seed)`` returns a batched map, uint8 (B, 28, 28) -> float32 (B, 28, 28, 1) with
+pixels 0..255, or None when ``hp`` asks for no augmentation; ``dataset`` builds the shuffled,
+batched, prefetched pipeline around it. The images stay uint8 in memory; the model scales them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fmnist.runtime import keras, tf
+
+KNOBS = ("flip", "zoom", "translate", "erase")
+
+
+def augmenter(hp: Mapping[str, Any], seed: int):
+    """The augmentation ``hp``'s flip, zoom, translate and erase knobs ask for, or None."""
+    if not any(hp[k] for k in KNOBS):
+        return None
+    geometric = []
+    if hp["zoom"]:
+        geometric.append(keras.layers.RandomZoom(hp["zoom"], fill_mode="constant", seed=seed))
+    if hp["translate"]:
+        geometric.append(keras.layers.RandomTranslation(hp["translate"], hp["translate"],
+                                                        fill_mode="constant", seed=seed + 1))
+
+    def augment(x, y):
+        x = tf.cast(x, tf.float32)[..., None]
+        n = tf.shape(x)[0]
+        if hp["flip"]:
+            flip = tf.random.uniform((n, 1, 1, 1)) < hp["flip"]
+            x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+        for layer in geometric:
+            x = layer(x, training=True)
+        if hp["erase"]:
+            x = random_erase(x, hp["erase"])
+        return x, y
+
+    return augment
+
+
+def random_erase(x, probability: float):
+    """Random erasing (Zhong et al. 2017): with ``probability``, a rectangle of 2-33% of the
+    area, aspect 0.3-3.3, filled with uniform noise. ``x``: float (B, 28, 28, 1)."""
+    n = tf.shape(x)[0]
+    area = tf.random.uniform((n,), 0.02, 0.33) * 784.0
+    aspect = tf.exp(tf.random.uniform((n,), math.log(0.3), math.log(1 / 0.3)))
+    h = tf.clip_by_value(tf.round(tf.sqrt(area * aspect)), 1, 28)
+    w = tf.clip_by_value(tf.round(tf.sqrt(area / aspect)), 1, 28)
+    top = tf.floor(tf.random.uniform((n,)) * (29.0 - h))
+    left = tf.floor(tf.random.uniform((n,)) * (29.0 - w))
+    rows = tf.range(28.0)[None, :, None]
+    cols = tf.range(28.0)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + w)[:, None, None]))
+    apply = (tf.random.uniform((n,)) < probability)[:, None, None]
+    noise = tf.random.uniform(tf.shape(x)[:3], 0.0, 255.0)
+    return tf.where((inside & apply)[..., None], noise[..., None], x)
+
+
+def dataset(x, y, batch_size: int, shuffle: bool, seed: int, augment=None, one_hot=False):
+    """A tf.data pipeline of (images, labels) batches: reshuffled every pass when ``shuffle``
+    (seeded), mapped through ``augment``, labels one-hot when ``one_hot``, prefetched."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    if one_hot:
+        ds = ds.map(lambda a, b: (a, tf.one_hot(tf.cast(b, tf.int32), 10)))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,112 @@
+"""The Keras callbacks of a training run: per-epoch metrics with the project's names, the
+hand-off of each epoch (with its saved state) to the caller, and a stop on request."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fmnist.runtime import keras
+from fmnist.train import state
+
+ops = keras.ops
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Appends each epoch's metrics to ``history``: epoch, train/loss, train/acc, val/loss,
+    val/acc, val/acc_best, epoch_s, images_per_s (training images over training time, without
+    validation) and lr (the epoch's rate). Put it first, before a callback that changes the rate.
+
+    ``external`` is set when the caller stopped the run.
+    """
+
+    def __init__(self, n_train: int):
+        super().__init__()
+        self.n_train = n_train
+        self.history: list[dict[str, float]] = []
+        self.external = False
+        self._t0 = self._t_train = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._t_train = 0.0
+
+    def on_test_begin(self, logs=None):
+        if not self._t_train:
+            self._t_train = time.perf_counter() - self._t0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        epoch_s = time.perf_counter() - self._t0
+        train_s = self._t_train or epoch_s
+        m = {
+            "epoch": epoch + 1,
+            "train/loss": float(logs["loss"]),
+            "train/acc": float(logs["accuracy"]),
+            "val/loss": float(logs["val_loss"]),
+            "val/acc": float(logs["val_accuracy"]),
+            "epoch_s": epoch_s,
+            "images_per_s": self.n_train / train_s,
+            "lr": float(ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+        }
+        m["val/acc_best"] = max([m["val/acc"], *(h["val/acc"] for h in self.history)])
+        self.history.append(m)
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Last of the callbacks. Hands each epoch's metrics to ``on_epoch``; a true return stops
+    training (and sets ``recorder.external``).
+
+    With ``save_state``, every epoch but the last is handed on with ``m[state.STATE_KEY]``: a
+    temporary folder holding the state after it (``state.write``), removed once ``on_epoch``
+    returns. With ``resume`` (``state.load``'s result), early stopping's and the plateau
+    schedule's counters are put back after their own ``on_train_begin`` has reset them.
+    """
+
+    def __init__(self, recorder: EpochRecorder, on_epoch, max_epochs: int, stopper=None,
+                 plateau=None, save_state: bool = False, resume: dict[str, Any] | None = None):
+        super().__init__()
+        self.recorder, self.on_epoch, self.max_epochs = recorder, on_epoch, max_epochs
+        self.stopper, self.plateau = stopper, plateau
+        self.save_state, self.resume = save_state, resume
+
+    def on_train_begin(self, logs=None):
+        if self.resume is not None:
+            state.restore(self.resume, self.stopper, self.plateau)
+
+    def on_epoch_end(self, epoch, logs=None):
+        m = dict(self.recorder.history[-1])
+        if not self.save_state or epoch + 1 >= self.max_epochs or self.model.stop_training:
+            self._hand_on(m)  # no state, or training ends here: none to go on from
+            return
+        with tempfile.TemporaryDirectory(prefix="fmnist-state-") as tmp:
+            state.write(Path(tmp), self.model, epoch + 1, self.recorder.history,
+                        self.stopper, self.plateau)
+            self._hand_on({**m, state.STATE_KEY: tmp})
+
+    def _hand_on(self, m: dict[str, Any]) -> None:
+        if self.on_epoch is not None and self.on_epoch(m):
+            self.recorder.external = True
+            self.model.stop_training = True
+
+
+class Stopped(Exception):
+    """Raised by ``StopWhenAsked`` out of ``fit``; the loop catches it."""
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Raises ``Stopped`` before a training or validation step once ``should_stop()`` is true.
+    On batch *begin*, so Keras keeps dispatching batch ends asynchronously."""
+
+    def __init__(self, should_stop: Callable[[], bool]):
+        super().__init__()
+        self.should_stop = should_stop
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.should_stop():
+            raise Stopped
+
+    on_test_batch_begin = on_train_batch_begin

@@ -1,0 +1,104 @@
+"""Learning-rate schedules as functions of the (fractional) epoch, one function each, and the
+optimizer that runs on them.
+
+Each schedule function takes ``e`` (a backend tensor: the step over steps per epoch), the peak
+rate ``base``, ``max_epochs`` and the schedule's own knobs, and returns the rate. ``EpochSchedule``
+turns one into a Keras ``LearningRateSchedule`` of the optimizer's step.
+
+Example::
+
+    from fmnist.train import schedules
+    lr = schedules.learning_rate_schedule({"schedule": "cosine", "learning_rate": 0.1,
+                                           "max_epochs": 10, ...}, steps_per_epoch=750)
+    lr(7500)  # 0.0 at the end of epoch 10
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fmnist.runtime import keras
+
+ops = keras.ops
+
+
+def step(e, base, max_epochs, step_factor=0.1, step_epochs=10, **_):
+    """``base`` times ``step_factor`` every ``step_epochs`` epochs."""
+    return base * step_factor ** ops.floor(e / step_epochs)
+
+
+def cosine(e, base, max_epochs, **_):
+    """Half a cosine from ``base`` to 0 at ``max_epochs``."""
+    return base * 0.5 * (1.0 + ops.cos(math.pi * ops.minimum(e / max_epochs, 1.0)))
+
+
+def onecycle(e, base, max_epochs, **_):
+    """Linear warm-up over 30% of the epochs from base/25, then a cosine to base/1e4."""
+    warm, low, end = 0.3 * max_epochs, base / 25.0, base / 1e4
+    up = low + (base - low) * e / warm
+    frac = ops.minimum((e - warm) / (max_epochs - warm), 1.0)
+    down = end + (base - end) * 0.5 * (1.0 + ops.cos(math.pi * frac))
+    return ops.where(e < warm, up, down)
+
+
+def cyclic(e, base, max_epochs, cycle_epochs=4, **_):
+    """Triangles between base/10 and ``base``, ``cycle_epochs`` long."""
+    pos = e / cycle_epochs - ops.floor(e / cycle_epochs)
+    return base / 10.0 + (base - base / 10.0) * (1.0 - ops.abs(2.0 * pos - 1.0))
+
+
+# the schedules of the step; "constant" and "plateau" are a plain float (plateau's drops are
+# ReduceLROnPlateau's, which needs a float rate)
+BY_NAME = {"step": step, "cosine": cosine, "onecycle": onecycle, "cyclic": cyclic}
+
+
+@keras.saving.register_keras_serializable(package="fmnist")
+class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """One of ``BY_NAME``'s schedules as a Keras schedule of the optimizer's step.
+
+    Fully described by its config, so a saved model (a trial's checkpoint, the logged model)
+    loads back with its optimizer.
+    """
+
+    def __init__(self, kind, base, steps_per_epoch, max_epochs, step_factor=0.1,
+                 step_epochs=10, cycle_epochs=4):
+        if kind not in BY_NAME:
+            raise ValueError(f"EpochSchedule: kind must be one of {sorted(BY_NAME)}, "
+                             f"but got {kind!r}.")
+        self.kind, self.base = kind, float(base)
+        self.steps_per_epoch, self.max_epochs = int(steps_per_epoch), int(max_epochs)
+        self.step_factor, self.step_epochs = float(step_factor), step_epochs
+        self.cycle_epochs = cycle_epochs
+
+    def __call__(self, step):
+        e = ops.cast(step, "float32") / float(self.steps_per_epoch)
+        return BY_NAME[self.kind](e, self.base, float(self.max_epochs),
+                                  step_factor=self.step_factor, step_epochs=self.step_epochs,
+                                  cycle_epochs=self.cycle_epochs)
+
+    def get_config(self):
+        return {"kind": self.kind, "base": self.base, "steps_per_epoch": self.steps_per_epoch,
+                "max_epochs": self.max_epochs, "step_factor": self.step_factor,
+                "step_epochs": self.step_epochs, "cycle_epochs": self.cycle_epochs}
+
+
+def learning_rate_schedule(hp: Mapping[str, Any], steps_per_epoch: int):
+    """The rate for ``hp`` (resolved training knobs): an ``EpochSchedule``, or a float for the
+    constant and plateau schedules."""
+    if hp["schedule"] in ("constant", "plateau"):
+        return hp["learning_rate"]
+    return EpochSchedule(hp["schedule"], hp["learning_rate"], steps_per_epoch, hp["max_epochs"],
+                         hp["step_factor"], hp["step_epochs"], hp["cycle_epochs"])
+
+
+def optimizer(hp: Mapping[str, Any], lr):
+    """The optimizer ``hp`` names (adam, adamw or sgd) with rate ``lr`` and its weight decay."""
+    wd = hp["weight_decay"] or None
+    if hp["optimizer"] == "sgd":
+        return keras.optimizers.SGD(lr, momentum=hp["momentum"], nesterov=hp["nesterov"],
+                                    weight_decay=wd)
+    if hp["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=hp["weight_decay"])
+    return keras.optimizers.Adam(lr, weight_decay=wd)

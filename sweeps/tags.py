@@ -1,0 +1,35 @@
+"""The MLflow tag names fmnist-sweep writes, in one place. The record's format: a name here
+changes what earlier sweeps' runs are found by."""
+
+# every run
+ROLE = "fmnist.role"  # PARENT or TRIAL (a sweep's runs); unset on a `fmnist-sweep train` run
+SWEEP = "fmnist.sweep"
+FAMILY = "fmnist.family"
+KIND = "fmnist.kind"  # "train": a single run of `fmnist-sweep train`
+STOP_REASON = "fmnist.stop_reason"  # "max_epochs", "early_stop" or "external"
+
+# values of ROLE
+PARENT, TRIAL = "parent", "trial"
+
+# a sweep's parent run
+COMMAND = "fmnist.command"  # the command line, passwords masked
+COMMIT = "fmnist.commit"  # the git commit of the code that ran it
+BEST_RUN_ID = "fmnist.best_run_id"  # the trial whose model was evaluated on the test set
+MODEL_URI = "fmnist.model_uri"  # that model as an MLflow model
+
+# a trial's run
+OPTUNA_TRIAL = "fmnist.optuna_trial"  # the Optuna trial number
+TRIAL_DIR = "fmnist.trial_dir"  # the trial's Tune folder, where its epochs' states are
+CHECKPOINT = "fmnist.checkpoint"  # the folder of its final model
+PRUNED = "fmnist.pruned"  # "true": stopped by the scheduler
+GPU_IDS, NODE_ID, PID = "fmnist.gpu_ids", "fmnist.node_id", "fmnist.pid"  # where it ran
+TRIAL_START = "fmnist.trial_start"  # epoch seconds: Ray placed it
+TRAIN_START = "fmnist.train_start"  # imports and set-up done
+TRIAL_END = "fmnist.trial_end"
+RESUMED_FROM_EPOCH = "fmnist.resumed_from_epoch"  # went on from the state after this epoch
+RESUMED_TRIAL = "fmnist.resumed_trial"  # the Optuna trial a resumed sweep went on from
+RECOVERED = "fmnist.recovered"  # closed by a resume's reconciliation
+ERROR, TRACEBACK = "fmnist.error", "fmnist.traceback"  # a failed trial's last line, its end
+
+# bench/reproduce.py's runs
+ROW = "fmnist.row"  # the write-up's table row it reproduces
