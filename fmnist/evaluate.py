@@ -64,9 +64,12 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10):
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024,
-             class_names: tuple[str, ...] = CLASS_NAMES) -> Evaluation:
-    """Score ``model`` (10-way probabilities) on images ``x`` (uint8, pixels 0..255)."""
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+             class_names: tuple[str, ...] = CLASS_NAMES, tta: str = "none") -> Evaluation:
+    """Score ``model`` (10-way probabilities) on images ``x`` (uint8, pixels 0..255), its
+    probabilities averaged over ``tta``'s views (``fmnist.tta.MODES``)."""
+    from fmnist import tta as tta_
+
+    probs = tta_.predict(model, x, tta, batch_size)
     y = np.asarray(y, dtype=np.int64)
     pred = probs.argmax(axis=1)
     p_true = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)

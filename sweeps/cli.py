@@ -346,7 +346,7 @@ class TrainCommand(Command):
                   f"{m['epoch_s']:.1f}s  {m['images_per_s']:,.0f} img/s", flush=True)
 
         result = train.train(args.family, split, hp, preset=args.preset, on_epoch=progress)
-        ev = evaluate.evaluate(result.model, split.x_test, split.y_test)
+        ev = evaluate.evaluate(result.model, split.x_test, split.y_test, tta=result.hp["tta"])
         final = {**result.summary(), **ev.metrics()}
         params = {"family": args.family, "preset": args.preset or "", **result.model_hp,
                   **result.hp, "subset": args.subset or "", "val_fraction": args.val_fraction}
@@ -357,7 +357,8 @@ class TrainCommand(Command):
         echo(f"stopped: {result.stop_reason} after {result.epochs} epochs "
              f"({result.seconds:.1f}s), best epoch {result.best_epoch}; "
              f"{result.params:,} params")
-        echo(f"val/acc_best {final['val/acc_best']:.4f}  test/acc {ev.accuracy:.4f}  "
+        tta = f" (TTA {result.hp['tta']})" if result.hp["tta"] != "none" else ""
+        echo(f"val/acc_best {final['val/acc_best']:.4f}  test/acc {ev.accuracy:.4f}{tta}  "
              f"test/loss {ev.loss:.4f}")
         echo(f"MLflow run {run_id} in experiment '{args.experiment}' at {st.tracking_uri}")
         return EXIT_OK

@@ -11,6 +11,7 @@ from fmnist import compat, runtime  # noqa: F401 - runtime first: TensorFlow, qu
 from fmnist.models import (  # noqa: F401  (importing a family registers it)
     allcnn,
     basiccnn,
+    fastcnn,
     lenet5,
     minivgg,
     mlp,
@@ -30,12 +31,13 @@ from fmnist.models._registry import (
     get_family,
     hyperparameters,
     presets,
+    recipe,
     register,
     resolve,
 )
 
 __all__ = ["HP", "Family", "build", "families", "get_family", "hyperparameters", "presets",
-           "register", "resolve"]
+           "recipe", "register", "resolve"]
 
 
 compat.cache_keras_skipsets()  # every model save and load: see fmnist.compat

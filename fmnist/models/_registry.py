@@ -18,6 +18,8 @@ class Family:
     hps: dict[str, HP]
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    # per preset, the training knobs it sets too (checked by fmnist.train.knobs)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def doc(self) -> str:
@@ -32,14 +34,21 @@ def register(
     hps: list[HP],
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "",
+    recipes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable[[dict[str, Any]], Any]], Callable[[dict[str, Any]], Any]]:
-    """Decorator: register ``builder(hp) -> keras.Model`` as family ``name``."""
+    """Decorator: register ``builder(hp) -> keras.Model`` as family ``name``, with its declared
+    ``hps``, named ``presets`` of them and, per preset, a training ``recipe`` (training knobs
+    the preset sets as well)."""
 
     def deco(builder: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
         if name in _REGISTRY:
             raise ValueError(f"model family {name!r} is already registered.")
         fam = Family(name, builder, {h.name: h for h in hps},
-                     {k: dict(v) for k, v in (presets or {}).items()}, source)
+                     {k: dict(v) for k, v in (presets or {}).items()}, source,
+                     {k: dict(v) for k, v in (recipes or {}).items()})
+        if set(fam.recipes) - set(fam.presets):
+            raise ValueError(f"{name}: recipes {sorted(set(fam.recipes) - set(fam.presets))} "
+                             f"name no preset.")
         for preset, values in fam.presets.items():  # a preset is checked like user input
             _resolve(fam, values, label=f"{name} preset {preset!r}")
         _REGISTRY[name] = fam
@@ -62,6 +71,14 @@ def get_family(name: str) -> Family:
 
 def hyperparameters(family: str) -> dict[str, HP]:
     return dict(get_family(family).hps)
+
+
+def recipe(family: str, preset: str) -> dict[str, Any]:
+    """The training knobs ``preset`` of ``family`` sets (empty where it sets none)."""
+    fam = get_family(family)
+    if preset not in fam.presets:
+        resolve(family, {}, preset)  # the unknown preset's message
+    return dict(fam.recipes.get(preset, {}))
 
 
 def presets(family: str) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fmnist.runtime import keras
 from fmnist.train import state
 
@@ -67,8 +69,10 @@ class EpochEnd(keras.callbacks.Callback):
     """
 
     def __init__(self, recorder: EpochRecorder, on_epoch, max_epochs: int, stopper=None,
-                 plateau=None, save_state: bool = False, resume: dict[str, Any] | None = None):
+                 plateau=None, save_state: bool = False, resume: dict[str, Any] | None = None,
+                 ema: EMAWeights | None = None):
         super().__init__()
+        self.ema = ema
         self.recorder, self.on_epoch, self.max_epochs = recorder, on_epoch, max_epochs
         self.stopper, self.plateau = stopper, plateau
         self.save_state, self.resume = save_state, resume
@@ -84,13 +88,65 @@ class EpochEnd(keras.callbacks.Callback):
             return
         with tempfile.TemporaryDirectory(prefix="fmnist-state-") as tmp:
             state.write(Path(tmp), self.model, epoch + 1, self.recorder.history,
-                        self.stopper, self.plateau)
+                        self.stopper, self.plateau, self.ema)
             self._hand_on({**m, state.STATE_KEY: tmp})
 
     def _hand_on(self, m: dict[str, Any]) -> None:
         if self.on_epoch is not None and self.on_epoch(m):
             self.recorder.external = True
             self.model.stop_training = True
+
+
+class EMAWeights(keras.callbacks.Callback):
+    """An exponential moving average of all the model's weights (batch-norm statistics
+    included), which validates each epoch and is the model training returns.
+
+    Updated after every execution of the compiled step (``steps_per_execution`` steps), by
+    ``decay`` per step, warmed up as timm's ``ModelEmaV3`` (at most (1 + n) / (10 + n) after n
+    updates). Before each validation the average goes into the model and stays through the
+    epoch-end callbacks before this one (early stopping keeps it as the epoch's weights); this
+    one puts the raw weights back, so training and a saved state go on from them. At the end
+    the model holds the average, or the best epoch's that ``stopper`` restored.
+
+    ``weights`` and ``updates`` are the average's state (``state.write`` saves them).
+    """
+
+    def __init__(self, decay: float, stopper=None, resume: dict[str, Any] | None = None):
+        super().__init__()
+        self.decay, self.stopper = decay, stopper
+        self.weights = resume["ema_weights"] if resume else None
+        self.updates = resume.get("ema_updates", 0) if resume else 0
+        self._raw = None
+        self._last_batch = -1
+
+    def on_train_begin(self, logs=None):
+        if self.weights is None:
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        steps, self._last_batch = batch - self._last_batch, batch
+        d = min(self.decay ** max(steps, 1), (1 + self.updates) / (10 + self.updates))
+        for avg, w in zip(self.weights, self.model.get_weights(), strict=True):
+            avg *= d
+            avg += (1 - d) * w
+        self.updates += 1
+
+    def on_test_begin(self, logs=None):
+        if self._raw is None:
+            self._raw = self.model.get_weights()
+            self.model.set_weights(self.weights)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._raw is not None:
+            self.model.set_weights(self._raw)
+            self._raw = None
+
+    def on_train_end(self, logs=None):
+        if not (self.stopper is not None and self.stopper.best_weights is not None):
+            self.model.set_weights(self.weights)
 
 
 class Stopped(Exception):

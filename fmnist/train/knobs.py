@@ -16,7 +16,8 @@ from fmnist import models
 from fmnist.errors import ConfigError
 from fmnist.hparams import HP, did_you_mean
 
-SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "plateau")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "cyclic", "triangle", "plateau")
+TTA_MODES = ("none", "flip", "flip_shift")
 
 HYPERPARAMETERS: dict[str, HP] = {h.name: h for h in [
     HP("optimizer", "choice", "adam", choices=("adam", "adamw", "sgd")),
@@ -30,6 +31,8 @@ HYPERPARAMETERS: dict[str, HP] = {h.name: h for h in [
     HP("step_factor", "float", 0.1, 1e-4, 1.0, help="step and plateau: factor of each drop"),
     HP("cycle_epochs", "int", 4, 1, 10_000, help="cyclic: epochs per triangle"),
     HP("plateau_patience", "int", 3, 0, 10_000, help="plateau: epochs without improvement"),
+    HP("peak_at", "float", 0.23, 0.0, 1.0,
+       help="triangle: fraction of the epochs at which the rate peaks"),
     HP("batch_size", "int", 64, 1, 1 << 20, help="000: 64"),
     HP("shuffle", "bool", True, help="reshuffle the training images every epoch"),
     HP("early_stopping", "bool", True, help="stop on val/loss and restore the best weights"),
@@ -39,6 +42,12 @@ HYPERPARAMETERS: dict[str, HP] = {h.name: h for h in [
     HP("zoom", "float", 0.0, 0.0, 0.5, help="random zoom range (fraction)"),
     HP("translate", "float", 0.0, 0.0, 0.5, help="random translation range (fraction)"),
     HP("erase", "float", 0.0, 0.0, 1.0, help="probability of random erasing"),
+    HP("crop", "int", 0, 0, 8,
+       help="random crop of the image zero-padded by N pixels (whole-pixel translate)"),
+    HP("ema", "float", 0.0, 0.0, 0.99999,
+       help="decay per step of an average of the weights that validates and is kept (0: off)"),
+    HP("tta", "choice", "none", choices=("none", "flip", "flip_shift"),
+       help="test-time augmentation of the final evaluation"),
     HP("swa_epochs", "int", 0, 0, 10_000, help="average the weights of the last N epochs"),
     HP("seed", "int", 0, 0, 2**31 - 1),
     HP("deterministic", "bool", False, help="TensorFlow op determinism (slower)"),
@@ -52,7 +61,8 @@ def split_hp(family: str | None, hp: Mapping[str, Any] | None,
              preset: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Resolve ``hp`` into (training knobs, the family's hyperparameters).
 
-    Returns every training knob (defaults overlaid with ``hp``'s) and, for a ``family``, its
+    Returns every training knob (defaults, overlaid with the training recipe of the family's
+    ``preset`` where it has one, then with ``hp``'s) and, for a ``family``, its
     hyperparameters resolved by ``models.resolve`` (defaults, then ``preset``, then ``hp``).
     Raises ``ConfigError`` for an unknown key or a value outside its declaration.
     """
@@ -70,7 +80,8 @@ def split_hp(family: str | None, hp: Mapping[str, Any] | None,
                           f"{', '.join(HYPERPARAMETERS)}; {family or 'the model'}'s: "
                           f"{', '.join(family_hps) or '-'}.")
     resolved = {k: h.default for k, h in HYPERPARAMETERS.items()}
-    for k, v in train_part.items():
+    recipe = models.recipe(family, preset) if family and preset else {}
+    for k, v in {**recipe, **train_part}.items():  # a preset's recipe, then hp
         resolved[k] = HYPERPARAMETERS[k].check("train", v)
     model_resolved = models.resolve(family, model_part, preset) if family else {}
     return resolved, model_resolved

@@ -16,7 +16,7 @@ from fmnist import models
 from fmnist.errors import ConfigError
 from fmnist.runtime import keras, tf
 from fmnist.train import augment, schedules, state
-from fmnist.train.callbacks import EpochEnd, EpochRecorder, Stopped, StopWhenAsked
+from fmnist.train.callbacks import EMAWeights, EpochEnd, EpochRecorder, Stopped, StopWhenAsked
 from fmnist.train.knobs import split_hp
 from fmnist.train.swa import SWA
 
@@ -167,9 +167,14 @@ def train(
     if resume_from is not None and not thp["swa_epochs"]:
         resume = state.load(model, Path(resume_from))
         recorder.history = list(resume["history"])
+    ema = None
+    if thp["ema"]:  # after early stopping, which keeps the average as an epoch's weights
+        ema = EMAWeights(thp["ema"], stopper if not thp["swa_epochs"] else None, resume)
+        callbacks.append(ema)
     # last: early stopping and the plateau schedule have seen the epoch before it is handed on
     callbacks.append(EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
-                              save_state=epoch_state and not thp["swa_epochs"], resume=resume))
+                              save_state=epoch_state and not thp["swa_epochs"], resume=resume,
+                              ema=ema))
     initial_epoch = resume["epoch"] if resume else 0
 
     t0 = time.perf_counter()

@@ -3,7 +3,8 @@ where it was.
 
 A state folder holds ``model.keras`` (weights and the optimizer's variables, its step among them:
 the learning-rate schedules run on it), ``state.json`` (the epoch, the history, early stopping's
-and the plateau schedule's counters) and, when early stopping holds them, ``best_weights.npz``.
+and the plateau schedule's counters) and, where they exist, early stopping's best weights
+(``best_weights.npz``) and the weights' moving average (``ema.npz``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def kept(stopper, plateau) -> list[tuple[str, Any, dict[str, type]]]:
 
 
 def write(folder: Path, model, epoch: int, history: list[dict[str, float]],
-          stopper=None, plateau=None) -> None:
-    """Write the state after ``epoch`` (1-based) into the existing ``folder``."""
+          stopper=None, plateau=None, ema=None) -> None:
+    """Write the state after ``epoch`` (1-based) into the existing ``folder``; with ``ema``
+    (a ``callbacks.EMAWeights``), its average too."""
     model.save(folder / "model.keras")
     state: dict[str, Any] = {"epoch": epoch, "history": history}
     for key, cb, attrs in kept(stopper, plateau):
@@ -37,21 +39,30 @@ def write(folder: Path, model, epoch: int, history: list[dict[str, float]],
         state[key] = {a: None if v is None else attrs[a](v) for a, v in values.items()}
     if stopper is not None and stopper.best_weights is not None:
         np.savez(folder / "best_weights.npz", *stopper.best_weights)
+    if ema is not None and ema.weights is not None:
+        np.savez(folder / "ema.npz", *ema.weights)
+        state["ema_updates"] = ema.updates
     (folder / "state.json").write_text(json.dumps(state))
 
 
 def load(model, folder: Path) -> dict[str, Any]:
     """Load the weights and optimizer variables of ``folder`` into ``model`` (compiled, same
     architecture); return the rest: ``epoch``, ``history``, the callbacks' counters under their
-    ``kept`` keys and ``best_weights`` (a list of arrays, or None)."""
+    ``kept`` keys, ``best_weights`` and ``ema_weights`` (lists of arrays, or None) and
+    ``ema_updates``."""
     state = json.loads((folder / "state.json").read_text())
     model.optimizer.build(model.trainable_variables)  # its variables exist to be loaded into
     model.load_weights(folder / "model.keras")
-    state["best_weights"] = None
-    if (folder / "best_weights.npz").exists():
-        with np.load(folder / "best_weights.npz") as f:
-            state["best_weights"] = [f[f"arr_{i}"] for i in range(len(f.files))]
+    for key in ("best_weights", "ema"):
+        state[f"{key}_weights" if key == "ema" else key] = _arrays(folder / f"{key}.npz")
     return state
+
+
+def _arrays(path: Path) -> list[np.ndarray] | None:
+    if not path.exists():
+        return None
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
 def restore(resume: dict[str, Any], stopper=None, plateau=None) -> None:

@@ -80,6 +80,9 @@ def test_shuffle_false_with_a_fixed_seed_gives_identical_histories(tiny):
     ({"schedule": "cyclic", "learning_rate": 0.1, "cycle_epochs": 4},
      {0: 0.01, 1: 0.055, 2: 0.1, 4: 0.01, 6: 0.1}),
     ({"schedule": "constant", "learning_rate": 0.02}, {0: 0.02}),
+    # the speed runs' triangle: base/5 up to the peak at 25% of the epochs, then down to 0
+    ({"schedule": "triangle", "learning_rate": 0.2, "max_epochs": 20, "peak_at": 0.25},
+     {0: 0.04, 2.5: 0.12, 5: 0.2, 12.5: 0.1, 20: 0.0}),
 ])
 def test_schedules_give_the_promised_rates(hp, expected):
     resolved, _ = train.split_hp(None, hp)
@@ -256,6 +259,13 @@ def test_polling_for_a_stop_caps_the_images_per_execution(small):
     ({"batch_size": 601}, "train: `batch_size <= training images` must hold, but got "
                           "batch_size=601 for 600 images."),
     ({"flip": 1.5}, "train: hyperparameter `flip` must be a number in [0, 1], but got 1.5."),
+    ({"ema": 1.0}, "train: hyperparameter `ema` must be a number in [0, 0.99999], but got 1.0."),
+    ({"crop": 9}, "train: hyperparameter `crop` must be an integer in [0, 8], but got 9."),
+    ({"crop": 1.5}, "train: hyperparameter `crop` must be an integer in [0, 8], but got 1.5."),
+    ({"tta": "rotate"}, "train: hyperparameter `tta` must be one of ['none', 'flip', "
+                        "'flip_shift'], but got 'rotate'."),
+    ({"peak_at": 1.2}, "train: hyperparameter `peak_at` must be a number in [0, 1], but got "
+                       "1.2."),
     ({"learnig_rate": 0.1}, "lenet5: unknown hyperparameter `learnig_rate` (did you mean "
                             "'learning_rate'?)"),
 ])
@@ -263,6 +273,26 @@ def test_bad_knobs_raise_a_message_naming_knob_rule_and_value(tiny, hp, message)
     with pytest.raises(ValueError) as e:
         train.train("lenet5", tiny, hp)
     assert str(e.value).startswith(message)
+
+
+def test_a_presets_training_recipe_is_applied_under_the_users_values():
+    thp, model_hp = train.split_hp("fastcnn", {"learning_rate": 0.05}, "fast")
+    assert thp["schedule"] == "triangle" and thp["optimizer"] == "sgd" and thp["ema"] > 0
+    assert thp["learning_rate"] == 0.05, "the user's value wins over the recipe's"
+    assert train.split_hp("fastcnn", {}, None)[0]["schedule"] == "constant", "no preset, none"
+    from fmnist import models
+
+    for f in models.families():  # every recipe of every family is valid training knobs
+        for preset in models.presets(f):
+            train.split_hp(f, {}, preset)
+
+
+def test_an_ema_run_validates_and_returns_the_average(tiny):
+    r = train.train("fastcnn", tiny, {"max_epochs": 2, "ema": 0.9, "batch_size": 32,
+                                      "width": 8, "stem": 8, "early_stopping": False})
+    ev = evaluate.evaluate(r.model, tiny.x_val, tiny.y_val)
+    assert ev.accuracy == pytest.approx(r.history[-1]["val/acc"], abs=1e-6), \
+        "the returned model is the one the last epoch validated: the average"
 
 
 def test_no_family_shadows_a_training_knob():
