@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from fmnist.errors import UserError
@@ -18,6 +19,7 @@ from sweeps import redact
 from sweeps import tags as tag
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+STARTED = time.monotonic()  # the command's start, before its imports
 
 
 def echo(text: object = "", file=None, flush: bool = True) -> None:
@@ -96,17 +98,25 @@ class RunCommand(Command):
                             "(default: $RAY_ADDRESS, else a local Ray)")
         parser.add_argument("--fresh", action="store_true",
                             help="start over under a new name (name-timestamp)")
+        parser.add_argument("--budget", help="wall-clock budget of the whole command (search, "
+                            "test evaluation, report): seconds, or e.g. 2h, 45m, 90s")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from sweeps import runner, tracking
         from sweeps import spec as specs
 
+        budget = None
+        if args.budget is not None:
+            budget = specs.parse_duration(args.budget)
+            if budget is None:
+                raise UsageError(f"--budget {args.budget!r}: {specs.DURATION_RULE}")
         sp = specs.override(specs.load(args.spec), trials=args.trials,
-                            max_epochs=args.max_epochs, subset=args.subset, name=args.name)
+                            max_epochs=args.max_epochs, subset=args.subset, name=args.name,
+                            budget=budget)
         opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,
-                                 argv=args.argv)
+                                 argv=args.argv, started=args.started)
         out = runner.run(sp, opts, say=echo)
         echo(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
              f"{out.ran_now} run now")
@@ -421,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given
+    args.started = STARTED if argv is None else time.monotonic()  # a budget counts from here
     if args.debug:  # TensorFlow's native log lines too, here and in the trials (fmnist.runtime)
         os.environ["FMNIST_DEBUG"] = "1"
     else:

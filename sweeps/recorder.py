@@ -4,9 +4,11 @@ status, and the progress the user sees. Trials never touch the stores."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import progress, space, tracking
@@ -26,6 +28,15 @@ class StudySearch(OptunaSearch):
     the storage and its URL, password included. The study in the database is the state a resume
     starts from (``Tuner.restore`` is never used), so nothing is lost."""
 
+    def __init__(self, *args, deadline: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline  # time.time() after which no trial starts (a budget's)
+
+    def suggest(self, trial_id: str):
+        if self.deadline is not None and time.time() >= self.deadline:
+            return Searcher.FINISHED
+        return super().suggest(trial_id)
+
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         pass
 
@@ -38,11 +49,13 @@ class TrialRecorder(Callback):
     compact progress line. Trials never touch the stores."""
 
     def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str,
-                 display: progress.Display, fixed: dict[str, Any], seed: int):
+                 display: progress.Display, fixed: dict[str, Any], seed: int,
+                 n_train: int = 0):
         self.st, self.spec, self.parent, self.display = st, spec, parent, display
         self.progress = display.progress
         self.fixed, self.seed = fixed, seed
         self.started = 0
+        self.n_train, self.train_images = n_train, 0  # training images of the epochs reported
         self.runs: dict[str, str] = {}
         self.logged: dict[str, int] = {}  # trial id -> last epoch its continued run held
         self.final: dict[str, FinalReport] = {}
@@ -103,9 +116,11 @@ class TrialRecorder(Callback):
         if final is not None:  # its last epoch, if not reported on its own, goes with it
             self.final[trial.trial_id] = final
             if final.last_epoch:
+                self.train_images += self.n_train
                 self.display.epoch(trial.trial_id, final.last_epoch)
             return
         epoch = {k: result[k] for k in EPOCH_KEYS if k in result}
+        self.train_images += self.n_train
         if self._new_epochs(trial, [epoch]):
             tracking.log_history(tracking.client(self.st), rid, [epoch])
         self.display.epoch(trial.trial_id, epoch)

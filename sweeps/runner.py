@@ -40,6 +40,13 @@ class RunOptions:
     data_dir: str | None = None
     fresh: bool = False
     argv: Sequence[str] = field(default_factory=list)
+    started: float | None = None  # time.monotonic() at the command's start: the budget's
+
+
+def final_reserve_s(budget_s: float) -> float:
+    """What a budget keeps for the final phase (test evaluation, report) after the search, and
+    again for the epoch a running trial is finishing when the search ends."""
+    return max(10.0, 0.05 * budget_s)
 
 
 @dataclass
@@ -104,11 +111,15 @@ def _init_ray(address: str | None) -> None:
     to it)."""
     import ray
 
+    # Tune's own console output and loggers: off, also where Ray was started by the caller
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # a trial a budget cuts off before its first epoch ends returns without a result: closed
+    # as pruned, not a Tune error (the metric itself is checked in the spec)
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if ray.is_initialized():
         return
     address = _address(address)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         ray.init(address=address, include_dashboard=False, configure_logging=True,
                  logging_level="ERROR", log_to_driver=False)
@@ -152,6 +163,11 @@ def _plain_trial_actors() -> None:
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
     from fmnist import data
 
+    started = opts.started if opts.started is not None else time.monotonic()
+    deadline = None  # (soft, hard), time.monotonic(): no trial starts after soft, and running
+    if spec.budget_s:  # ones end at their next epoch; an epoch still going at hard is cut off
+        reserve = final_reserve_s(spec.budget_s)
+        deadline = (started + spec.budget_s - 2 * reserve, started + spec.budget_s - reserve)
     if opts.fresh:
         spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -169,20 +185,29 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
                                 direction="maximize" if spec.mode == "max" else "minimize")
     done, failed = resume.study_counts(study)
     remaining = spec.trials - done
-    ran_now = 0
+    ran_now, images = 0, 0
+    search_s = spec.time_budget_s
+    if deadline is not None:
+        left = deadline[0] - time.monotonic()
+        search_s = left if search_s is None else min(search_s, left)
     if remaining <= 0:
         say(f"sweep {spec.name}: all {spec.trials} trials are done; nothing to run")
+    elif search_s is not None and search_s <= 0:
+        say(f"sweep {spec.name}: the budget leaves no time for the search")
     else:
         if done:
             say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
         try:
-            ran_now = _tune(spec, st, storage, study, split, parent, remaining, done, opts,
-                            say)
+            ran_now, images = _tune(spec, st, storage, study, split, parent, remaining, done,
+                                    opts, say, search_s, deadline)
         except signals.Interrupted as e:
             e.done, e.trials, e.name = resume.study_counts(study)[0], spec.trials, spec.name
             raise
         done, failed = resume.study_counts(study)
     best = final.finish(st, spec, parent, split, say)
+    # compute spent, machine-independent and in wall time, summed over the sweep's commands
+    tracking.add_metrics(st, parent, {"sweep/wall_s": time.monotonic() - started,
+                                      "sweep/train_images": images})
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)
 
 
@@ -217,7 +242,11 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
 
 def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, split,
           parent: str, remaining: int, done_before: int, opts: RunOptions,
-          say: Callable[[str], None]) -> int:
+          say: Callable[[str], None], search_s: float | None,
+          deadline: tuple[float, float] | None) -> tuple[int, int]:
+    """Run the search's remaining trials: for at most ``search_s`` seconds (None: no limit),
+    within the budget's ``deadline`` (see ``run``); returns (trials started, training images
+    processed)."""
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -232,30 +261,37 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
+    # the trials and the searcher keep time with the wall clock (trials run in other processes)
+    wall = None if deadline is None else tuple(time.time() + d - time.monotonic()
+                                               for d in deadline)
     searcher = recorder.StudySearch(space=space.DefineByRun(spec), metric=spec.metric,
                                     mode=spec.mode, sampler=space.sampler(spec, len(study.trials)),
-                                    study_name=spec.name, storage=storage)
+                                    study_name=spec.name, storage=storage,
+                                    deadline=wall[0] if wall else None)
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = int(spec.fixed.get("seed", spec.data_seed))
     fixed = {k: v for k, v in spec.fixed.items() if k != "seed"}
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, split=split, family=spec.family, preset=spec.preset,
-                             fixed=fixed, max_epochs=spec.max_epochs, cpus=spec.cpu, seed=seed),
+                             fixed=fixed, max_epochs=spec.max_epochs, cpus=spec.cpu, seed=seed,
+                             deadline=wall),
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
-                               spec.time_budget_s)
+                               search_s)
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)
-    record = recorder.TrialRecorder(st, spec, parent, display, fixed, seed)
+    record = recorder.TrialRecorder(st, spec, parent, display, fixed, seed,
+                                    n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=search_alg, scheduler=_scheduler(spec), num_samples=remaining,
             metric=spec.metric, mode=spec.mode, reuse_actors=True,
-            time_budget_s=spec.time_budget_s,
+            # a budget ends trials itself (at an epoch's end); Tune's limit is the backstop
+            time_budget_s=spec.time_budget_s if wall is None else wall[1] - time.time() + 5,
             trial_dirname_creator=lambda t: t.trial_id),
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),
@@ -274,4 +310,4 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
             stopped = stopped or [signal.SIGINT]
     if stopped:
         raise signals.Interrupted(stopped[0])
-    return record.started
+    return record.started, record.train_images

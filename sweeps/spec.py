@@ -11,6 +11,7 @@ the file, the key path, the rule and the value, e.g.::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,8 @@ class SweepSpec:
     mode: str = "max"
     trials: int = 20
     max_epochs: int = 20
-    time_budget_s: float | None = None
+    time_budget_s: float | None = None  # the search's alone
+    budget_s: float | None = None  # the whole command's: search, final phase and report
     sampler: str = "tpe"
     sampler_seed: int = 0
     scheduler: str = "asha"
@@ -93,6 +95,8 @@ class SweepSpec:
             "data": {"val_fraction": self.val_fraction, "seed": self.data_seed},
             "space": self.resolved()["space"], "fixed": dict(self.fixed),
         }
+        if self.budget_s is not None:
+            d["budget"] = self.budget_s
         for k in ("preset", "time_budget_s", "max_concurrent"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
@@ -106,6 +110,7 @@ class SweepSpec:
 
 # key -> (allowed sub-keys or None for a scalar)
 _TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
+        "budget",
         "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
         "fixed"}
 _SUB = {
@@ -154,6 +159,32 @@ class _Checker:
             raise self.fail(key, f"must be one of {list(choices)}"
                                  f"{did_you_mean(str(value), choices)}", value)
         return value
+
+
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)\s*([hms])")
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from a number of seconds or a string such as ``2h``, ``45m``, ``90s`` or
+    ``1h30m``; None where ``value`` is neither, or not above 0."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d*)?", text):
+        return parse_duration(float(text))
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        return None
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    return seconds if seconds > 0 else None
+
+
+DURATION_RULE = "must be a duration above 0: seconds, or e.g. 2h, 45m, 90s, 1h30m"
 
 
 def load(path: str | Path) -> SweepSpec:
@@ -225,6 +256,11 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     if grace > max_epochs:
         raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
     budget = top.get("time_budget_s")
+    whole = None
+    if top.get("budget") is not None:
+        whole = parse_duration(top["budget"])
+        if whole is None:
+            raise c.fail("budget", DURATION_RULE, top["budget"])
     subset = dat.get("subset")
 
     declared: dict[str, HP] = {**train.HYPERPARAMETERS, **models.hyperparameters(family)}
@@ -247,6 +283,7 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         max_epochs=max_epochs,
         time_budget_s=None if budget is None else c.num("time_budget_s", budget, low=0,
                                                           low_open=True),
+        budget_s=whole,
         sampler=c.choice("sampler.type", sampler.get("type", "tpe"), SAMPLERS),
         sampler_seed=c.num("sampler.seed", sampler.get("seed", 0), kind=int, low=0),
         scheduler=c.choice("scheduler.type", sched.get("type", "asha"), SCHEDULERS),

@@ -351,6 +351,17 @@ def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
     c.set_terminated(run_id, status)
 
 
+def add_metrics(st: Store, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Add ``metrics`` to the run's values of them (0 where it has none), at step 0."""
+    from mlflow.entities import Metric
+
+    c = client(st)
+    have = c.get_run(run_id).data.metrics
+    now = int(time.time() * 1000)
+    c.log_batch(run_id, metrics=[Metric(k, float(have.get(k, 0.0)) + float(v), now, 0)
+                                 for k, v in metrics.items()])
+
+
 def trial_runs(st: Store, sweep: str):
     return runs(st, sweep, tag.TRIAL)
 

@@ -115,13 +115,16 @@ def import_tensorflow():
 
 
 def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
-              fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int) -> None:
+              fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int,
+              deadline: tuple[float, float] | None = None) -> None:
     """Train one configuration (``config``: the sampled hyperparameters, and under
     ``space.RESUME_KEY`` a checkpoint to go on from) of ``family``, reporting to Tune.
 
     Reports each epoch but the spec's last (``EPOCH_KEYS`` and where it ran), with the state
     after it as a checkpoint; then a ``FinalReport`` with the final model as a checkpoint. A
     trial Tune asks to stop ends within ``train.STOP_POLL_IMAGES`` images, with no final report.
+    A budget's ``deadline`` (soft, hard; ``time.time()``): after soft the trial ends at its
+    next epoch's end, at hard mid-epoch; either way with its final report.
     """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
@@ -162,9 +165,13 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
             state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
             tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement},
                         checkpoint=tune.Checkpoint.from_directory(state) if state else None)
-        return False
+        return deadline is not None and time.time() >= deadline[0]
 
     stop_requested = _stop_event()
+
+    def should_stop() -> bool:
+        return stop_requested() or (deadline is not None and time.time() >= deadline[1])
+
     train_start = time.time()  # imports and set-up done: what a plain training loop pays starts
     # a trial Tune restarts after a failure (FailureConfig.max_failures) goes on from its last
     # epoch's state, and so does one a killed sweep left interrupted (enqueued again on resume
@@ -174,12 +181,14 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
     with (checkpoint.as_directory() if checkpoint else contextlib.nullcontext(carried)
           ) as resume_from:
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
-                             should_stop=stop_requested, epoch_state=True,
+                             should_stop=should_stop, epoch_state=True,
                              resume_from=resume_from)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     final_val = result.final_val  # measured by training's own validation: no second pass
-    if final_val is None:  # SWA's averaged weights: validate them once here
+    if not result.history:  # the budget's hard deadline came before its first epoch ended
+        return
+    if final_val is None:  # SWA's average, or weights cut off mid-epoch: validate them here
         ev = evaluate.evaluate(result.model, split.x_val, split.y_val)
         final_val = {"val/acc": ev.accuracy, "val/loss": ev.loss}
     last = {k: result.history[-1][k] for k in EPOCH_KEYS}

@@ -296,3 +296,25 @@ def test_on_a_terminal_a_sweep_shows_a_live_table_and_finishes(tmp_path):
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode(errors="replace"))
     assert "trial" in text and "s/epoch" in text and "┃" in text, text[-2000:]
     assert "sweep tty: 2 trials done (0 failed)" in text, text[-2000:]
+
+
+def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsys):
+    # 40 trials of 3 epochs would take minutes here; the budget stops the search with room left
+    # for the test evaluation and the report
+    import time
+
+    spec = write_spec(tmp_path / "s.yaml", name="budget", trials=40, max_epochs=3,
+                      max_concurrent=2, data={"subset": 1500, "seed": 0})
+    store = tmp_path / "store"
+    t0 = time.monotonic()
+    assert main(["run", str(spec), "--store", str(store), "--budget", "60s"]) == 0
+    wall = time.monotonic() - t0
+    assert wall < 60 + 20, wall
+    client, parent, nested, study = records(store, "budget")
+    assert 0 < len([r for r in nested if r.info.status == "FINISHED"]) < 40
+    assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
+    assert 0 < parent.data.metrics["sweep/wall_s"] <= wall
+    epochs = sum(len(client.get_metric_history(r.info.run_id, "val/acc")) for r in nested)
+    assert parent.data.metrics["sweep/train_images"] == epochs * 1200
+    assert (store / "reports" / "budget.html").is_file()
+    assert parent.data.params["budget_s"] == "60.0"

@@ -173,3 +173,25 @@ def test_run_with_a_bad_override_exits_2_and_writes_nothing(tmp_path, capsys):
     assert len(err) == 1 and err[0].endswith(
         "search_spaces/minivgg.yaml: trials: must be an integer >= 1, but got 0.")
     assert not store.exists()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("2h", 7200.0), ("45m", 2700.0), ("90s", 90.0), ("1h30m", 5400.0), (600, 600.0),
+    ("600", 600.0), (" 1.5h ", 5400.0), ("0s", None), ("soon", None), ("2d", None),
+    ("5m then", None), (True, None), (-3, None), ([1], None),
+])
+def test_durations(value, seconds):
+    from sweeps import spec as specs
+
+    assert specs.parse_duration(value) == seconds
+
+
+@pytest.mark.unit
+def test_a_budget_in_the_spec_is_checked_and_kept(tmp_path):
+    from sweeps import spec as specs
+
+    good = specs.parse({"name": "b", "family": "lenet5", "budget": "2h"})
+    assert good.budget_s == 7200.0 and specs.parse(good.as_mapping()) == good
+    with pytest.raises(specs.SpecError, match=r"^<spec>: budget: must be a duration above 0"):
+        specs.parse({"name": "b", "family": "lenet5", "budget": "two hours"})
