@@ -31,6 +31,17 @@ def best_trial(st: tracking.Store, spec):
     return runs[0] if runs else None
 
 
+def tta_mode(spec, params) -> str:
+    """The test-time augmentation of the chosen trial: its own ``tta`` (searched or fixed),
+    else the spec's preset's recipe's, else none."""
+    from fmnist import models
+
+    if params.get("tta"):
+        return params["tta"]
+    return (models.recipe(spec.family, spec.preset).get("tta", "none") if spec.preset
+            else "none")
+
+
 def finish(st: tracking.Store, spec, parent: str, split, say) -> dict[str, Any] | None:
     """Evaluate the best finished trial's model on the test set, once; record it on the parent
     run (test metrics, the model as an MLflow Keras model). Idempotent."""
@@ -63,7 +74,8 @@ def finish(st: tracking.Store, spec, parent: str, split, say) -> dict[str, Any] 
     from fmnist.runtime import keras, tf
 
     model = keras.models.load_model(Path(ckpt) / "model.keras", compile=False)
-    ev = evaluate.evaluate(model, split.x_test, split.y_test)
+    mode = tta_mode(spec, best.data.params)
+    ev = evaluate.evaluate(model, split.x_test, split.y_test, tta=mode)
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
@@ -75,7 +87,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say) -> dict[str, Any] 
             model, name="model", signature=signature,
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
-                tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id),
+                tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, logged.model_uri)])
     c.log_dict(parent, {"confusion": ev.confusion.tolist(),
                         "misclassified": ev.misclassified.tolist(),

@@ -16,6 +16,7 @@ COMMAND = "fmnist.command"  # the command line, passwords masked
 COMMIT = "fmnist.commit"  # the git commit of the code that ran it
 BEST_RUN_ID = "fmnist.best_run_id"  # the trial whose model was evaluated on the test set
 MODEL_URI = "fmnist.model_uri"  # that model as an MLflow model
+TTA = "fmnist.tta"  # the test-time augmentation of its test evaluation
 
 # a trial's run
 OPTUNA_TRIAL = "fmnist.optuna_trial"  # the Optuna trial number

@@ -27,13 +27,19 @@ def _get(m):
     return float(m.get_weights()[0][0, 0])
 
 
-def test_ema_averages_validates_with_the_average_and_trains_on_the_raw_weights():
+def _started(decay: float, start: float = 0.0, stopper=None):
+    """A model at ``start`` and an EMA on it, as ``fit`` leaves them at an epoch's start."""
     m = _model()
-    _set(m, 0.0)
-    ema = EMAWeights(0.5)
+    _set(m, start)
+    ema = EMAWeights(decay, stopper)
     ema.set_model(m)
     ema.on_train_begin()
     ema.on_epoch_begin(0)
+    return m, ema
+
+
+def test_ema_averages_validates_with_the_average_and_trains_on_the_raw_weights():
+    m, ema = _started(0.5)
     _set(m, 10.0)
     ema.on_train_batch_end(0)  # warm-up: d = min(0.5, 1/10)
     assert ema.weights[0][0, 0] == pytest.approx(9.0) and ema.updates == 1
@@ -52,13 +58,8 @@ def test_ema_averages_validates_with_the_average_and_trains_on_the_raw_weights()
 
 
 def test_ema_counts_the_steps_of_each_execution():
-    m = _model()
-    _set(m, 0.0)
-    ema = EMAWeights(0.9)
-    ema.set_model(m)
-    ema.on_train_begin()
+    m, ema = _started(0.9)
     ema.updates = 1000  # past the warm-up
-    ema.on_epoch_begin(0)
     _set(m, 1.0)
     ema.on_train_batch_end(31)  # one execution of 32 steps
     assert ema.weights[0][0, 0] == pytest.approx(1 - 0.9 ** 32)
