@@ -315,6 +315,6 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
     assert 0 < parent.data.metrics["sweep/wall_s"] <= wall
     epochs = sum(len(client.get_metric_history(r.info.run_id, "val/acc")) for r in nested)
-    assert parent.data.metrics["sweep/train_images"] == epochs * 1200
+    assert parent.data.metrics["sweep/train_images"] == epochs * 1500  # subset: per split
     assert (store / "reports" / "budget.html").is_file()
     assert parent.data.params["budget_s"] == "60.0"
