@@ -291,11 +291,14 @@ class ModelsCommand(Command):
 
         for name in args.family or models.families():
             fam = models.get_family(name)
-            echo(f"{name}  (write-up {fam.source})  default: "
+            source = f"write-up {fam.source}" if fam.source[:1].isdigit() else fam.source
+            echo(f"{name}  ({source})  default: "
                   f"{models.build(name).count_params():,} params")
             for preset in fam.presets:
                 echo(f"  preset {preset}: {models.build(name, preset=preset).count_params():,}"
                       f" params  {fam.presets[preset] or '(the defaults)'}")
+                if fam.recipes.get(preset):
+                    echo(f"    and trains with {fam.recipes[preset]}")
             for h in fam.hps.values():
                 rng = (f"[{h.low:g}, {h.high:g}]" if h.kind in ("int", "float")
                        else str(list(h.choices)) if h.kind == "choice" else "true/false")
