@@ -277,7 +277,7 @@ def test_bad_knobs_raise_a_message_naming_knob_rule_and_value(tiny, hp, message)
 
 def test_a_presets_training_recipe_is_applied_under_the_users_values():
     thp, model_hp = train.split_hp("fastcnn", {"learning_rate": 0.05}, "fast")
-    assert thp["schedule"] == "triangle" and thp["optimizer"] == "sgd" and thp["ema"] > 0
+    assert thp["schedule"] == "triangle" and thp["optimizer"] == "sgd" and thp["crop"] == 2
     assert thp["learning_rate"] == 0.05, "the user's value wins over the recipe's"
     assert train.split_hp("fastcnn", {}, None)[0]["schedule"] == "constant", "no preset, none"
     from fmnist import models
