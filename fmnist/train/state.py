@@ -53,8 +53,8 @@ def load(model, folder: Path) -> dict[str, Any]:
     state = json.loads((folder / "state.json").read_text())
     model.optimizer.build(model.trainable_variables)  # its variables exist to be loaded into
     model.load_weights(folder / "model.keras")
-    for key in ("best_weights", "ema"):
-        state[f"{key}_weights" if key == "ema" else key] = _arrays(folder / f"{key}.npz")
+    state["best_weights"] = _arrays(folder / "best_weights.npz")
+    state["ema_weights"] = _arrays(folder / "ema.npz")
     return state
 
 
