@@ -8,6 +8,16 @@ minivgg on 12,000 images (bench/throughput.py's reference), measured before the 
 
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/fast_recipe.py \\
         --runs "" "ema=0" --seeds 0
+
+``--gains`` measures each ingredient against the same run without it, per seed, and prints the
+median over the seeds with the spread: the EMA (``ema=0.99`` against the preset's none), the
+cheap translate (the preset against ``crop=0``), TTA (``flip_shift`` against none, on the
+preset's model), the refit (the preset trained again on train + val for as many epochs, as a
+sweep's refit does), and the ensemble (greedy selection on validation over that seed's three
+models, against the one that validated best, as a sweep's ensemble picks from its trials).
+Every figure but TTA's is on plain predictions.
+
+    python bench/fast_recipe.py --gains --seeds 0 1 2 --subset 12000 --epochs 10
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ def _value(v: str):
     return yaml.safe_load(v)
 
 
-def run(split, overrides: dict, seed: int, epochs: int | None) -> dict:
+def run(split, overrides: dict, seed: int, epochs: int | None, keep: list | None = None) -> dict:
     hp = {**overrides, "seed": seed}
     if epochs:
         hp["max_epochs"] = epochs
@@ -47,6 +57,42 @@ def run(split, overrides: dict, seed: int, epochs: int | None) -> dict:
     for mode in tta.MODES:
         probs = tta.predict(r.model, split.x_test, mode)
         out[f"test_acc_{mode}"] = float((probs.argmax(1) == split.y_test).mean())
+    if keep is not None:
+        keep.append(r.model)
+    return out
+
+
+def gains(split, seeds: list[int], epochs: int | None, say=print) -> dict[str, list[float]]:
+    """Each ingredient's test-accuracy gain per seed (see the module's docstring)."""
+    import numpy as np
+
+    from fmnist import ensemble
+    from sweeps.final import refit_split
+
+    def acc(probs, y):
+        return float((probs.argmax(1) == y).mean())
+
+    out: dict[str, list[float]] = {k: [] for k in ("ema", "crop", "tta", "refit", "ensemble")}
+    for seed in seeds:
+        models: list = []
+        base = run(split, {}, seed, epochs, models)
+        ema = run(split, {"ema": 0.99}, seed, epochs, models)
+        nocrop = run(split, {"crop": 0}, seed, epochs, models)
+        refit = run(refit_split(split), {}, seed, epochs)
+        val = [m.predict(split.x_val, batch_size=1024, verbose=0) for m in models]
+        picked = ensemble.greedy_select(val, split.y_val, max_size=5)
+        test = [m.predict(split.x_test, batch_size=1024, verbose=0) for m in models]
+        single = int(np.argmax([acc(p, split.y_val) for p in val]))
+        row = {"ema": ema["test_acc_none"] - base["test_acc_none"],
+               "crop": base["test_acc_none"] - nocrop["test_acc_none"],
+               "tta": base["test_acc_flip_shift"] - base["test_acc_none"],
+               "refit": refit["test_acc_none"] - base["test_acc_none"],
+               "ensemble": acc(ensemble.combine(test, picked.weights), split.y_test)
+               - acc(test[single], split.y_test)}
+        say(f"seed {seed}: gains " + "  ".join(f"{k} {v:+.4f}" for k, v in row.items())
+            + f"  (base test {base['test_acc_none']:.4f}, ensemble picks {picked.members})")
+        for k, v in row.items():
+            out[k].append(v)
     return out
 
 
@@ -58,6 +104,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="max_epochs (default: the preset's, 20)")
     p.add_argument("--subset", type=int, help="at most N images per split (a quick check)")
     p.add_argument("--out", help="append one JSON line per run to this file")
+    p.add_argument("--gains", action="store_true",
+                   help="each ingredient against the same run without it, per seed")
     args = p.parse_args()
 
     from throughput import plain
@@ -67,6 +115,16 @@ def main() -> None:
     ref_ips, _ = plain("minivgg", ref, 2, 64, 0)
     print(f"machine: plain fit of minivgg, {ref_ips:.0f} images/s "
           f"({len(ref.y_train):,} images, batch 64)", flush=True)
+    if args.gains:
+        import statistics
+
+        found = gains(split, args.seeds, args.epochs)
+        print(f"gains over {len(args.seeds)} seeds ({len(split.y_train):,} training images, "
+              f"{args.epochs or 20} epochs): median (min..max) in test accuracy points")
+        for k, v in found.items():
+            print(f"  {k:9s} {100 * statistics.median(v):+.2f}  "
+                  f"({100 * min(v):+.2f}..{100 * max(v):+.2f})")
+        return
     for seed in args.seeds:
         for spec in args.runs:
             overrides = dict(kv.split("=", 1) for kv in spec.split()) if spec else {}

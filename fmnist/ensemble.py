@@ -65,3 +65,23 @@ def combine(library: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarr
     if out is None:
         raise ValueError("combine: every weight is 0.")
     return out
+
+
+def as_model(members: Sequence, weights: Sequence[float], name: str = "ensemble"):
+    """One Keras model whose output is the weighted average of ``members``' outputs (Keras
+    models with the same input), e.g. to save, serve or evaluate the selection as one model.
+    Members of weight 0 are left out; a single member is returned as it is."""
+    from fmnist.runtime import keras
+
+    kept = [(m, float(w)) for m, w in zip(members, weights, strict=True) if w]
+    if not kept:
+        raise ValueError("as_model: every weight is 0.")
+    if len(kept) == 1:
+        return kept[0][0]
+    first = kept[0][0].inputs[0]
+    inp = keras.Input(shape=first.shape[1:], dtype=first.dtype, name="image")
+    # each member wrapped under a name of its own: loaded models may share theirs
+    outs = [keras.layers.Rescaling(w, name=f"weight_{i}")(
+                keras.Sequential([m], name=f"member_{i}")(inp))
+            for i, (m, w) in enumerate(kept)]
+    return keras.Model(inp, keras.layers.Add(name="average")(outs), name=name)

@@ -47,6 +47,8 @@ def _import():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # CUDA's probe, and its lines, happen here
+    if not debug():  # its Python-side warnings too, e.g. on retracing as many models predict
+        tf.get_logger().setLevel("ERROR")
     return keras, tf
 
 

@@ -122,10 +122,13 @@ class RunCommand(Command):
              f"{out.ran_now} run now")
         if out.best:
             b = out.best
-            echo(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}"
-                  + (f"  test/acc {b['test/acc']:.4f}" if "test/acc" in b else ""))
+            echo(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}")
             shown = {k: v for k, v in b["params"].items() if k in sp.space}
             echo(f"  searched hyperparameters: {shown}")
+            if "test/acc" in b:
+                echo(f"final model: the {b.get('final', 'trial')}'s, test/acc {b['test/acc']:.4f}"
+                     + (f" with test-time augmentation {b['tta']}"
+                        if b.get("tta", "none") != "none" else ""))
             if b.get("model_uri"):
                 echo(f"  model: {b['model_uri']}")
         if out.best:

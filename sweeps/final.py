@@ -1,50 +1,120 @@
-"""After the search: the trial chosen on validation, its model evaluated on the test set once,
-and the result recorded on the sweep's parent run.
+"""After the search: the final model, chosen on the validation split, and the test set.
+
+From the best finished trial (on the spec's objective), as the spec's ``final:`` asks:
+
+- ``refit``: its configuration trained again on train + validation images for its best epoch
+  count, a run of role ``tags.REFIT`` under the parent;
+- ``ensemble: k``: greedy ensemble selection (``fmnist.ensemble``) over the top ``2k`` trials'
+  models on validation probabilities, a run of role ``tags.ENSEMBLE``;
+- ``tta``: test-time augmentation where it raised the best trial's validation accuracy.
+
+Every choice is made on validation: the ensemble is the final model where it validated above
+the best trial alone; else a refit that trained all its epochs; else the best trial's model.
+Each model is evaluated on the test set once (``test/acc`` with the chosen augmentation,
+``test/acc_plain`` without); the parent run gets the final model's test metrics, the model, and
+tags naming it (``tags.FINAL``, ``tags.FINAL_RUN_ID``). A run after the search that finished is
+reused by a later command (a resume), so nothing is trained twice.
 
 Example::
 
-    best = final.finish(st, spec, parent_run_id, split, say=print)
-    best["test/acc"], best["model_uri"]
+    best = final.finish(st, spec, parent_run_id, split, say=print, until=deadline)
+    best["test/acc"], best["final"], best["model_uri"]
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sweeps import tags as tag
 from sweeps import tracking
 
+REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
+
+
+@dataclass
+class Candidate:
+    """A model the final choice is made between."""
+
+    role: str  # tags.TRIAL (the best trial's model), tags.REFIT or tags.ENSEMBLE
+    run_id: str
+    model: Any
+    val_acc: float | None  # on the validation split, with the chosen TTA; None: a refit
+    usable: bool = True  # a refit cut short by the budget is recorded, never chosen
+    evaluation: Any = None  # its test evaluation (``fmnist.evaluate.Evaluation``)
+    trained_images: int = 0  # training images it processed in this command (a refit's)
+
 
 def best_trial(st: tracking.Store, spec):
     """The finished trial run with the best objective in the spec's mode; None where none."""
+    ranked = ranked_trials(st, spec, 1)
+    return ranked[0] if ranked else None
+
+
+def ranked_trials(st: tracking.Store, spec, n: int):
+    """Up to ``n`` finished trial runs, best objective first."""
     order = "DESC" if spec.mode == "max" else "ASC"
     c = tracking.client(st)
     exp = c.get_experiment_by_name(spec.name)
     if exp is None:
-        return None
-    runs = c.search_runs([exp.experiment_id], max_results=1,
+        return []
+    return c.search_runs([exp.experiment_id], max_results=n,
                          filter_string=f"tags.`{tag.ROLE}` = '{tag.TRIAL}' and "
                                        f"attributes.status = 'FINISHED'",
                          order_by=[f"metrics.objective {order}"])
-    return runs[0] if runs else None
 
 
 def tta_mode(spec, params) -> str:
-    """The test-time augmentation of the chosen trial: its own ``tta`` (searched or fixed),
-    else the spec's preset's recipe's, else none."""
+    """The test-time augmentation a trial asks for: its own ``tta`` (searched or fixed), else
+    its preset's recipe's, else flip_shift where the spec's ``final.tta`` is on, else none."""
     from fmnist import models
 
-    if params.get("tta"):
+    if params.get("tta") and params["tta"] != "none":
         return params["tta"]
-    return (models.recipe(spec.family, spec.preset).get("tta", "none") if spec.preset
-            else "none")
+    recipe = models.recipe(spec.family, spec.preset).get("tta") if spec.preset else None
+    if recipe and recipe != "none":
+        return recipe
+    return "flip_shift" if spec.tta else "none"
 
 
-def finish(st: tracking.Store, spec, parent: str, split, say) -> dict[str, Any] | None:
-    """Evaluate the best finished trial's model on the test set, once; record it on the parent
-    run (test metrics, the model as an MLflow Keras model). Idempotent."""
+def _checkpoint(run) -> Path | None:
+    ckpt = run.data.tags.get(tag.CHECKPOINT)
+    path = Path(ckpt) / "model.keras" if ckpt else None
+    return path if path is not None and path.is_file() else None
+
+
+def _load(path: Path):
+    import fmnist.models  # noqa: F401 - registers the custom layers for loading
+    from fmnist.runtime import keras
+
+    return keras.models.load_model(path, compile=False)
+
+
+def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == np.asarray(y)).mean())
+
+
+def _own_run(st: tracking.Store, spec, role: str, source: str):
+    """The run of ``role`` after the search for the best trial ``source``, where one exists."""
+    for r in tracking.runs(st, spec.name, role):
+        if r.data.tags.get(tag.SOURCE_RUN_ID) == source:
+            return r
+    return None
+
+
+def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
+           until: float | None = None) -> dict[str, Any] | None:
+    """Choose the final model, evaluate it on the test set, record it on the parent run.
+    ``study``: the sweep's Optuna study (a refit's knobs are its trial's, typed as sampled).
+    ``until`` (``time.monotonic()``): the refit and the ensemble's library end by it (the test
+    evaluation and the record follow). Idempotent: a parent that holds its final model is
+    left as it is."""
     import mlflow
 
     c = tracking.client(st)
@@ -58,42 +128,203 @@ def finish(st: tracking.Store, spec, parent: str, split, say) -> dict[str, Any] 
             "params": dict(best.data.params),
             "checkpoint": best.data.tags.get(tag.CHECKPOINT)}
     if (parent_data.tags.get(tag.BEST_RUN_ID) == best.info.run_id
-            and "test/acc" in parent_data.metrics):
-        info["test/acc"] = parent_data.metrics["test/acc"]
-        info["model_uri"] = parent_data.tags.get(tag.MODEL_URI)
+            and tag.FINAL in parent_data.tags and "test/acc" in parent_data.metrics):
+        info.update({"test/acc": parent_data.metrics["test/acc"],
+                     "model_uri": parent_data.tags.get(tag.MODEL_URI),
+                     "final": parent_data.tags[tag.FINAL]})
         c.set_terminated(parent, "FINISHED")
         return info
-    ckpt = info["checkpoint"]
-    if not ckpt or not (Path(ckpt) / "model.keras").is_file():
-        say(f"sweep {spec.name}: the best trial's checkpoint is missing ({ckpt}); "
-            f"no test evaluation")
+    ckpt = _checkpoint(best)
+    if ckpt is None:
+        say(f"sweep {spec.name}: the best trial's checkpoint is missing "
+            f"({info['checkpoint']}); no test evaluation")
         c.set_terminated(parent, "FINISHED")
         return info
-    import fmnist.models  # noqa: F401 - registers the custom layers for loading
-    from fmnist import evaluate
-    from fmnist.runtime import keras, tf
 
-    model = keras.models.load_model(Path(ckpt) / "model.keras", compile=False)
-    mode = tta_mode(spec, best.data.params)
-    ev = evaluate.evaluate(model, split.x_test, split.y_test, tta=mode)
+    # the refit first: it trains, and TensorFlow's thread pools are set before its first op
+    refit = _refit(st, spec, parent, best, split, study, say, until) if spec.refit else None
+    from fmnist import evaluate, tta
+
+    model = _load(ckpt)
+    mode = tta_mode(spec, best.data.params) if spec.tta else "none"
+    views = [(w, _predict(model, v)) for w, v in tta.views(split.x_val, mode)]
+    plain_probs, tta_probs = views[0][1], sum(w * p for w, p in views)
+    plain_val, tta_val = _accuracy(plain_probs, split.y_val), _accuracy(tta_probs, split.y_val)
+    if mode != "none" and tta_val <= plain_val:
+        say(f"final: test-time augmentation {mode} left val/acc at {tta_val:.4f} "
+            f"(plain {plain_val:.4f}): off")
+        mode = "none"
+    elif mode != "none":
+        say(f"final: test-time augmentation {mode}: val/acc {plain_val:.4f} -> {tta_val:.4f}")
+    best_probs = tta_probs if mode != "none" else plain_probs
+    candidates = [Candidate(tag.TRIAL, best.info.run_id, model, _accuracy(best_probs,
+                                                                          split.y_val))]
+    if refit is not None:
+        candidates.append(refit)
+    if spec.ensemble >= 2:
+        ens = _ensemble(st, spec, parent, best, model, best_probs, split, mode, say, until)
+        if ens is not None:
+            candidates.append(ens)
+
+    for cand in candidates:  # each model on the test set once (as chosen, and plain)
+        ev = evaluate.evaluate(cand.model, split.x_test, split.y_test, tta=mode)
+        plain = ev if mode == "none" else evaluate.evaluate(cand.model, split.x_test,
+                                                            split.y_test)
+        cand.evaluation = ev
+        metrics = {"test/acc": ev.accuracy, "test/loss": ev.loss,
+                   "test/acc_plain": plain.accuracy}
+        tracking.log_run(st, cand.run_id, metrics, {tag.TTA: mode})
+        say(f"final: {cand.role} test/acc {ev.accuracy:.4f}"
+            + (f" (plain {plain.accuracy:.4f})" if mode != "none" else "")
+            + ("" if cand.val_acc is None else f", val/acc {cand.val_acc:.4f}"))
+
+    chosen = _choose(candidates)
+    ev = chosen.evaluation
     from mlflow.entities import Metric, RunTag
+
+    from fmnist.runtime import keras, tf
 
     now = int(time.time() * 1000)
     mlflow.set_tracking_uri(st.tracking_uri)
     with mlflow.start_run(run_id=parent):
         example = split.x_test[:2]
-        signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+        signature = mlflow.models.infer_signature(example,
+                                                  chosen.model.predict(example, verbose=0))
         logged = mlflow.keras.log_model(
-            model, name="model", signature=signature,
+            chosen.model, name="model", signature=signature,
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
-                      RunTag(tag.MODEL_URI, logged.model_uri)])
+                      RunTag(tag.MODEL_URI, logged.model_uri), RunTag(tag.FINAL, chosen.role),
+                      RunTag(tag.FINAL_RUN_ID, chosen.run_id)])
     c.log_dict(parent, {"confusion": ev.confusion.tolist(),
                         "misclassified": ev.misclassified.tolist(),
                         "predicted": ev.predictions[ev.misclassified].tolist(),
                         "class_names": list(ev.class_names)}, "test_evaluation.json")
     c.set_terminated(parent, "FINISHED")
-    info["test/acc"] = ev.accuracy
-    info["model_uri"] = logged.model_uri
+    say(f"final: the {chosen.role} model, test/acc {ev.accuracy:.4f}")
+    info.update({"test/acc": ev.accuracy, "model_uri": logged.model_uri, "final": chosen.role,
+                 "final_run_id": chosen.run_id, "tta": mode,
+                 "train_images": refit.trained_images if refit is not None else 0})
     return info
+
+
+def _choose(candidates: list[Candidate]) -> Candidate:
+    """On validation alone: the ensemble where it validated above the best trial, else a
+    complete refit (the same configuration on more images), else the best trial's model."""
+    by_role = {c.role: c for c in candidates if c.usable}
+    trial, ens = by_role[tag.TRIAL], by_role.get(tag.ENSEMBLE)
+    if ens is not None and ens.val_acc is not None and ens.val_acc > trial.val_acc:
+        return ens
+    return by_role.get(tag.REFIT, trial)
+
+
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(np.ascontiguousarray(x), batch_size=1024, verbose=0),
+                      dtype=np.float64)
+
+
+def refit_split(split):
+    """``split`` with the validation images added to the training images; its validation is a
+    few of them (a refit's epoch metrics are on images it trains on: never a choice)."""
+    return replace(split, x_train=np.concatenate([split.x_train, split.x_val]),
+                   y_train=np.concatenate([split.y_train, split.y_val]),
+                   x_val=split.x_val[:REFIT_VAL_IMAGES], y_val=split.y_val[:REFIT_VAL_IMAGES])
+
+
+def refit_hp(spec, best, optuna_params: dict[str, Any]) -> dict[str, Any]:
+    """The best trial's knobs for its refit: as the trial ran them (its schedule's length
+    included), without early stopping; all this machine's cores."""
+    seed = int(spec.fixed.get("seed", spec.data_seed))
+    threads = max(1, os.cpu_count() or 1)
+    return {"seed": seed, **spec.fixed, **optuna_params, "max_epochs": spec.max_epochs,
+            "early_stopping": False, "threads": threads, "inter_threads": min(2, threads)}
+
+
+def _refit(st, spec, parent, best, split, study, say, until) -> Candidate:
+    """Train the best configuration on train + val for the trial's best epoch count (a run of
+    role REFIT), or load the refit a finished run of an earlier command saved."""
+    done = _own_run(st, spec, tag.REFIT, best.info.run_id)
+    if done is not None and done.info.status == "FINISHED" and _checkpoint(done):
+        say("final: refit done before, reused")
+        return Candidate(tag.REFIT, done.info.run_id, _load(_checkpoint(done)), None,
+                         done.data.tags.get(tag.COMPLETE) == "true")
+    import optuna
+
+    from fmnist import train
+
+    number = int(best.data.tags[tag.OPTUNA_TRIAL])
+    if study is None:
+        study = optuna.load_study(study_name=spec.name, storage=st.optuna_url)
+    params = dict(study.trials[number].params)
+    epochs = int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
+    hp = refit_hp(spec, best, params)
+    full = refit_split(split)
+    out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
+    tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.CHECKPOINT: str(out)}
+    rid = done.info.run_id if done is not None else tracking.start_child(
+        st, spec, parent, tag.REFIT, "refit",
+        {"family": spec.family, "preset": spec.preset or "", **{k: v for k, v in hp.items()
+                                                              if k not in ("threads",
+                                                                           "inter_threads")},
+         "epochs": epochs, "train_images": len(full.y_train)}, tags)
+    say(f"final: refit of {best.info.run_name or best.info.run_id} on "
+        f"{len(full.y_train):,} images for {epochs} epochs")
+    last = [time.monotonic()]
+
+    def on_epoch(m: dict[str, Any]) -> bool:
+        now = time.monotonic()
+        took, last[0] = now - last[0], now
+        say(f"final: refit epoch {int(m['epoch'])}/{epochs} ({took:.1f} s)")
+        # the next epoch would not end within the budget: stop here, cut short
+        return m["epoch"] >= epochs or (until is not None and now + took > until)
+
+    result = train.train(spec.family, full, hp, preset=spec.preset, on_epoch=on_epoch,
+                         should_stop=(lambda: time.monotonic() >= until) if until else None)
+    complete = result.epochs >= epochs  # an epoch cut off mid-way is not counted
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.keras")
+    tracking.end_trial(st, rid, "FINISHED", {"epochs": result.epochs,
+                                             "train_s": result.seconds,
+                                             "train_images": result.epochs * len(full.y_train)},
+                       {tag.COMPLETE: str(complete).lower()})  # a later command reuses it
+    if not complete:
+        say(f"final: the refit trained {result.epochs} of {epochs} epochs within the budget; "
+            f"it is recorded, not chosen")
+    return Candidate(tag.REFIT, rid, result.model, None, complete,
+                     trained_images=result.epochs * len(full.y_train))
+
+
+def _ensemble(st, spec, parent, best, best_model, best_probs, split, mode, say,
+              until) -> Candidate | None:
+    """Greedy selection over the top trials' models on validation (a run of role ENSEMBLE);
+    None where fewer than two trials have a model."""
+    from fmnist import ensemble, tta
+
+    library, probs, runs = [best_model], [best_probs], [best]
+    for r in ranked_trials(st, spec, 2 * spec.ensemble)[1:]:
+        path = _checkpoint(r)
+        if path is None:
+            continue
+        if until is not None and time.monotonic() >= until:
+            say(f"final: the budget ends the ensemble's library at {len(library)} models")
+            break
+        m = _load(path)
+        library.append(m)
+        probs.append(tta.predict(m, split.x_val, mode))
+        runs.append(r)
+    if len(library) < 2:
+        return None
+    picked = ensemble.greedy_select(probs, split.y_val, max_size=spec.ensemble)
+    members = [[runs[i].info.run_id, w] for i, w in enumerate(picked.weights) if w]
+    say(f"final: ensemble of {len(picked.members)} picks from {len(library)} models: "
+        f"val/acc {picked.score:.4f} (best alone {picked.best_single:.4f})")
+    done = _own_run(st, spec, tag.ENSEMBLE, best.info.run_id)
+    tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.MEMBERS: json.dumps(members)}
+    rid = done.info.run_id if done is not None else tracking.start_child(
+        st, spec, parent, tag.ENSEMBLE, "ensemble",
+        {"max_size": spec.ensemble, "library": len(library), "picks": len(picked.members),
+         "members": len(members)}, tags)
+    tracking.end_trial(st, rid, "FINISHED", {"val/acc": picked.score}, tags)
+    model = ensemble.as_model(library, picked.weights)
+    return Candidate(tag.ENSEMBLE, rid, model, picked.score)

@@ -43,6 +43,7 @@ class Sweep:
     store: tracking.Store | None = None
     histories: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
     study: Any = None
+    after: list[Any] = field(default_factory=list)  # the refit and ensemble runs
 
     @property
     def finished(self) -> list[Any]:
@@ -67,7 +68,9 @@ def load(st: tracking.Store, name: str) -> Sweep:
     parent = parents[0]
     spec = {**parent.data.params, "space": json.loads(parent.data.params.get("space", "{}"))}
     trials = sorted(tracking.trial_runs(st, name), key=lambda r: r.info.start_time)
-    sw = Sweep(name, parent, trials, spec, store=st)
+    sw = Sweep(name, parent, trials, spec, store=st,
+               after=[r for role in (tag.REFIT, tag.ENSEMBLE)
+                      for r in tracking.runs(st, name, role)])
     if not sw.finished:
         raise ReportError(f"sweep {name!r} has no finished trial yet "
                           f"({len(trials)} trials recorded).")
@@ -100,8 +103,8 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
             "trial": r.info.run_name, "status": _status(r), "family": p.get("family", ""),
             "preset": p.get("preset", ""), "params": _int(m.get("params")),
             "val/acc": m.get("val/acc_best"), "objective": m.get("objective"),
-            "test/acc": sw.parent.data.metrics.get("test/acc") if r.info.run_id == best_id
-            else None,
+            "test/acc": m.get("test/acc", sw.parent.data.metrics.get("test/acc")
+                              if r.info.run_id == best_id else None),
             "train_s": m.get("train_s"), "epochs": _int(m.get("epochs", len(epoch_s) or None)),
             "s/epoch": _mean(epoch_s), "images/s": _mean(ips),
         }
@@ -109,6 +112,36 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
             row[k] = p.get(k)
         row["run_id"] = r.info.run_id
         out.append(row)
+    return out
+
+
+def final_rows(sw: Sweep) -> list[dict[str, Any]]:
+    """The models after the search side by side: the best trial's, its refit, the ensemble;
+    each evaluated on the test set once, plain and with the chosen test-time augmentation.
+    ``final`` marks the one chosen (on validation) as the sweep's model."""
+    best_id = sw.parent.data.tags.get(tag.BEST_RUN_ID)
+    final_id = sw.parent.data.tags.get(tag.FINAL_RUN_ID, best_id)
+    best = [r for r in sw.trials if r.info.run_id == best_id]
+    out = []
+    for r in best + sw.after:
+        m = r.data.metrics
+        role = r.data.tags.get(tag.ROLE, "")
+        if "test/acc" not in m and not (role == tag.TRIAL and r.info.run_id == final_id):
+            continue
+        if role == tag.REFIT:
+            what = f"{_int(m.get('epochs'))} epochs on {r.data.params.get('train_images')} images"
+            if r.data.tags.get(tag.COMPLETE) != "true":
+                what += " (cut short by the budget)"
+        elif role == tag.ENSEMBLE:
+            what = f"{r.data.params.get('members')} trials, {r.data.params.get('picks')} picks"
+        else:
+            what = r.info.run_name
+        out.append({"model": role, "what": what, "val/acc": m.get("val/acc"),
+                    "test/acc plain": m.get("test/acc_plain"),
+                    "test/acc": m.get("test/acc", sw.parent.data.metrics.get("test/acc")),
+                    "tta": r.data.tags.get(tag.TTA, sw.parent.data.tags.get(tag.TTA, "")),
+                    "final": "yes" if r.info.run_id == final_id else "",
+                    "run_id": r.info.run_id})
     return out
 
 
@@ -412,8 +445,12 @@ def _page(title: str, parts: list[str]) -> str:
 
 def sweep_html(sw: Sweep, table: list[dict[str, Any]], figs: dict[str, Any]) -> str:
     parts = [f"<p>{len(sw.trials)} trials, {len(sw.finished)} finished. Selection on the "
-             f"validation split; test/acc is the best trial's model, evaluated once.</p>",
-             html_table(table)]
+             f"validation split; each model after the search is evaluated on the test set "
+             f"once.</p>"]
+    after = final_rows(sw)
+    if after:
+        parts += ["<h2>After the search</h2>", html_table(after)]
+    parts += ["<h2>Trials</h2>", html_table(table)]
     groups = seed_groups(sw)
     if groups:
         parts.append("<h2>Configurations run with several seeds</h2>" + html_table(
@@ -463,7 +500,10 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
         table = rows(sw)
         files = []
         if "md" in formats:
-            files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n" + markdown(table)))
+            after = final_rows(sw)
+            files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n"
+                              + (f"## After the search\n\n{markdown(after)}\n" if after else "")
+                              + "## Trials\n\n" + markdown(table)))
         if "csv" in formats:
             files.append(_put(out / f"{sw.name}.csv", csv_text(table)))
         figs = figures(sw, data_dir) if {"html", "png"} & set(formats) else {}

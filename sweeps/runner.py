@@ -44,9 +44,34 @@ class RunOptions:
 
 
 def final_reserve_s(budget_s: float) -> float:
-    """What a budget keeps for the final phase (test evaluation, report) after the search, and
-    again for the epoch a running trial is finishing when the search ends."""
+    """What a budget keeps for the test evaluation and the report at its end, and again for the
+    epoch a running trial is finishing when the search ends."""
     return max(10.0, 0.05 * budget_s)
+
+
+AFTER_SHARE = {"refit": 0.25, "ensemble": 0.05}  # of a budget, kept for the phase after search
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """A budget's deadlines (``time.monotonic()``). No trial starts after ``search_soft`` and
+    running ones end at their next epoch; an epoch still going at ``search_hard`` is cut off;
+    the refit and the ensemble end by ``after``; the test evaluation and the report follow."""
+
+    search_soft: float
+    search_hard: float
+    after: float
+
+    @classmethod
+    def of(cls, spec: SweepSpec, started: float) -> Deadlines | None:
+        if not spec.budget_s:
+            return None
+        reserve = final_reserve_s(spec.budget_s)
+        share = (AFTER_SHARE["refit"] if spec.refit else 0.0) + (
+            AFTER_SHARE["ensemble"] if spec.ensemble >= 2 else 0.0)
+        after = started + spec.budget_s - reserve
+        hard = after - share * spec.budget_s
+        return cls(hard - reserve, hard, after)
 
 
 @dataclass
@@ -164,10 +189,8 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     from fmnist import data
 
     started = opts.started if opts.started is not None else time.monotonic()
-    deadline = None  # (soft, hard), time.monotonic(): no trial starts after soft, and running
-    if spec.budget_s:  # ones end at their next epoch; an epoch still going at hard is cut off
-        reserve = final_reserve_s(spec.budget_s)
-        deadline = (started + spec.budget_s - 2 * reserve, started + spec.budget_s - reserve)
+    deadlines = Deadlines.of(spec, started)
+    deadline = None if deadlines is None else (deadlines.search_soft, deadlines.search_hard)
     if opts.fresh:
         spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -204,8 +227,10 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
             e.done, e.trials, e.name = resume.study_counts(study)[0], spec.trials, spec.name
             raise
         done, failed = resume.study_counts(study)
-    best = final.finish(st, spec, parent, split, say)
+    best = final.finish(st, spec, parent, split, say, study=study,
+                        until=None if deadlines is None else deadlines.after)
     # compute spent, machine-independent and in wall time, summed over the sweep's commands
+    images += (best or {}).get("train_images", 0)  # a refit's, trained in this command
     tracking.add_metrics(st, parent, {"sweep/wall_s": time.monotonic() - started,
                                       "sweep/train_images": images})
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)

@@ -70,6 +70,11 @@ class SweepSpec:
     data_seed: int = 0
     space: dict[str, Dist] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
+    # after the search (``final:``): the best configuration trained again on train + val, an
+    # ensemble of up to this many trials' models (below 2: none), test-time augmentation
+    refit: bool = True
+    ensemble: int = 5
+    tta: bool = True
 
     def resolved(self) -> dict[str, Any]:
         """A plain dict of the spec, for the record (MLflow parent run)."""
@@ -94,6 +99,7 @@ class SweepSpec:
             "resources": {"cpu": self.cpu, "gpu": self.gpu}, "max_failures": self.max_failures,
             "data": {"val_fraction": self.val_fraction, "seed": self.data_seed},
             "space": self.resolved()["space"], "fixed": dict(self.fixed),
+            "final": {"refit": self.refit, "ensemble": self.ensemble, "tta": self.tta},
         }
         if self.budget_s is not None:
             d["budget"] = self.budget_s
@@ -112,12 +118,13 @@ class SweepSpec:
 _TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
         "budget",
         "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
-        "fixed"}
+        "fixed", "final"}
 _SUB = {
     "sampler": {"type", "seed"},
     "scheduler": {"type", "grace_period", "reduction_factor"},
     "resources": {"cpu", "gpu"},
     "data": {"val_fraction", "subset", "seed"},
+    "final": {"refit", "ensemble", "tta"},
 }
 _DIST_KEYS = {"type", "low", "high", "step", "values"}
 
@@ -250,6 +257,10 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
 
     sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
     sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
+    fin = sub["final"]
+    for k in ("refit", "tta"):
+        if not isinstance(fin.get(k, True), bool):
+            raise c.fail(f"final.{k}", "must be true or false", fin[k])
     max_epochs = c.num("max_epochs", top.get("max_epochs", 20), kind=int, low=1)
     grace = c.num("scheduler.grace_period", sched.get("grace_period", min(2, max_epochs)),
                   kind=int, low=1)
@@ -300,6 +311,8 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         subset=None if subset is None else c.num("data.subset", subset, kind=int, low=10),
         data_seed=c.num("data.seed", dat.get("seed", 0), kind=int, low=0),
         space=space, fixed=fixed,
+        refit=fin.get("refit", True), tta=fin.get("tta", True),
+        ensemble=c.num("final.ensemble", fin.get("ensemble", 5), kind=int, low=0),
     )
 
 

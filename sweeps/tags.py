@@ -8,8 +8,10 @@ FAMILY = "fmnist.family"
 KIND = "fmnist.kind"  # "train": a single run of `fmnist-sweep train`
 STOP_REASON = "fmnist.stop_reason"  # "max_epochs", "early_stop" or "external"
 
-# values of ROLE
+# values of ROLE: a sweep's parent run, its trials, and the runs after its search (each nested
+# under the parent): the best configuration trained again on train + val, the ensemble of trials
 PARENT, TRIAL = "parent", "trial"
+REFIT, ENSEMBLE = "refit", "ensemble"
 
 # a sweep's parent run
 COMMAND = "fmnist.command"  # the command line, passwords masked
@@ -17,6 +19,13 @@ COMMIT = "fmnist.commit"  # the git commit of the code that ran it
 BEST_RUN_ID = "fmnist.best_run_id"  # the trial whose model was evaluated on the test set
 MODEL_URI = "fmnist.model_uri"  # that model as an MLflow model
 TTA = "fmnist.tta"  # the test-time augmentation of its test evaluation
+FINAL = "fmnist.final"  # what the final model is: TRIAL (the best trial's), REFIT or ENSEMBLE
+FINAL_RUN_ID = "fmnist.final_run_id"  # the run of that model
+
+# a run after the search
+SOURCE_RUN_ID = "fmnist.source_run_id"  # the best trial it starts from
+COMPLETE = "fmnist.complete"  # a refit: "true" where it trained all its epochs within the budget
+MEMBERS = "fmnist.members"  # an ensemble: JSON [[trial run id, weight], ...]
 
 # a trial's run
 OPTUNA_TRIAL = "fmnist.optuna_trial"  # the Optuna trial number

@@ -306,13 +306,22 @@ def start_trial(st: Store, spec, parent: str, name: str, params: Mapping[str, An
                 tags: Mapping[str, str] | None = None) -> str:
     """A trial's nested run, with its parameters; ``experiment`` (the sweep's experiment id)
     saves a look-up per trial."""
+    tags = dict(tags or {})
+    if optuna_trial is not None:
+        tags[tag.OPTUNA_TRIAL] = str(optuna_trial)
+    return start_child(st, spec, parent, tag.TRIAL, name, params, tags, experiment)
+
+
+def start_child(st: Store, spec, parent: str, role: str, name: str,
+                params: Mapping[str, Any], tags: Mapping[str, str] | None = None,
+                experiment: str | None = None) -> str:
+    """A run nested under the sweep's ``parent`` with ``role`` (``tags.ROLE``) and ``params``;
+    returns its id."""
     from mlflow.entities import Param
 
     c = client(st)
-    tags = {"mlflow.parentRunId": parent, tag.ROLE: tag.TRIAL, tag.SWEEP: spec.name,
+    tags = {"mlflow.parentRunId": parent, tag.ROLE: role, tag.SWEEP: spec.name,
             tag.FAMILY: spec.family, **(tags or {})}
-    if optuna_trial is not None:
-        tags[tag.OPTUNA_TRIAL] = str(optuna_trial)
     run = c.create_run(experiment or experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
@@ -341,14 +350,19 @@ def end_trial(st: Store, run_id: str, status: str, metrics: Mapping[str, float],
               tags: Mapping[str, str], history: Iterable[Mapping[str, float]] = ()) -> None:
     """Close a trial's run: its final metrics and tags, with the epochs not logged yet
     (``history``, step = epoch) in the same batch."""
+    log_run(st, run_id, metrics, tags, history)
+    client(st).set_terminated(run_id, status)
+
+
+def log_run(st: Store, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str],
+            history: Iterable[Mapping[str, float]] = ()) -> None:
+    """Metrics (step 0), tags and per-epoch metrics (``history``, step = epoch) in one batch."""
     from mlflow.entities import Metric, RunTag
 
-    c = client(st)
     now = int(time.time() * 1000)
-    c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
-                + _epoch_metrics(history, now),
-                tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
-    c.set_terminated(run_id, status)
+    client(st).log_batch(
+        run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        + _epoch_metrics(history, now), tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
 def add_metrics(st: Store, run_id: str, metrics: Mapping[str, float]) -> None:

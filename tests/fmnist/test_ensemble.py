@@ -47,3 +47,21 @@ def test_an_identical_library_stays_one_member_and_bad_input_is_refused():
         ensemble.greedy_select([], y)
     with pytest.raises(ValueError, match="max_size"):
         ensemble.greedy_select([p], y, max_size=0)
+
+
+def test_the_ensemble_as_one_model_predicts_the_weighted_average_and_saves(tmp_path):
+    from fmnist import models
+    from fmnist.runtime import keras
+
+    members = [models.build("lenet5", {}) for _ in range(3)]  # untrained: outputs differ
+    x = np.random.default_rng(0).integers(0, 255, (8, 28, 28, 1)).astype("uint8")
+    probs = [m.predict(x, verbose=0) for m in members]
+    weights = (0.5, 0.0, 0.5)
+    model = ensemble.as_model(members, weights)
+    np.testing.assert_allclose(model.predict(x, verbose=0), ensemble.combine(probs, weights),
+                               atol=1e-5)
+    model.save(tmp_path / "e.keras")
+    again = keras.models.load_model(tmp_path / "e.keras", compile=False)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+    assert ensemble.as_model(members, (0.0, 1.0, 0.0)) is members[1]

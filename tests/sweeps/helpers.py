@@ -22,6 +22,7 @@ def write_spec(path: Path, **over) -> Path:
                   "shuffle": {"type": "choice", "values": [True, False]},
                   "dropout": {"type": "uniform", "low": 0.1, "high": 0.5}},
         "fixed": {"batch_size": 32},
+        "final": {"refit": False, "ensemble": 0},  # tests of the phase after search set it
     }
     spec.update(over)
     path.write_text(yaml.safe_dump(spec))

@@ -195,3 +195,41 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     resume.reconcile(spec, storage, st, said.append)
     assert said == [] and len(tracking.trial_runs(st, spec.name)) == 5
     assert len(optuna.load_study(study_name=spec.name, storage=storage).trials) == 8
+
+
+@pytest.mark.parametrize("phase", ["refit of", "ensemble of"])
+def test_a_sweep_killed_after_its_search_finishes_that_phase_without_retraining(tmp_path,
+                                                                              phase):
+    spec = write_spec(tmp_path / "s.yaml", name="after", trials=2, max_epochs=2,
+                      data={"subset": 1500, "seed": 0},
+                      final={"refit": True, "ensemble": 2, "tta": True})
+    store = tmp_path / "store"
+    cmd = [CLI, "run", str(spec), "--store", str(store)]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    reader, seen = _until(first, f"final: {phase} ")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=120)
+    reader.join(timeout=30)
+    client, _, nested, _ = records(store, "after")
+    trials = {r.info.run_id: client.get_metric_history(r.info.run_id, "val/acc")
+              for r in nested if r.data.tags["fmnist.role"] == "trial"}
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "all 2 trials are done; nothing to run" in second.stdout
+    assert "started " not in second.stdout, "no trial trained again"
+    assert ("final: refit done before, reused" in second.stdout) == (phase == "ensemble of")
+
+    client, parent, nested, study = records(store, "after")
+    roles = sorted(r.data.tags["fmnist.role"] for r in nested)
+    assert roles == ["ensemble", "refit", "trial", "trial"], "each run once, none left over"
+    assert all(r.info.status == "FINISHED" for r in nested)
+    for r in nested:
+        if r.data.tags["fmnist.role"] == "trial":  # the search's records as they were
+            assert [(m.step, m.value) for m in client.get_metric_history(
+                r.info.run_id, "val/acc")] == [(m.step, m.value) for m in trials[r.info.run_id]]
+        else:
+            assert "test/acc" in r.data.metrics
+    assert len(study.trials) == 2
+    assert parent.info.status == "FINISHED" and "fmnist.final" in parent.data.tags

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from sweeps import tags as tag
 from sweeps.cli import main
 from tests.sweeps.helpers import records, write_spec
 
@@ -304,17 +305,34 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
     import time
 
     spec = write_spec(tmp_path / "s.yaml", name="budget", trials=40, max_epochs=3,
-                      max_concurrent=2, data={"subset": 1500, "seed": 0})
+                      max_concurrent=2, data={"subset": 1500, "seed": 0},
+                      final={"refit": True, "ensemble": 3, "tta": True})
     store = tmp_path / "store"
     t0 = time.monotonic()
     assert main(["run", str(spec), "--store", str(store), "--budget", "60s"]) == 0
     wall = time.monotonic() - t0
     assert wall < 60 + 20, wall
     client, parent, nested, study = records(store, "budget")
-    assert 0 < len([r for r in nested if r.info.status == "FINISHED"]) < 40
+    trials = [r for r in nested if r.data.tags[tag.ROLE] == tag.TRIAL]
+    assert 0 < len([r for r in trials if r.info.status == "FINISHED"]) < 40
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
+    # after the search: a refit and an ensemble under the parent, each evaluated on the test
+    # set; the parent's test/acc is the final model's, named in its tags
+    after = {r.data.tags[tag.ROLE]: r for r in nested if r.data.tags[tag.ROLE] != tag.TRIAL}
+    assert set(after) == {tag.REFIT, tag.ENSEMBLE}, list(after)
+    for r in after.values():
+        assert r.info.status == "FINISHED" and 0 < r.data.metrics["test/acc"] <= 1
+        assert r.data.tags[tag.SOURCE_RUN_ID] == parent.data.tags[tag.BEST_RUN_ID]
+    assert int(after[tag.REFIT].data.params["train_images"]) > 1500  # train + val of the subset
+    final_run = parent.data.tags[tag.FINAL_RUN_ID]
+    final_role = parent.data.tags[tag.FINAL]
+    scored = {**{r.info.run_id: r for r in after.values()},
+              parent.data.tags[tag.BEST_RUN_ID]: client.get_run(parent.data.tags[tag.BEST_RUN_ID])}
+    assert scored[final_run].data.tags[tag.ROLE] == final_role
+    assert parent.data.metrics["test/acc"] == scored[final_run].data.metrics["test/acc"]
     assert 0 < parent.data.metrics["sweep/wall_s"] <= wall
-    epochs = sum(len(client.get_metric_history(r.info.run_id, "val/acc")) for r in nested)
-    assert parent.data.metrics["sweep/train_images"] == epochs * 1500  # subset: per split
+    epochs = sum(len(client.get_metric_history(r.info.run_id, "val/acc")) for r in trials)
+    assert parent.data.metrics["sweep/train_images"] == (  # subset: per split; and the refit's
+        epochs * 1500 + after[tag.REFIT].data.metrics["train_images"])
     assert (store / "reports" / "budget.html").is_file()
     assert parent.data.params["budget_s"] == "60.0"

@@ -195,15 +195,3 @@ def test_a_budget_in_the_spec_is_checked_and_kept(tmp_path):
     assert good.budget_s == 7200.0 and specs.parse(good.as_mapping()) == good
     with pytest.raises(specs.SpecError, match=r"^<spec>: budget: must be a duration above 0"):
         specs.parse({"name": "b", "family": "lenet5", "budget": "two hours"})
-
-
-@pytest.mark.unit
-def test_the_final_evaluations_tta_is_the_trials_else_the_presets():
-    from sweeps import final
-    from sweeps import spec as specs
-
-    plain = specs.parse({"name": "t", "family": "fastcnn"})
-    fast = specs.parse({"name": "t", "family": "fastcnn", "preset": "fast"})
-    assert final.tta_mode(plain, {}) == "none"
-    assert final.tta_mode(fast, {}) == "flip_shift", "the preset's recipe"
-    assert final.tta_mode(fast, {"tta": "flip"}) == "flip", "the trial's own, fixed or searched"

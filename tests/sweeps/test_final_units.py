@@ -1,0 +1,99 @@
+"""The phase after the search, with made-up inputs (milliseconds): the final model's choice on
+validation, the refit's data and knobs, and the budget's deadlines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sweeps import final, runner
+from sweeps import spec as spec_
+from sweeps import tags as tag
+
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
+
+
+def _cand(role, val, usable=True):
+    return final.Candidate(role, f"run-{role}", None, val, usable)
+
+
+def test_the_ensemble_is_final_only_where_it_validated_above_the_best_trial():
+    trial, refit = _cand(tag.TRIAL, 0.90), _cand(tag.REFIT, None)
+    assert final._choose([trial, refit, _cand(tag.ENSEMBLE, 0.91)]).role == tag.ENSEMBLE
+    # a tie on validation: the refit (the same configuration, on more images)
+    assert final._choose([trial, refit, _cand(tag.ENSEMBLE, 0.90)]).role == tag.REFIT
+    assert final._choose([trial, _cand(tag.ENSEMBLE, 0.89)]).role == tag.TRIAL
+
+
+def test_a_refit_cut_short_by_the_budget_is_never_chosen():
+    trial = _cand(tag.TRIAL, 0.90)
+    assert final._choose([trial, _cand(tag.REFIT, None, usable=False)]) is trial
+    assert final._choose([trial, _cand(tag.REFIT, None)]).role == tag.REFIT
+
+
+@dataclass
+class _Split:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def test_the_refit_trains_on_train_and_val_and_never_sees_the_test_images():
+    rng = np.random.default_rng(0)
+    split = _Split(rng.integers(0, 255, (50, 28, 28), dtype=np.uint8), np.arange(50) % 10,
+                   rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10,
+                   np.zeros((5, 28, 28), np.uint8), np.zeros(5))
+    full = final.refit_split(split)
+    assert len(full.y_train) == 70
+    np.testing.assert_array_equal(full.x_train[50:], split.x_val)
+    np.testing.assert_array_equal(full.y_train[:50], split.y_train)
+    assert full.x_test is split.x_test and len(full.y_val) == 20
+
+
+def test_the_refit_runs_the_trials_knobs_without_early_stopping():
+    spec = spec_.parse({"name": "s", "family": "lenet5", "max_epochs": 12,
+                        "fixed": {"batch_size": 64}})
+    hp = final.refit_hp(spec, None, {"learning_rate": 0.01, "early_stopping": True})
+    assert hp["learning_rate"] == 0.01 and hp["batch_size"] == 64
+    assert hp["early_stopping"] is False and hp["max_epochs"] == 12  # the schedule's length
+    assert hp["seed"] == spec.data_seed
+
+
+@pytest.mark.parametrize("final_keys,search_end", [
+    ({"refit": True, "ensemble": 5}, 1000 - 50 - 250 - 50),  # refit 25%, ensemble 5%
+    ({"refit": False, "ensemble": 0}, 1000 - 50),
+    ({"refit": False, "ensemble": 3}, 1000 - 50 - 50),
+])
+def test_a_budget_keeps_room_for_what_follows_the_search(final_keys, search_end):
+    spec = spec_.parse({"name": "s", "family": "lenet5", "budget": 1000, "final": final_keys})
+    d = runner.Deadlines.of(spec, started=0.0)
+    assert d.after == 1000 - 50  # the test evaluation and the report keep 5%
+    assert d.search_hard == pytest.approx(search_end)
+    assert d.search_soft == pytest.approx(search_end - 50)
+    assert runner.Deadlines.of(spec.replace(budget_s=None), 0.0) is None
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"refit": "yes"}, "final.refit: must be true or false, but got 'yes'."),
+    ({"ensemble": -1}, "final.ensemble: must be an integer >= 0, but got -1."),
+    ({"tta": 1}, "final.tta: must be true or false, but got 1."),
+    ({"refits": True}, "final.refits: unknown key (did you mean 'refit'?)"),
+])
+def test_final_keys_are_checked(raw, message):
+    with pytest.raises(spec_.SpecError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace(".", r"\.").replace("?", r"\?")):
+        spec_.parse({"name": "s", "family": "lenet5", "final": raw})
+
+
+def test_tta_follows_the_trial_then_the_preset_then_the_spec():
+    spec = spec_.parse({"name": "s", "family": "fastcnn", "preset": "fast"})
+    assert final.tta_mode(spec, {"tta": "flip"}) == "flip"
+    assert final.tta_mode(spec, {}) == "flip_shift"  # the fast preset's recipe
+    plain = spec_.parse({"name": "s", "family": "lenet5"})
+    assert final.tta_mode(plain, {}) == "flip_shift"
+    assert final.tta_mode(plain.replace(tta=False), {}) == "none"
