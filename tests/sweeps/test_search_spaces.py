@@ -29,3 +29,12 @@ def test_space_keys_and_ranges_are_declared(path):
         values = dist["values"] if dist["type"] == "choice" else [dist["low"], dist["high"]]
         for v in values:
             hp.check(family, v)
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_every_shipped_spec_validates_and_ends_within_a_budget(path):
+    from sweeps import spec as specs
+
+    spec = specs.load(path)
+    assert spec.budget_s is not None and spec.budget_s <= 2 * 3600, \
+        f"{path.name}: `make run` on a 2-core machine must end in about 2 hours"
