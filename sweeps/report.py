@@ -123,7 +123,10 @@ def final_rows(sw: Sweep) -> list[dict[str, Any]]:
     final_id = sw.parent.data.tags.get(tag.FINAL_RUN_ID, best_id)
     best = [r for r in sw.trials if r.info.run_id == best_id]
     out = []
-    for r in best + sw.after:
+    # runs after an earlier command's search, for a trial a resumed search then beat, are kept
+    # in the record but not shown beside this final model
+    after = [r for r in sw.after if r.data.tags.get(tag.SOURCE_RUN_ID) == best_id]
+    for r in best + after:
         m = r.data.metrics
         role = r.data.tags.get(tag.ROLE, "")
         if "test/acc" not in m and not (role == tag.TRIAL and r.info.run_id == final_id):

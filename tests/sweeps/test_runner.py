@@ -65,10 +65,11 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
     assert f"best trial: MLflow run {best.info.run_id}" in out
     assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()} --sweep e2e")
 
-    # a test score on the parent and nowhere else
+    # a test score on the parent and on the final model's own run (the best trial), nowhere else
     assert 0.0 < parent.data.metrics["test/acc"] <= 1.0
     assert "test/f1/shirt" in parent.data.metrics
-    assert not [k for r in nested for k in r.data.metrics if k.startswith("test")]
+    assert best.data.metrics["test/acc"] == parent.data.metrics["test/acc"]
+    assert not [k for r in nested if r is not best for k in r.data.metrics if k.startswith("test")]
     assert parent.data.tags["fmnist.model_uri"].startswith("models:/")
     assert parent.info.status == "FINISHED"
 
@@ -335,4 +336,9 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
     assert parent.data.metrics["sweep/train_images"] == (  # subset: per split; and the refit's
         epochs * 1500 + after[tag.REFIT].data.metrics["train_images"])
     assert (store / "reports" / "budget.html").is_file()
+    md = (store / "reports" / "budget.md").read_text()  # the models side by side, final marked
+    side = md.split("## After the search", 1)[1].split("## Trials", 1)[0]
+    assert [ln.split("|")[1].strip() for ln in side.strip().splitlines()[2:]] == \
+        ["trial", "refit", "ensemble"]
+    assert sum(ln.rstrip(" |").endswith("yes") for ln in side.splitlines()) == 1
     assert parent.data.params["budget_s"] == "60.0"
