@@ -20,81 +20,15 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmnist.writeups import REFS, Ref  # noqa: E402
 from sweeps import tags as tag  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class Ref:
-    """One architecture as a write-up reports it: its recipe in ``fmnist.train``'s knobs, the
-    test accuracy and seconds per epoch it gives, and what it leaves unsaid (``assumed``)."""
-
-    row: str
-    writeup: str
-    model: str
-    family: str
-    preset: str | None
-    recipe: dict[str, Any]
-    reported: float | None
-    reported_s_epoch: float | None = None
-    assumed: str = ""
-    sweep_fixed: dict[str, Any] = field(default_factory=dict)
-
-
-_ADAM = {"optimizer": "adam", "learning_rate": 1e-3}
-_004 = {**_ADAM, "schedule": "cyclic", "cycle_epochs": 4, "swa_epochs": 5, "flip": 0.1,
-        "zoom": 0.05, "batch_size": 128, "max_epochs": 30, "early_stopping": False}
-_004_ASSUMED = "epochs, batch size, peak rate and SWA length not given: 30, 128, 1e-3, last 5"
-
-REFS = [
-    Ref("000-cnn5", "000", "CNN5", "lenet5", "cnn5",
-        {**_ADAM, "batch_size": 64, "shuffle": False, "patience": 10, "max_epochs": 150},
-        0.907, 542 / 83),
-    Ref("000-minivgg", "000", "mini_vgg", "minivgg", "mini_vgg",
-        {**_ADAM, "batch_size": 64, "shuffle": False, "patience": 10, "max_epochs": 150},
-        0.922, 755 / 67),
-    Ref("002-mlp", "002", "MLP, general to specific", "mlp", "general_to_specific",
-        {**_ADAM, "batch_size": 64, "patience": 10, "max_epochs": 100}, None, None,
-        "batch size, epochs and stopping not given: 64, early stopping (patience 10); "
-        "accuracy only in figures"),
-    Ref("003-cnn2", "003", "CNN2 + BN + skip", "skipcnn", "cnn2",
-        {**_ADAM, "batch_size": 256, "max_epochs": 35, "early_stopping": False}, 0.9204, 28.07),
-    Ref("003-cnn2-dropout", "003", "CNN2 + BN + skip + dropout", "skipcnn", "cnn2_dropout",
-        {**_ADAM, "batch_size": 256, "max_epochs": 50, "early_stopping": False}, 0.9237, 60.44),
-    Ref("003-cnn3-dropout", "003", "CNN3 + BN + skip + dropout", "skipcnn", "cnn3_dropout",
-        {**_ADAM, "batch_size": 64, "max_epochs": 50, "early_stopping": False}, 0.9275, 68.74),
-    Ref("003-allcnn", "003", "reduced All-CNN", "allcnn", "reduced",
-        {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True,
-         "batch_size": 256, "max_epochs": 40, "early_stopping": False}, 0.9254, 94.17,
-        "batch size not given: 256; epochs from its minutes / seconds per epoch"),
-    Ref("003-model5", "003", "3 conv + BN + dropout (model5)", "model5", "writeup",
-        {"optimizer": "adam", "learning_rate": 0.01, "schedule": "step", "step_epochs": 10,
-         "step_factor": 0.1, "batch_size": 256, "max_epochs": 40, "early_stopping": False},
-        0.9324, 150.95, "batch 256 throughout (the write-up uses 1024 after epoch 10)"),
-    Ref("004-shakeshake", "004", "ShakeShake34", "shakeshake", "shakeshake34", _004, 0.9571,
-        None, _004_ASSUMED),
-    Ref("004-wrn", "004", "WideResNet16-4", "wideresnet", "wrn16_4", _004, 0.9533, None,
-        _004_ASSUMED),
-    Ref("004-resnet18", "004", "ResNet18", "resnet", "resnet18", _004, 0.9474, None,
-        _004_ASSUMED),
-    Ref("004-resnet34", "004", "ResNet34", "resnet", "resnet34", _004, 0.9471, None,
-        _004_ASSUMED),
-    Ref("004-minivgg", "004", "MiniVGG", "minivgg", "mini_vgg_bn", _004, 0.9459, None,
-        _004_ASSUMED),
-    Ref("004-basiccnn", "004", "BasicCNN", "basiccnn", "basic_cnn", _004, 0.9421, None,
-        _004_ASSUMED),
-    Ref("004-mobilenetv2", "004", "MobileNetV2", "mobilenetv2", "mobilenetv2", _004, 0.932,
-        None, _004_ASSUMED),
-    Ref("004-shufflenet", "004", "ShuffleNet", "shufflenet", "shufflenet_v2_1x", _004, 0.929,
-        None, _004_ASSUMED),
-]
 
 
 def recipe_run(ref: Ref, split, st, cap: int | None) -> dict[str, Any]:

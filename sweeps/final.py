@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from sweeps import space, tracking
 from sweeps import tags as tag
-from sweeps import tracking
 
 REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
 
@@ -77,7 +77,9 @@ def tta_mode(spec, params) -> str:
 
     if params.get("tta") and params["tta"] != "none":
         return params["tta"]
-    recipe = models.recipe(spec.family, spec.preset).get("tta") if spec.preset else None
+    family = params.get("family") or spec.families[0]
+    preset = params.get("preset", spec.preset_of(family)) or None  # a trial run's: "" for none
+    recipe = models.recipe(family, preset).get("tta") if preset else None
     if recipe and recipe != "none":
         return recipe
     return "flip_shift" if spec.tta else "none"
@@ -232,12 +234,12 @@ def refit_split(split):
                    x_val=split.x_val[:REFIT_VAL_IMAGES], y_val=split.y_val[:REFIT_VAL_IMAGES])
 
 
-def refit_hp(spec, best, optuna_params: dict[str, Any]) -> dict[str, Any]:
-    """The best trial's knobs for its refit: as the trial ran them (its schedule's length
-    included), without early stopping; all this machine's cores."""
+def refit_hp(spec, knobs: dict[str, Any]) -> dict[str, Any]:
+    """The best trial's ``knobs`` (``space.trial_setup``'s) for its refit: as the trial ran them
+    (its schedule's length included), without early stopping; all this machine's cores."""
     seed = int(spec.fixed.get("seed", spec.data_seed))
     threads = max(1, os.cpu_count() or 1)
-    return {"seed": seed, **spec.fixed, **optuna_params, "max_epochs": spec.max_epochs,
+    return {"seed": seed, **knobs, "max_epochs": spec.max_epochs,
             "early_stopping": False, "threads": threads, "inter_threads": min(2, threads)}
 
 
@@ -256,15 +258,18 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate:
     number = int(best.data.tags[tag.OPTUNA_TRIAL])
     if study is None:
         study = optuna.load_study(study_name=spec.name, storage=st.optuna_url)
-    params = dict(study.trials[number].params)
+    trial = study.trials[number]
+    config = {**trial.params, **{k: v for k, v in trial.user_attrs.items()
+                                 if k in (space.RECIPE_KEY, space.WARM_KEY)}}
+    family, preset, knobs = space.trial_setup(spec, config)
     epochs = int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
-    hp = refit_hp(spec, best, params)
+    hp = refit_hp(spec, knobs)
     full = refit_split(split)
     out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
     tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.CHECKPOINT: str(out)}
     rid = done.info.run_id if done is not None else tracking.start_child(
         st, spec, parent, tag.REFIT, "refit",
-        {"family": spec.family, "preset": spec.preset or "", **{k: v for k, v in hp.items()
+        {"family": family, "preset": preset or "", **{k: v for k, v in hp.items()
                                                               if k not in ("threads",
                                                                            "inter_threads")},
          "epochs": epochs, "train_images": len(full.y_train)}, tags)
@@ -279,7 +284,7 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate:
         # the next epoch would not end within the budget: stop here, cut short
         return m["epoch"] >= epochs or (until is not None and now + took > until)
 
-    result = train.train(spec.family, full, hp, preset=spec.preset, on_epoch=on_epoch,
+    result = train.train(family, full, hp, preset=preset, on_epoch=on_epoch,
                          should_stop=(lambda: time.monotonic() >= until) if until else None)
     complete = result.epochs >= epochs  # an epoch cut off mid-way is not counted
     out.mkdir(parents=True, exist_ok=True)

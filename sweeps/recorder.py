@@ -49,11 +49,10 @@ class TrialRecorder(Callback):
     compact progress line. Trials never touch the stores."""
 
     def __init__(self, st: tracking.Store, spec: SweepSpec, parent: str,
-                 display: progress.Display, fixed: dict[str, Any], seed: int,
-                 n_train: int = 0):
+                 display: progress.Display, seed: int, n_train: int = 0):
         self.st, self.spec, self.parent, self.display = st, spec, parent, display
         self.progress = display.progress
-        self.fixed, self.seed = fixed, seed
+        self.seed = seed
         self.started = 0
         self.n_train, self.train_images = n_train, 0  # training images of the epochs reported
         self.runs: dict[str, str] = {}
@@ -90,12 +89,15 @@ class TrialRecorder(Callback):
                                        tag.RESUMED_TRIAL: resume["trial"]})
             self.runs[trial.trial_id] = rid
         else:
-            params = {"family": self.spec.family, "preset": self.spec.preset or "",
-                      "max_epochs": self.spec.max_epochs, "seed": self.seed, **self.fixed,
-                      **space.hyperparameters(trial.config)}
+            family, preset, knobs = space.trial_setup(self.spec, trial.config)
+            params = {"family": family, "preset": preset or "",
+                      "max_epochs": self.spec.max_epochs, "seed": self.seed, **knobs}
+            tags = {tag.TRIAL_DIR: _trial_dir(trial)}
+            if space.WARM_KEY in trial.config:
+                tags[tag.WARM_START] = trial.config[space.WARM_KEY]
             self.runs[trial.trial_id] = tracking.start_trial(
                 self.st, self.spec, self.parent, trial.trial_id, params, number,
-                self.experiment, tags={tag.TRIAL_DIR: _trial_dir(trial)})
+                self.experiment, tags=tags)
         self.started += 1
         return self.runs[trial.trial_id]
 

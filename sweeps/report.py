@@ -50,8 +50,23 @@ class Sweep:
         return [r for r in self.trials if r.info.status == "FINISHED"]
 
     @property
+    def dists(self) -> dict[str, dict[str, Any]]:
+        """Every searched knob's distribution: the shared ones and each family's own."""
+        out = dict(self.spec.get("space", {}))
+        for own in self.spec.get("spaces", {}).values():
+            out.update(own)
+        return out
+
+    @property
     def searched(self) -> list[str]:
-        return sorted(self.spec.get("space", {}))
+        return sorted(self.dists)
+
+    def family(self, r) -> str:
+        return r.data.params.get("family", "?")
+
+    @property
+    def families(self) -> list[str]:
+        return sorted({self.family(r) for r in self.trials})
 
 
 def sweep_names(st: tracking.Store) -> list[str]:
@@ -66,7 +81,8 @@ def load(st: tracking.Store, name: str) -> Sweep:
         raise ReportError(f"unknown sweep {name!r}; sweeps in {st.tracking_uri}: "
                           f"{', '.join(known) or 'none'}.")
     parent = parents[0]
-    spec = {**parent.data.params, "space": json.loads(parent.data.params.get("space", "{}"))}
+    spec = {**parent.data.params, "space": json.loads(parent.data.params.get("space", "{}")),
+            "spaces": json.loads(parent.data.params.get("spaces", "{}"))}
     trials = sorted(tracking.trial_runs(st, name), key=lambda r: r.info.start_time)
     sw = Sweep(name, parent, trials, spec, store=st,
                after=[r for role in (tag.REFIT, tag.ENSEMBLE)
@@ -113,6 +129,22 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
         row["run_id"] = r.info.run_id
         out.append(row)
     return out
+
+
+def family_rows(sw: Sweep) -> list[dict[str, Any]]:
+    """One row per family of a sweep's trials: how many, the best, the time an epoch took."""
+    out = []
+    for fam in sw.families:
+        runs = [r for r in sw.trials if sw.family(r) == fam]
+        fin = [r for r in runs if r.info.status == "FINISHED"]
+        best = max(fin, key=lambda r: r.data.metrics.get("val/acc_best", 0), default=None)
+        epoch_s = [v for r in fin for _, v in sw.histories.get(r.info.run_id, {}).get(
+            "epoch_s", [])]
+        out.append({"family": fam, "trials": len(runs), "finished": len(fin),
+                    "best val/acc": best.data.metrics.get("val/acc_best") if best else None,
+                    "best trial": best.info.run_name if best else "",
+                    "median s/epoch": statistics.median(epoch_s) if epoch_s else None})
+    return sorted(out, key=lambda r: -(r["best val/acc"] or 0))
 
 
 def final_rows(sw: Sweep) -> list[dict[str, Any]]:
@@ -217,8 +249,8 @@ def edge_flags(sw: Sweep) -> dict[str, str]:
     in the outer 5% of its searched range (the playbook's warning to widen the range)."""
     best = max(sw.finished, key=lambda r: r.data.metrics.get("objective", -math.inf))
     flags = {}
-    for name, d in sw.spec.get("space", {}).items():
-        if d.get("type") == "choice":
+    for name, d in sw.dists.items():
+        if d.get("type") == "choice" or name not in best.data.params:
             continue
         lo, hi, v = float(d["low"]), float(d["high"]), float(best.data.params[name])
         if d.get("type") == "loguniform":
@@ -237,12 +269,13 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
 
     figs: dict[str, Any] = {}
     top = _top(sw)
+    colour = family_colours(sw)
 
     fig = go.Figure()
     for r in top:
         pts = sw.histories[r.info.run_id]["val/acc"]
         fig.add_scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines+markers",
-                        name=r.info.run_name)
+                        name=_label(sw, r), line={"color": colour.get(sw.family(r))})
     fig.update_layout(title=f"Validation accuracy per epoch, top {len(top)} trials",
                       xaxis_title="epoch", yaxis_title="val/acc")
     figs["val_acc_curves"] = fig
@@ -259,7 +292,9 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
 
     fin = sw.finished
     fig = go.Figure(go.Bar(x=[r.info.run_name for r in fin],
-                           y=[r.data.metrics.get("train_s", 0) for r in fin]))
+                           y=[r.data.metrics.get("train_s", 0) for r in fin],
+                           marker_color=[colour.get(sw.family(r)) for r in fin],
+                           text=[sw.family(r) for r in fin]))
     fig.update_layout(title="Training time per trial", yaxis_title="seconds")
     figs["time_per_trial"] = fig
 
@@ -267,7 +302,8 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
     for r in fin:
         per_family[r.data.params.get("family", "?")] += [
             v for _, v in sw.histories[r.info.run_id]["epoch_s"]]
-    fig = go.Figure([go.Box(y=v, name=k) for k, v in per_family.items()])
+    fig = go.Figure([go.Box(y=v, name=k, marker_color=colour.get(k))
+                     for k, v in per_family.items()])
     fig.update_layout(title="Seconds per epoch per family", yaxis_title="seconds")
     figs["epoch_seconds"] = fig
 
@@ -275,8 +311,12 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
            for r in fin]
     front = pareto_front(pts)
     fig = go.Figure()
-    fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers",
-                    text=[r.info.run_name for r in fin], name="trials")
+    for fam in sw.families:  # one trace (colour) per family
+        idx = [i for i, r in enumerate(fin) if sw.family(r) == fam]
+        fig.add_scatter(x=[pts[i][0] for i in idx], y=[pts[i][1] for i in idx],
+                        mode="markers", text=[fin[i].info.run_name for i in idx],
+                        name=fam if len(colour) > 1 else "trials",
+                        marker={"color": colour.get(fam)})
     fig.add_scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
                     mode="lines+markers", name="Pareto front")
     fig.update_layout(title="Accuracy against training time", xaxis_title="training seconds",
@@ -288,12 +328,15 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[
         n + (f" - best at the {flags[n]} edge" if n in flags else "") for n in names])
     for i, n in enumerate(names, start=1):
-        if n not in sw.spec.get("space", {}):
+        if n not in sw.dists:
             continue
-        fig.add_scatter(x=[_num(r.data.params.get(n)) for r in fin],
-                        y=[r.data.metrics.get("objective") for r in fin], mode="markers",
-                        name=n, row=1, col=i, showlegend=False)
-        if sw.spec["space"][n].get("type") == "loguniform":
+        has = [r for r in fin if n in r.data.params]  # a family's own knob: its trials
+        fig.add_scatter(x=[_num(r.data.params.get(n)) for r in has],
+                        y=[r.data.metrics.get("objective") for r in has], mode="markers",
+                        marker={"color": [colour.get(sw.family(r)) for r in has]},
+                        text=[sw.family(r) for r in has], name=n, row=1, col=i,
+                        showlegend=False)
+        if sw.dists[n].get("type") == "loguniform":
             fig.update_xaxes(type="log", row=1, col=i)
     fig.update_layout(title="Each searched hyperparameter against the objective")
     figs["hp_vs_objective"] = fig
@@ -319,6 +362,18 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                                    "Optimisation history (Optuna)")
     figs.update(_evaluation_figures(sw, data_dir))
     return figs
+
+
+def family_colours(sw: Sweep) -> dict[str, str]:
+    """A colour per family of the sweep's trials (Plotly's qualitative palette, in order)."""
+    import plotly.colors
+
+    palette = plotly.colors.qualitative.Plotly
+    return {f: palette[i % len(palette)] for i, f in enumerate(sw.families)}
+
+
+def _label(sw: Sweep, r) -> str:
+    return r.info.run_name + (f" ({sw.family(r)})" if len(sw.families) > 1 else "")
 
 
 def _optuna_plot(sw: Sweep, fn: str, title: str):
@@ -453,6 +508,9 @@ def sweep_html(sw: Sweep, table: list[dict[str, Any]], figs: dict[str, Any]) -> 
     after = final_rows(sw)
     if after:
         parts += ["<h2>After the search</h2>", html_table(after)]
+    fams = family_rows(sw)
+    if len(fams) > 1:
+        parts += ["<h2>Per family</h2>", html_table(fams)]
     parts += ["<h2>Trials</h2>", html_table(table)]
     groups = seed_groups(sw)
     if groups:
@@ -503,9 +561,11 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
         table = rows(sw)
         files = []
         if "md" in formats:
-            after = final_rows(sw)
+            after, fams = final_rows(sw), family_rows(sw)
             files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n"
                               + (f"## After the search\n\n{markdown(after)}\n" if after else "")
+                              + (f"## Per family\n\n{markdown(fams)}\n" if len(fams) > 1
+                                 else "")
                               + "## Trials\n\n" + markdown(table)))
         if "csv" in formats:
             files.append(_put(out / f"{sw.name}.csv", csv_text(table)))
@@ -528,10 +588,16 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
         if "csv" in formats:
             files.append(_put(out / "comparison.csv", csv_text(comp)))
         if "html" in formats:
+            import plotly.colors
             import plotly.graph_objects as go
 
+            palette = plotly.colors.qualitative.Plotly
+            fams = sorted({r["family"] for r in comp})  # a colour per family, as each sweep's
             fig = go.Figure(go.Bar(x=[r["sweep"] for r in comp],
-                                   y=[r["test/acc"] or r["val/acc"] for r in comp]))
+                                   y=[r["test/acc"] or r["val/acc"] for r in comp],
+                                   text=[r["family"] for r in comp], marker_color=[
+                                       palette[fams.index(r["family"]) % len(palette)]
+                                       for r in comp]))
             fig.update_layout(title="Best accuracy per sweep (test where evaluated)")
             files.append(_put(out / "comparison.html", _page(
                 "Comparison of sweeps", [html_table(comp, COMPARE_COLUMNS),

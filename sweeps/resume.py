@@ -70,7 +70,7 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
     over). Trials enqueued and not started yet (WAITING) are left to run."""
     from optuna.trial import TrialState
 
-    from sweeps.space import RESUME_KEY
+    from sweeps.space import RECIPE_KEY, RESUME_KEY, WARM_KEY
 
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
@@ -98,14 +98,15 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
         storage.set_trial_user_attr(compat.optuna_trial_id(t), INTERRUPTED, True)
         storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.FAIL)
         state = latest_state(run.data.tags.get(tag.TRIAL_DIR)) if run is not None else None
+        recipe = {k: v for k, v in t.user_attrs.items() if k in (RECIPE_KEY, WARM_KEY)}
         if state is None:
-            study.enqueue_trial(t.params, skip_if_exists=False)
+            study.enqueue_trial(t.params, skip_if_exists=False, user_attrs=recipe)
             say(f"resume: trial {t.number} was interrupted before its first epoch ended; "
                 f"it starts again")
             continue
         folder, epoch = state
         _log_saved_epochs(st, run.info.run_id, folder, epoch)
-        study.enqueue_trial(t.params, skip_if_exists=False, user_attrs={RESUME_KEY: {
+        study.enqueue_trial(t.params, skip_if_exists=False, user_attrs={**recipe, RESUME_KEY: {
             "run_id": run.info.run_id, "checkpoint": str(folder), "epoch": epoch,
             "trial": t.user_attrs.get(RESUME_KEY, {}).get("trial", t.number)}})
         kept.add(run.info.run_id)

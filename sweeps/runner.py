@@ -23,7 +23,7 @@ import optuna
 
 from fmnist import compat
 from fmnist.errors import UserError
-from sweeps import final, progress, recorder, resume, signals, space, tracking
+from sweeps import final, progress, recorder, resume, signals, space, tracking, warm
 from sweeps.spec import SweepSpec
 
 
@@ -203,9 +203,11 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
     storage = _open_stores(st, opts)
     resume.reconcile(spec, storage, st, say)
+    starts = warm.plan(spec, storage, st, say)  # an unknown warm_start sweep fails here
     parent = tracking.parent_run(st, spec, opts.argv)
     study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
                                 direction="maximize" if spec.mode == "max" else "minimize")
+    warm.enqueue(study, starts, say)  # a new study's first trials
     done, failed = resume.study_counts(study)
     remaining = spec.trials - done
     ran_now, images = 0, 0
@@ -296,10 +298,8 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = int(spec.fixed.get("seed", spec.data_seed))
-    fixed = {k: v for k, v in spec.fixed.items() if k != "seed"}
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, split=split, family=spec.family, preset=spec.preset,
-                             fixed=fixed, max_epochs=spec.max_epochs, cpus=spec.cpu, seed=seed,
+        tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              deadline=wall),
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
@@ -307,7 +307,7 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)
-    record = recorder.TrialRecorder(st, spec, parent, display, fixed, seed,
+    record = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(

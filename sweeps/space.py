@@ -12,20 +12,27 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from sweeps.spec import SweepSpec
+from sweeps.spec import Dist, SweepSpec
 
 
-def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
+def distribution(d: Dist) -> BaseDistribution:
+    if d.type == "choice":
+        return CategoricalDistribution(list(d.values))
+    if d.type == "int":
+        return IntDistribution(int(d.low), int(d.high), step=int(d.step or 1))
+    if d.type == "loguniform":
+        return FloatDistribution(d.low, d.high, log=True)
+    return FloatDistribution(d.low, d.high, step=d.step)
+
+
+def distributions(spec: SweepSpec, family: str | None = None) -> dict[str, BaseDistribution]:
+    """The Optuna distributions a trial of ``family`` samples (default: the spec's only one);
+    a multi-family spec's include the ``family`` choice itself."""
+    family = family or spec.families[0]
     out: dict[str, BaseDistribution] = {}
-    for name, d in spec.space.items():
-        if d.type == "choice":
-            out[name] = CategoricalDistribution(list(d.values))
-        elif d.type == "int":
-            out[name] = IntDistribution(int(d.low), int(d.high), step=int(d.step or 1))
-        elif d.type == "loguniform":
-            out[name] = FloatDistribution(d.low, d.high, log=True)
-        else:
-            out[name] = FloatDistribution(d.low, d.high, step=d.step)
+    if spec.multi:
+        out["family"] = CategoricalDistribution(list(spec.families))
+    out.update({k: distribution(d) for k, d in spec.space_of(family).items()})
     return out
 
 
@@ -35,11 +42,30 @@ TRIAL_KEY = "optuna_trial"  # the Optuna trial number, carried in each Ray trial
 # "epoch": the epoch of that state, "trial": the interrupted Optuna trial's number}, carried
 # in the Ray trial's config under the same key
 RESUME_KEY = "fmnist_resume"
+# a configuration enqueued from a write-up's recipe (``sweeps.warm``): the Optuna user attribute
+# holding {"name": the recipe, "preset": its preset, "hp": its knobs outside the space}
+# (with "exact": true, the spec's ``fixed`` does not apply to it)
+RECIPE_KEY = "fmnist_recipe"
+WARM_KEY = "fmnist_warm"  # a warm start: where it is from, e.g. "recipe 003-model5"
+CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY)
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
-    """A Ray trial's config less what the driver carries in it besides hyperparameters."""
-    return {k: v for k, v in config.items() if k not in (TRIAL_KEY, RESUME_KEY)}
+    """A Ray trial's config less what the driver carries in it besides hyperparameters (and
+    less the family, a multi-family spec's choice)."""
+    return {k: v for k, v in config.items() if k not in CARRIED and k != "family"}
+
+
+def trial_setup(spec: SweepSpec, config: dict[str, Any]) -> tuple[str, str | None, dict]:
+    """What a trial whose Ray config (or Optuna params, with ``RECIPE_KEY`` from its user
+    attributes) is ``config`` trains: (family, preset, knobs), the knobs being the spec's fixed
+    ones (not for an exact recipe's), then a recipe's, then the sampled ones. ``max_epochs``,
+    threads and seed aside."""
+    family = spec.family_of(config)
+    recipe = config.get(RECIPE_KEY) or {}
+    preset = recipe["preset"] if "preset" in recipe else spec.preset_of(family)
+    fixed = {k: v for k, v in spec.fixed.items() if k == "seed" or not recipe.get("exact")}
+    return family, preset, {**fixed, **recipe.get("hp", {}), **hyperparameters(config)}
 
 
 class DefineByRun:
@@ -50,10 +76,15 @@ class DefineByRun:
     with its experiment state."""
 
     def __init__(self, spec: SweepSpec):
-        self.dists = distributions(spec)
+        self.spec = spec
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        for name, d in self.dists.items():
+        # the family first; a multi-family spec's knobs of that family only (define-by-run)
+        family = (trial.suggest_categorical("family", list(self.spec.families))
+                  if self.spec.multi else None)
+        for name, d in distributions(self.spec, family).items():
+            if name == "family":
+                continue
             if isinstance(d, CategoricalDistribution):
                 trial.suggest_categorical(name, d.choices)
             elif isinstance(d, IntDistribution):
@@ -61,8 +92,9 @@ class DefineByRun:
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
         carried: dict[str, Any] = {TRIAL_KEY: trial.number}
-        if RESUME_KEY in trial.user_attrs:
-            carried[RESUME_KEY] = dict(trial.user_attrs[RESUME_KEY])
+        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY):
+            if key in trial.user_attrs:
+                carried[key] = trial.user_attrs[key]
         return carried
 
 

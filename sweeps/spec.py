@@ -44,12 +44,19 @@ class Dist:
     values: tuple[Any, ...] = ()
 
 
+START_FROM = ("recipe",)
+
+
 @dataclass(frozen=True)
 class SweepSpec:
+    """A validated spec. ``families``: one, or several searched as a categorical choice (the
+    trial's ``family`` parameter), each with its knobs in ``spaces[family]`` besides the shared
+    ``space``, and its preset in ``presets``."""
+
     name: str
-    family: str
+    families: tuple[str, ...]
     path: str = "<spec>"
-    preset: str | None = None
+    presets: dict[str, str] = field(default_factory=dict)
     metric: str = "val/acc"
     mode: str = "max"
     trials: int = 20
@@ -75,23 +82,54 @@ class SweepSpec:
     refit: bool = True
     ensemble: int = 5
     tta: bool = True
+    spaces: dict[str, dict[str, Dist]] = field(default_factory=dict)  # per family
+    start_from: str | None = None  # "recipe": the write-ups' configurations first
+    warm_start: tuple[str, ...] = ()  # earlier sweeps whose best configurations go first
+
+    @property
+    def family(self) -> str:
+        """The family, or the families joined by ``,`` (a label) where there are several."""
+        return ",".join(self.families)
+
+    @property
+    def preset(self) -> str | None:
+        """A single-family spec's preset (see ``preset_of``)."""
+        return self.presets.get(self.families[0]) if len(self.families) == 1 else None
+
+    @property
+    def multi(self) -> bool:
+        return len(self.families) > 1
+
+    def preset_of(self, family: str) -> str | None:
+        return self.presets.get(family)
+
+    def family_of(self, params: Mapping[str, Any]) -> str:
+        """The family of a trial whose sampled parameters are ``params``."""
+        return params["family"] if self.multi else self.families[0]
+
+    def space_of(self, family: str) -> dict[str, Dist]:
+        """The knobs a trial of ``family`` samples: the shared ones and its own."""
+        return {**self.space, **self.spaces.get(family, {})}
 
     def resolved(self) -> dict[str, Any]:
         """A plain dict of the spec, for the record (MLflow parent run)."""
-        out = {k: v for k, v in self.__dict__.items() if k not in ("space", "fixed")}
-        out["space"] = {k: {f: getattr(d, f) for f in ("type", "low", "high", "step", "values")
-                            if getattr(d, f) not in (None, ())}
-                        for k, d in self.space.items()}
-        for d in out["space"].values():
-            if "values" in d:
-                d["values"] = list(d["values"])
+        out = {k: v for k, v in self.__dict__.items()
+               if k not in ("space", "fixed", "spaces", "families", "presets", "warm_start")}
+        out["family"] = self.families[0] if not self.multi else list(self.families)
+        out["preset"] = (self.preset if not self.multi else dict(self.presets)) or None
+        out["space"] = _dists_raw(self.space)
+        if self.spaces:
+            out["spaces"] = {f: _dists_raw(sp) for f, sp in self.spaces.items()}
+        if self.warm_start:
+            out["warm_start"] = list(self.warm_start)
         out["fixed"] = dict(self.fixed)
         return out
 
     def as_mapping(self) -> dict[str, Any]:
         """The spec in its YAML layout: ``parse(spec.as_mapping()) == spec``."""
         d: dict[str, Any] = {
-            "name": self.name, "family": self.family, "metric": self.metric, "mode": self.mode,
+            "name": self.name, "family": self.families[0] if not self.multi else
+            list(self.families), "metric": self.metric, "mode": self.mode,
             "trials": self.trials, "max_epochs": self.max_epochs,
             "sampler": {"type": self.sampler, "seed": self.sampler_seed},
             "scheduler": {"type": self.scheduler, "grace_period": self.grace_period,
@@ -103,7 +141,13 @@ class SweepSpec:
         }
         if self.budget_s is not None:
             d["budget"] = self.budget_s
-        for k in ("preset", "time_budget_s", "max_concurrent"):
+        if self.presets:
+            d["preset"] = self.preset if not self.multi else dict(self.presets)
+        if self.spaces:
+            d["spaces"] = self.resolved()["spaces"]
+        if self.warm_start:
+            d["warm_start"] = list(self.warm_start)
+        for k in ("start_from", "time_budget_s", "max_concurrent"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
         if self.subset is not None:
@@ -114,9 +158,18 @@ class SweepSpec:
         return SweepSpec(**{**self.__dict__, **changes})
 
 
+def _dists_raw(space: Mapping[str, Dist]) -> dict[str, dict[str, Any]]:
+    out = {k: {f: getattr(d, f) for f in ("type", "low", "high", "step", "values")
+               if getattr(d, f) not in (None, ())} for k, d in space.items()}
+    for d in out.values():
+        if "values" in d:
+            d["values"] = list(d["values"])
+    return out
+
+
 # key -> (allowed sub-keys or None for a scalar)
 _TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
-        "budget",
+        "budget", "spaces", "start_from", "warm_start",
         "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
         "fixed", "final"}
 _SUB = {
@@ -237,15 +290,8 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     name = top["name"]
     if not isinstance(name, str) or not name.strip() or "/" in name:
         raise c.fail("name", "must be a non-empty string without '/'", name)
-    family = top["family"]
-    if family not in models.families():
-        known = models.families()
-        raise c.fail("family", f"must be a known family{did_you_mean(str(family), known)}"
-                               f" ({', '.join(known)})", family)
-    preset = top.get("preset")
-    if preset is not None and preset not in models.presets(family):
-        raise c.fail("preset", f"must be a preset of {family} "
-                               f"({', '.join(models.presets(family)) or 'none'})", preset)
+    families = _families(c, top["family"])
+    presets = _presets(c, families, top.get("preset"))
 
     metric = top.get("metric", "val/acc")
     if isinstance(metric, str) and metric.startswith("test"):
@@ -274,22 +320,45 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
             raise c.fail("budget", DURATION_RULE, top["budget"])
     subset = dat.get("subset")
 
-    declared: dict[str, HP] = {**train.HYPERPARAMETERS, **models.hyperparameters(family)}
-    space = {k: _dist(c, family, declared, k, v) for k, v in
-             c.keys("space", top.get("space") or {}, set(top.get("space") or {})).items()}
+    declared = {f: {**train.HYPERPARAMETERS, **models.hyperparameters(f)} for f in families}
+    space_raw = c.keys("space", top.get("space") or {}, set(top.get("space") or {}))
+    if "family" in space_raw:
+        raise c.fail("space.family", "is the spec's `family` list, not a knob", "family")
+    space = {}
+    for k, v in space_raw.items():  # shared: every family declares it, each checks it
+        for f in families:
+            space[k] = _dist(c, f, declared[f], f"space.{k}", k, v)
+    spaces = {}
+    for f, raw_f in c.keys("spaces", top.get("spaces") or {}, set(families)).items():
+        own = c.keys(f"spaces.{f}", raw_f or {}, set(raw_f or {}))
+        for k in own:
+            if k in space:
+                raise c.fail(f"spaces.{f}.{k}", "must not also be in the shared space", k)
+        spaces[f] = {k: _dist(c, f, declared[f], f"spaces.{f}.{k}", k, v)
+                     for k, v in own.items()}
+    _one_kind_per_name(c, spaces)
     fixed_raw = c.keys("fixed", top.get("fixed") or {}, set(top.get("fixed") or {}))
     fixed = {}
     for k, v in fixed_raw.items():
-        _declared(c, family, declared, f"fixed.{k}", k)
-        if k in space:
+        if k in space or any(k in sp for sp in spaces.values()):
             raise c.fail(f"fixed.{k}", "must not also be searched in space", v)
-        try:
-            fixed[k] = declared[k].check(family, v)
-        except ConfigError as e:
-            raise SpecError(f"{path}: fixed.{k}: {e}") from None
+        for f in families:
+            _declared(c, f, declared[f], f"fixed.{k}", k)
+            try:
+                fixed[k] = declared[f][k].check(f, v)
+            except ConfigError as e:
+                raise SpecError(f"{path}: fixed.{k}: {e}") from None
+    start_from = top.get("start_from")
+    if start_from is not None:
+        c.choice("start_from", start_from, START_FROM)
+    warm = top.get("warm_start") or []
+    if isinstance(warm, str):
+        warm = [warm]
+    if not isinstance(warm, list) or not all(isinstance(w, str) and w.strip() for w in warm):
+        raise c.fail("warm_start", "must be a list of sweep names", top.get("warm_start"))
 
     return SweepSpec(
-        name=name, family=family, path=path, preset=preset, metric=metric, mode=mode,
+        name=name, families=families, path=path, presets=presets, metric=metric, mode=mode,
         trials=c.num("trials", top.get("trials", 20), kind=int, low=1),
         max_epochs=max_epochs,
         time_budget_s=None if budget is None else c.num("time_budget_s", budget, low=0,
@@ -313,7 +382,69 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         space=space, fixed=fixed,
         refit=fin.get("refit", True), tta=fin.get("tta", True),
         ensemble=c.num("final.ensemble", fin.get("ensemble", 5), kind=int, low=0),
+        spaces=spaces, start_from=start_from, warm_start=tuple(warm),
     )
+
+
+def _kind(d: Dist) -> tuple[Any, ...]:
+    """What Optuna keeps per parameter name: its distribution's class, log scale, choices."""
+    if d.type == "choice":
+        return ("choice", d.values)
+    return ("int",) if d.type == "int" else ("float", d.type == "loguniform")
+
+
+def _one_kind_per_name(c: _Checker, spaces: Mapping[str, Mapping[str, Dist]]) -> None:
+    """A knob several families search keeps one kind of values (ranges may differ): Optuna's
+    storage refuses a name sampled from two kinds of distribution in one study."""
+    first: dict[str, tuple[str, Dist]] = {}
+    for f, own in spaces.items():
+        for k, d in own.items():
+            if k not in first:
+                first[k] = (f, d)
+                continue
+            g, d0 = first[k]
+            if _kind(d) != _kind(d0):
+                was = f"{d0.type} {list(d0.values)}" if d0.type == "choice" else d0.type
+                raise c.fail(f"spaces.{f}.{k}", f"must be searched as spaces.{g}.{k} is ({was}): "
+                                                f"one kind of values per name in a study",
+                             list(d.values) if d.type == "choice" else d.type)
+
+
+def _families(c: _Checker, raw: Any) -> tuple[str, ...]:
+    from fmnist import models
+
+    known = models.families()
+    listed = raw if isinstance(raw, list) else [raw]
+    if not listed or len(set(map(str, listed))) != len(listed):
+        raise c.fail("family", "must be a family or a non-empty list of distinct families", raw)
+    for i, f in enumerate(listed):
+        if f not in known:
+            key = f"family[{i}]" if isinstance(raw, list) else "family"
+            raise c.fail(key, f"must be a known family{did_you_mean(str(f), known)}"
+                              f" ({', '.join(known)})", f)
+    return tuple(listed)
+
+
+def _presets(c: _Checker, families: tuple[str, ...], raw: Any) -> dict[str, str]:
+    """``preset``: one name (a single family's), or a mapping family -> preset."""
+    from fmnist import models
+
+    if raw is None:
+        return {}
+    if isinstance(raw, Mapping):
+        c.keys("preset", raw, set(families))
+        pairs = dict(raw)
+    elif len(families) > 1:
+        raise c.fail("preset", "must map families to presets where there are several, e.g. "
+                               "{fastcnn: fast}", raw)
+    else:
+        pairs = {families[0]: raw}
+    for f, p in pairs.items():
+        if p not in models.presets(f):
+            key = "preset" if not isinstance(raw, Mapping) else f"preset.{f}"
+            raise c.fail(key, f"must be a preset of {f} "
+                              f"({', '.join(models.presets(f)) or 'none'})", p)
+    return pairs
 
 
 def _declared(c: _Checker, family: str, declared: Mapping[str, HP], key: str, name: str) -> HP:
@@ -326,8 +457,8 @@ def _declared(c: _Checker, family: str, declared: Mapping[str, HP], key: str, na
     return declared[name]
 
 
-def _dist(c: _Checker, family: str, declared: Mapping[str, HP], name: str, raw: Any) -> Dist:
-    key = f"space.{name}"
+def _dist(c: _Checker, family: str, declared: Mapping[str, HP], key: str, name: str,
+          raw: Any) -> Dist:
     hp = _declared(c, family, declared, key, name)
     d = c.keys(key, raw, _DIST_KEYS)
     kind = c.choice(f"{key}.type", d.get("type"), DISTRIBUTIONS)

@@ -38,6 +38,8 @@ TRAIN_START = "fmnist.train_start"  # imports and set-up done
 TRIAL_END = "fmnist.trial_end"
 RESUMED_FROM_EPOCH = "fmnist.resumed_from_epoch"  # went on from the state after this epoch
 RESUMED_TRIAL = "fmnist.resumed_trial"  # the Optuna trial a resumed sweep went on from
+WARM_START = "fmnist.warm_start"  # where an enqueued first trial is from: "recipe 003-model5",
+# "sweep NAME trial 3"
 RECOVERED = "fmnist.recovered"  # closed by a resume's reconciliation
 ERROR, TRACEBACK = "fmnist.error", "fmnist.traceback"  # a failed trial's last line, its end
 

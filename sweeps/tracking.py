@@ -292,9 +292,8 @@ def parent_run(st: Store, spec, argv) -> str:
     })
     rid = run.info.run_id
     resolved = spec.resolved()
-    params = {k: v for k, v in resolved.items() if k not in ("space", "fixed")}
-    params["space"] = json.dumps(resolved["space"])
-    params["fixed"] = json.dumps(resolved["fixed"])
+    params = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+              for k, v in resolved.items()}
     c.log_batch(rid, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())],
                 tags=[RunTag(k, v) for k, v in _versions().items()])
     c.log_dict(rid, resolved, "spec.json")
@@ -321,7 +320,7 @@ def start_child(st: Store, spec, parent: str, role: str, name: str,
 
     c = client(st)
     tags = {"mlflow.parentRunId": parent, tag.ROLE: role, tag.SWEEP: spec.name,
-            tag.FAMILY: spec.family, **(tags or {})}
+            tag.FAMILY: params.get("family", spec.family), **(tags or {})}
     run = c.create_run(experiment or experiment_id(st, spec.name), run_name=name, tags=tags)
     c.log_batch(run.info.run_id,
                 params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])

@@ -114,11 +114,11 @@ def import_tensorflow():
     return tf
 
 
-def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | None,
-              fixed: dict[str, Any], max_epochs: int, cpus: float, seed: int,
+def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, seed: int,
               deadline: tuple[float, float] | None = None) -> None:
-    """Train one configuration (``config``: the sampled hyperparameters, and under
-    ``space.RESUME_KEY`` a checkpoint to go on from) of ``family``, reporting to Tune.
+    """Train one configuration of the ``spec``'s sweep (``config``: the sampled hyperparameters,
+    under ``space.RESUME_KEY`` a checkpoint to go on from, under ``space.RECIPE_KEY`` a recipe's
+    knobs), reporting to Tune.
 
     Reports each epoch but the spec's last (``EPOCH_KEYS`` and where it ran), with the state
     after it as a checkpoint; then a ``FinalReport`` with the final model as a checkpoint. A
@@ -144,7 +144,7 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         except RuntimeError:  # already initialised in this (reused) worker
             pass
     from fmnist import evaluate, train
-    from sweeps.space import RESUME_KEY, hyperparameters
+    from sweeps.space import RESUME_KEY, trial_setup
 
     ctx = tune.get_context()
     placement = {
@@ -154,8 +154,9 @@ def run_trial(config: dict[str, Any], *, split: Any, family: str, preset: str | 
         "pid": os.getpid(),
         "trial_start": started,
     }
-    sampled = hyperparameters(config)
-    hp = {"seed": seed, **fixed, **sampled, "max_epochs": max_epochs,
+    family, preset, knobs = trial_setup(spec, config)
+    max_epochs = spec.max_epochs
+    hp = {"seed": seed, **knobs, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 
     def on_epoch(m: dict[str, Any]) -> bool:

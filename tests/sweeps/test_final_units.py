@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sweeps import final, runner
+from sweeps import final, runner, space
 from sweeps import spec as spec_
 from sweeps import tags as tag
 
@@ -58,7 +58,8 @@ def test_the_refit_trains_on_train_and_val_and_never_sees_the_test_images():
 def test_the_refit_runs_the_trials_knobs_without_early_stopping():
     spec = spec_.parse({"name": "s", "family": "lenet5", "max_epochs": 12,
                         "fixed": {"batch_size": 64}})
-    hp = final.refit_hp(spec, None, {"learning_rate": 0.01, "early_stopping": True})
+    hp = final.refit_hp(spec, space.trial_setup(spec, {"learning_rate": 0.01,
+                                                     "early_stopping": True})[2])
     assert hp["learning_rate"] == 0.01 and hp["batch_size"] == 64
     assert hp["early_stopping"] is False and hp["max_epochs"] == 12  # the schedule's length
     assert hp["seed"] == spec.data_seed

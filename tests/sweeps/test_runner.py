@@ -188,7 +188,7 @@ def test_a_trial_ray_fails_before_it_starts_still_gets_a_failed_run(tmp_path):
 
     display = progress.Display(progress.Progress(sp.trials, sp.max_epochs, sp.metric),
                                say=lambda s: None, live=False)
-    record = recorder.TrialRecorder(st, sp, parent, display, {"batch_size": 32}, 0)
+    record = recorder.TrialRecorder(st, sp, parent, display, 0)
     trial = Trial("run_trial", config={"learning_rate": 0.01, "shuffle": True, "dropout": 0.2},
                   trial_id="never_started", stub=True)
     record.on_trial_error(0, [trial], trial)
@@ -342,3 +342,52 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
         ["trial", "refit", "ensemble"]
     assert sum(ln.rstrip(" |").endswith("yes") for ln in side.splitlines()) == 1
     assert parent.data.params["budget_s"] == "60.0"
+
+
+def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_one(tmp_path,
+                                                                                  capsys):
+    space = {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}
+    spaces = {"lenet5": {"conv1": {"type": "int", "low": 4, "high": 16}},
+              "mlp": {"units": {"type": "int", "low": 64, "high": 512},
+                      "layers": {"type": "int", "low": 1, "high": 4}}}
+    spec = write_spec(tmp_path / "s.yaml", name="two", family=["lenet5", "mlp"], trials=4,
+                      max_epochs=1, space=space, spaces=spaces, start_from="recipe")
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    assert "2 warm starts first: recipe 000-cnn5, recipe 002-mlp" in capsys.readouterr().out
+    client, parent, nested, study = records(store, "two")
+    own = {"lenet5": {"conv1"}, "mlp": {"units", "layers"}}
+    by_number = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in nested}
+    assert sorted(by_number) == [0, 1, 2, 3]
+    for r in nested:  # each trial has its own family's knobs as params, not the other's
+        fam = r.data.params["family"]
+        assert own[fam] <= set(r.data.params) and not own[{"lenet5": "mlp",
+                                                            "mlp": "lenet5"}[fam]] & set(
+            r.data.params)
+    # trial 0 is 000's CNN5 recipe as the write-up ran it (its preset, Adam 1e-3, batch 64,
+    # no shuffling, patience 10), whatever the spec fixes or searches
+    first = by_number[0]
+    assert first.data.tags[tag.WARM_START] == "recipe 000-cnn5"
+    p = first.data.params
+    assert (p["family"], p["preset"], p["optimizer"], float(p["learning_rate"]),
+            p["batch_size"], p["shuffle"], p["patience"]) == (
+        "lenet5", "cnn5", "adam", 1e-3, "64", "False", "10")
+    assert by_number[1].data.params["preset"] == "general_to_specific"
+
+    # the same sweep with more trials: the rest, no recipe again, nothing repeated
+    assert main(["run", str(spec), "--store", str(store), "--trials", "6"]) == 0
+    assert "warm start" not in capsys.readouterr().out
+    _, _, nested, study = records(store, "two")
+    assert len(nested) == 6 and len(study.trials) == 6
+    assert sorted(int(r.data.tags[tag.OPTUNA_TRIAL]) for r in nested) == list(range(6))
+    assert [r for r in nested if r.data.tags.get(tag.WARM_START)] and sum(
+        bool(r.data.tags.get(tag.WARM_START)) for r in nested) == 2
+
+    # a later sweep warm-started from this one begins with its best configuration
+    later = write_spec(tmp_path / "later.yaml", name="later", family=["lenet5", "mlp"],
+                       trials=1, max_epochs=1, space=space, spaces=spaces, warm_start=["two"])
+    assert main(["run", str(later), "--store", str(store)]) == 0
+    best = max((t for t in study.trials if t.value is not None), key=lambda t: t.value)
+    _, _, runs, later_study = records(store, "later")
+    assert later_study.trials[0].params == best.params
+    assert runs[0].data.tags[tag.WARM_START] == f"sweep two trial {best.number}"

@@ -1,0 +1,162 @@
+"""Warm starts: a new study's first trials, enqueued (Optuna's ``enqueue_trial``) before the
+sampler proposes any.
+
+- ``start_from: recipe``: the write-ups' configurations of the sweep's families, and the ``fast``
+  preset's (``fmnist.writeups``), each trained exactly as the recipe says (its preset and knobs;
+  the spec's ``fixed`` does not apply to it), for the sweep's ``max_epochs``;
+- ``warm_start: [SWEEP, ...]``: each earlier sweep's best ``PER_SWEEP`` finished configurations in
+  the same store, the searched keys that apply to this spec (the others are sampled).
+
+Only a study with no trials is warm-started, so a resume enqueues nothing again. A configuration
+a spec cannot hold (a value outside a choice list, a family not in the sweep) is left out, and
+said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from fmnist.errors import UserError
+from sweeps import redact, space, tracking
+from sweeps import tags as tag
+from sweeps.spec import SweepSpec
+
+PER_SWEEP = 3  # an earlier sweep's best configurations enqueued
+
+
+class WarmStartError(UserError):
+    """A ``warm_start`` sweep the store does not hold."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """One configuration to enqueue: its Optuna ``params`` and the user attributes it carries
+    (``space.RECIPE_KEY``: a recipe's knobs outside the space; ``space.WARM_KEY``: where it is
+    from)."""
+
+    label: str
+    params: dict[str, Any]
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def _fits(spec: SweepSpec, family: str, params: dict[str, Any]) -> str | None:
+    """None where ``params`` (of ``family``) can be enqueued in ``spec``'s space, else why not."""
+    if family not in spec.families:
+        return f"its family {family} is not in the sweep's ({spec.family})"
+    for k, d in spec.space_of(family).items():
+        if k not in params:
+            continue
+        v = params[k]
+        if d.type == "choice":
+            inside = any(v == c and type(v) is type(c) for c in d.values)
+        else:
+            inside = (isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and d.low <= v <= d.high and (d.type != "int" or float(v).is_integer()))
+        if not inside:
+            return f"its {k} {params[k]!r} is outside the spec's space for {k}"
+    return None
+
+
+def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
+    """The recipes of the spec's families as configurations to enqueue, and a note for each
+    recipe left out."""
+    from fmnist import train, writeups
+
+    starts, notes = [], []
+    for ref in writeups.for_families(spec.families):
+        knobs = {k: v for k, v in ref.recipe.items() if k != "max_epochs"}
+        train_hp, model_hp = train.split_hp(ref.family, knobs, ref.preset)
+        values = {**train_hp, **model_hp}  # as the recipe trains: defaults, preset, its knobs
+        searched = spec.space_of(ref.family)
+        params = {k: values[k] for k in searched}
+        why = _fits(spec, ref.family, params)
+        if why:
+            notes.append(f"start_from: recipe {ref.row} left out: {why}")
+            continue
+        if spec.multi:
+            params = {"family": ref.family, **params}
+        starts.append(Start(f"recipe {ref.row}", params, {
+            space.RECIPE_KEY: {"name": ref.row, "preset": ref.preset,
+                               "hp": {k: v for k, v in knobs.items() if k not in searched},
+                               "exact": True},
+            space.WARM_KEY: f"recipe {ref.row}"}))
+    return starts, notes
+
+
+def _family_of(st: tracking.Store, sweep: str, params: dict[str, Any]) -> str:
+    if "family" in params:
+        return params["family"]
+    parents = tracking.runs(st, sweep, tag.PARENT)
+    return parents[0].data.tags.get(tag.FAMILY, "") if parents else ""
+
+
+def earlier_starts(spec: SweepSpec, storage, st: tracking.Store) -> tuple[list[Start], list[str]]:
+    """Each ``warm_start`` sweep's best finished configurations, restricted to the keys this
+    spec searches. Raises WarmStartError for a sweep the store does not hold."""
+    starts, notes = [], []
+    for name in spec.warm_start:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise WarmStartError(f"{spec.path}: warm_start: no sweep {name!r} in the Optuna "
+                                 f"storage {redact.mask(st.optuna_url)}.") from None
+        done = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        if not done:
+            notes.append(f"warm_start: sweep {name} has no finished trial")
+            continue
+        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        for t in sorted(done, key=lambda t: sign * t.value)[:PER_SWEEP]:
+            family = _family_of(st, name, t.params)
+            label = f"sweep {name} trial {t.number}"
+            params = {k: v for k, v in t.params.items()
+                      if k in spec.space_of(family) and k != "family"}
+            why = _fits(spec, family, params)
+            if why:
+                notes.append(f"warm_start: {label} left out: {why}")
+                continue
+            if spec.multi:
+                params = {"family": family, **params}
+            attrs = {space.WARM_KEY: label}
+            if space.RECIPE_KEY in t.user_attrs:
+                attrs[space.RECIPE_KEY] = t.user_attrs[space.RECIPE_KEY]
+            starts.append(Start(label, params, attrs))
+    return starts, notes
+
+
+def plan(spec: SweepSpec, storage, st: tracking.Store,
+         say: Callable[[str], None]) -> list[Start]:
+    """The spec's warm starts, each configuration once, at most ``spec.trials``; none where the
+    sweep's study has trials already (a resume). Called before anything is written. Raises
+    WarmStartError for a ``warm_start`` sweep the store does not hold."""
+    if not (spec.start_from or spec.warm_start):
+        return []
+    try:
+        if optuna.load_study(study_name=spec.name, storage=storage).trials:
+            return []
+    except KeyError:
+        pass
+    starts, notes = recipe_starts(spec) if spec.start_from == "recipe" else ([], [])
+    more, more_notes = earlier_starts(spec, storage, st)
+    for note in [*notes, *more_notes]:
+        say(note)
+    seen, out = set(), []
+    for s in [*starts, *more]:
+        key = repr(sorted(s.params.items())) + repr(s.user_attrs.get(space.RECIPE_KEY))
+        if key not in seen and len(out) < spec.trials:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def enqueue(study: optuna.Study, starts: list[Start], say: Callable[[str], None]) -> None:
+    """Enqueue ``starts`` (``plan``'s) as ``study``'s next trials, where it has none yet."""
+    if study.trials or not starts:
+        return
+    for s in starts:
+        study.enqueue_trial(s.params, user_attrs=s.user_attrs, skip_if_exists=False)
+    say(f"sweep {study.study_name}: {len(starts)} warm start{'s' if len(starts) > 1 else ''} "
+        f"first: {', '.join(s.label for s in starts)}")
