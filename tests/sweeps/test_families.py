@@ -151,3 +151,29 @@ def test_a_study_with_trials_is_not_warm_started_again():
     study = optuna.create_study(study_name="two", storage=storage)
     study.enqueue_trial({"family": "mlp"})
     assert warm.plan(sp, storage, None, say=lambda s: None) == []
+
+
+def _run(name, family, acc, status="FINISHED", epoch_s=(2.0,)):
+    from types import SimpleNamespace as NS
+
+    return NS(info=NS(run_id=name, run_name=name, status=status, start_time=0),
+              data=NS(params={"family": family, "learning_rate": "0.01"},
+                      metrics={"val/acc_best": acc, "objective": acc, "train_s": 10.0},
+                      tags={}))
+
+
+def test_the_report_groups_a_multi_family_sweep_by_family_and_colours_each():
+    from sweeps import report
+
+    runs = [_run("a", "lenet5", 0.80), _run("b", "mlp", 0.85), _run("c", "lenet5", 0.82),
+            _run("d", "mlp", 0.0, status="FAILED")]
+    sw = report.Sweep("two", parent=None, trials=runs, spec={
+        "space": {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 0.1}},
+        "spaces": {"mlp": {"units": {"type": "int", "low": 64, "high": 512}}}},
+        histories={r.info.run_id: {"epoch_s": [(1, 2.0), (2, 4.0)]} for r in runs})
+    assert sw.searched == ["learning_rate", "units"]  # the shared knobs and each family's
+    assert [(r["family"], r["trials"], r["finished"], r["best val/acc"], r["best trial"])
+            for r in report.family_rows(sw)] == [("mlp", 2, 1, 0.85, "b"),
+                                                 ("lenet5", 2, 2, 0.82, "c")]
+    colours = report.family_colours(sw)
+    assert set(colours) == {"lenet5", "mlp"} and colours["lenet5"] != colours["mlp"]

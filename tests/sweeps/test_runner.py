@@ -373,6 +373,8 @@ def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_on
             p["batch_size"], p["shuffle"], p["patience"]) == (
         "lenet5", "cnn5", "adam", 1e-3, "64", "False", "10")
     assert by_number[1].data.params["preset"] == "general_to_specific"
+    md = (store / "reports" / "two.md").read_text()  # the report's table per family
+    assert "## Per family" in md and "| lenet5 |" in md and "| mlp |" in md
 
     # the same sweep with more trials: the rest, no recipe again, nothing repeated
     assert main(["run", str(spec), "--store", str(store), "--trials", "6"]) == 0
