@@ -1,0 +1,446 @@
+"""Time to accuracy at an equal wall budget: fmnist-sweep against Keras Tuner's Hyperband, a bare
+Optuna loop (TPE and its HyperbandPruner) and Ray Tune (its default search and ASHA).
+
+One spec (default ``search_spaces/all.yaml``: its families and their spaces), one split, one
+wall budget per tool, the tools one after another in this process (``--from`` merges the JSON of
+several invocations of a day). Before each tool, the machine's speed: one plain Keras ``fit``
+of minivgg on 12,000 images (``bench/throughput.py``'s reference).
+
+- ``fmnist-sweep``: ``fmnist-sweep run`` with ``--budget`` (the whole command: search, refit,
+  ensemble, TTA, test evaluation and report), the spec as it is (warm starts included);
+- ``optuna``: ``study.optimize`` with TPE and ``HyperbandPruner`` on ``fmnist.train.train``
+  (the same define-by-run space and knobs as ours, the trial's val/acc reported each epoch);
+- ``ray-tune``: ``Tuner`` with its default search (random variants of the space: the family a
+  ``tune.choice``, each family's knobs under ``FAMILY/KNOB``) and ``ASHAScheduler``, on
+  ``fmnist.train.train``;
+- ``keras-tuner``: ``Hyperband`` (objective ``val_accuracy``, factor 3, ``max_epochs`` the
+  spec's), as 002 used Keras Tuner: the family a ``hp.Choice`` with its knobs in a
+  ``conditional_scope``, the model from ``fmnist.models.build``, compiled with the optimizer its
+  preset's recipe names (SGD with Nesterov momentum, else Adam) and ``model.fit``.
+
+The peers stop starting trials at the budget, and each one running ends at its next epoch; their
+test evaluation follows. Each tool's chosen model is its own way of choosing: the best val/acc
+(the trial's final model). Printed per tool: trials started and finished, best val/acc, the test
+accuracy of its chosen model (ours: the best trial's, and the final model's after refit,
+ensemble and TTA apart), training images processed, and the wall time each first reached every
+level of ``--levels``. Written to ``--out``: ``time_to_accuracy.json`` and ``.html`` (best
+val/acc so far against time, one line per tool).
+
+    pip install -e .[bench]
+    FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/time_to_accuracy.py \\
+        --budget-min 30 --out bench/out/tta
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import best_so_far, first_reached  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ("fmnist-sweep", "optuna", "ray-tune", "keras-tuner")
+
+
+def _setup(sp, config: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """(family, preset, knobs) of a peer's sampled ``config``, as a trial of ours trains it."""
+    from sweeps import space
+
+    family, preset, knobs = space.trial_setup(sp, config)
+    seed = int(sp.fixed.get("seed", sp.data_seed))
+    return family, preset, {"seed": seed, **knobs, "max_epochs": sp.max_epochs}
+
+
+def _test_acc(model, split) -> float | None:
+    if model is None:
+        return None
+    probs = model.predict(split.x_test, batch_size=1024, verbose=0)
+    return float((probs.argmax(1) == split.y_test).mean())
+
+
+def run_ours(sp, split, budget_s: float, data_dir: str | None) -> dict[str, Any]:
+    import ray
+
+    from sweeps import runner, tracking
+    from sweeps import tags as tag
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.time()
+        out = runner.run(sp.replace(budget_s=budget_s),
+                         runner.RunOptions(store=tmp, data_dir=data_dir,
+                                           started=time.monotonic()), say=lambda s: None)
+        wall = time.time() - t0
+        st = tracking.store(tmp)
+        runs = tracking.trial_runs(st, sp.name)
+        fin = [r for r in runs if r.info.status == "FINISHED"]
+        points = sorted((float(r.data.tags[tag.TRIAL_END]) - t0, r.data.metrics["objective"])
+                        for r in fin)
+        parent = tracking.client(st).get_run(out.parent_run_id)
+        best = max(fin, key=lambda r: r.data.metrics["objective"], default=None)
+    ray.shutdown()
+    return {"points": points, "wall_s": wall, "started": len(runs), "finished": len(fin),
+            "test_acc": None if best is None else best.data.metrics.get("test/acc_plain"),
+            "final_test_acc": parent.data.metrics.get("test/acc"),
+            "final": parent.data.tags.get(tag.FINAL, ""),
+            "train_images": parent.data.metrics.get("sweep/train_images", 0)}
+
+
+def run_optuna(sp, split, budget_s: float) -> dict[str, Any]:
+    import optuna
+
+    from fmnist import evaluate, train
+    from sweeps import space
+
+    t0 = time.time()
+    deadline = t0 + budget_s
+    points: list[tuple[float, float]] = []
+    best: dict[str, Any] = {"value": -1.0, "model": None}
+    images = [0]
+    define = space.DefineByRun(sp)
+
+    def objective(trial: optuna.Trial) -> float:
+        define(trial)  # the same suggest calls as our searcher's
+        family, preset, hp = _setup(sp, dict(trial.params))
+        pruned = []
+
+        def on_epoch(m: dict[str, Any]) -> bool:
+            images[0] += len(split.y_train)
+            trial.report(m["val/acc"], int(m["epoch"]))
+            if trial.should_prune():
+                pruned.append(True)
+                return True
+            return time.time() >= deadline
+
+        r = train.train(family, split, hp, preset=preset, on_epoch=on_epoch)
+        if pruned:
+            raise optuna.TrialPruned()
+        val = r.final_val or {"val/acc": evaluate.evaluate(r.model, split.x_val,
+                                                           split.y_val).accuracy}
+        if val["val/acc"] > best["value"]:
+            best.update(value=val["val/acc"], model=r.model)
+        return val["val/acc"]
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            points.append((time.time() - t0, trial.value))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=sp.sampler_seed),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sp.max_epochs,
+                                              reduction_factor=3))
+    study.optimize(objective, timeout=budget_s, callbacks=[record])
+    return {"points": points, "wall_s": time.time() - t0, "started": len(study.trials),
+            "finished": len(points), "test_acc": _test_acc(best["model"], split),
+            "train_images": images[0]}
+
+
+def _ray_space(sp) -> dict[str, Any]:
+    from ray import tune
+
+    def one(d):
+        if d.type == "choice":
+            return tune.choice(list(d.values))
+        if d.type == "int":
+            return tune.randint(int(d.low), int(d.high) + 1)
+        if d.type == "loguniform":
+            return tune.loguniform(d.low, d.high)
+        return tune.uniform(d.low, d.high)
+
+    out = {k: one(d) for k, d in sp.space.items()}
+    for f, own in sp.spaces.items():
+        out.update({f"{f}/{k}": one(d) for k, d in own.items()})
+    if sp.multi:
+        out["family"] = tune.choice(list(sp.families))
+    return out
+
+
+def run_ray_tune(sp, split, budget_s: float) -> dict[str, Any]:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    t0 = time.time()
+    deadline = t0 + budget_s
+    points: list[tuple[float, float]] = []
+    counts = {"started": 0, "images": 0}
+
+    def trainable(config, split=None):
+        from fmnist import evaluate, train
+
+        family = config.get("family", sp.families[0])
+        sampled = {k: config[k] for k in sp.space}
+        sampled.update({k: config[f"{family}/{k}"] for k in sp.spaces.get(family, {})})
+        fam, preset, hp = _setup(sp, {"family": family, **sampled})
+        hp.update(threads=max(1, int(sp.cpu)), inter_threads=min(2, max(1, int(sp.cpu))))
+
+        def on_epoch(m: dict[str, Any]) -> bool:
+            if m["epoch"] < sp.max_epochs:
+                tune.report({"val/acc": m["val/acc"], "images": m["epoch"] * len(split.y_train)})
+            return time.time() >= deadline
+
+        r = train.train(fam, split, hp, preset=preset, on_epoch=on_epoch)
+        val = r.final_val or {"val/acc": evaluate.evaluate(r.model, split.x_val,
+                                                           split.y_val).accuracy}
+        with tempfile.TemporaryDirectory() as tmp:
+            r.model.save(os.path.join(tmp, "model.keras"))
+            tune.report({"val/acc": val["val/acc"], "images": r.epochs * len(split.y_train),
+                         "done": 1}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    class Record(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            counts["started"] += 1
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            last = trial.last_result or {}
+            counts["images"] += last.get("images", 0)
+            if last.get("done"):
+                points.append((time.time() - t0, float(last["val/acc"])))
+
+        on_trial_error = on_trial_complete
+
+    ray.init(address="local", include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False, ignore_reinit_error=True)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with tempfile.TemporaryDirectory() as tmp:
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable, split=split),
+                                {"cpu": sp.cpu}),
+            param_space=_ray_space(sp),
+            tune_config=tune.TuneConfig(
+                metric="val/acc", mode="max", num_samples=-1, time_budget_s=budget_s,
+                scheduler=ASHAScheduler(max_t=sp.max_epochs + 1, grace_period=1,
+                                        reduction_factor=3), reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=tmp, callbacks=[Record()], verbose=0))
+        grid = tuner.fit()
+        done = [r for r in grid if r.metrics and r.metrics.get("done") and r.checkpoint]
+        model = None
+        if done:
+            from fmnist.runtime import keras
+
+            pick = max(done, key=lambda r: r.metrics["val/acc"])
+            with pick.checkpoint.as_directory() as d:
+                model = keras.models.load_model(os.path.join(d, "model.keras"), compile=False)
+        test = _test_acc(model, split)
+    ray.shutdown()
+    return {"points": sorted(points), "wall_s": time.time() - t0, "started": counts["started"],
+            "finished": len(points), "test_acc": test, "train_images": counts["images"]}
+
+
+def run_keras_tuner(sp, split, budget_s: float, tmp: str) -> dict[str, Any]:
+    import keras_tuner as kt
+
+    from fmnist import models
+    from fmnist.runtime import keras
+
+    t0 = time.time()
+    deadline = t0 + budget_s
+    points: list[tuple[float, float]] = []
+    images = [0]
+    n = len(split.y_train)
+
+    def hp_of(hp, name, d):
+        if d.type == "choice" and set(d.values) == {True, False}:
+            return hp.Boolean(name)
+        if d.type == "choice":
+            return hp.Choice(name, list(d.values))
+        if d.type == "int":
+            return hp.Int(name, int(d.low), int(d.high))
+        return hp.Float(name, d.low, d.high,
+                        sampling="log" if d.type == "loguniform" else "linear")
+
+    def sampled(hp) -> tuple[str, dict[str, Any]]:
+        family = hp.Choice("family", list(sp.families)) if sp.multi else sp.families[0]
+        values = {k: hp_of(hp, k, d) for k, d in sp.space.items()}
+        for f in sp.families:
+            own = sp.spaces.get(f, {})
+            if not own:
+                continue
+            if sp.multi:
+                with hp.conditional_scope("family", [f]):
+                    got = {k: hp_of(hp, f"{f}/{k}", d) for k, d in own.items()}
+            else:
+                got = {k: hp_of(hp, f"{f}/{k}", d) for k, d in own.items()}
+            if f == family:
+                values.update(got)
+        return family, values
+
+    class Model(kt.HyperModel):
+        def build(self, hp):
+            family, values = sampled(hp)
+            fam, preset, knobs = _setup(sp, {"family": family, **values})
+            model_hp = {k: v for k, v in knobs.items() if k in models.hyperparameters(fam)}
+            recipe = models.recipe(fam, preset) if preset else {}
+            lr = knobs.get("learning_rate", recipe.get("learning_rate", 1e-3))
+            if recipe.get("optimizer") == "sgd":
+                opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+            else:
+                opt = keras.optimizers.Adam(lr)
+            model = models.build(fam, model_hp, preset)
+            model.compile(optimizer=opt, loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+            return model
+
+        def fit(self, hp, model, *args, callbacks=(), **kwargs):
+            family, values = sampled(hp)
+            _, preset, knobs = _setup(sp, {"family": family, **values})
+            recipe = models.recipe(family, preset) if preset else {}
+            batch = knobs.get("batch_size", recipe.get("batch_size", 128))
+            return model.fit(split.x_train.astype("float32"), split.y_train, batch_size=batch,
+                             validation_data=(split.x_val.astype("float32"), split.y_val),
+                             callbacks=[Count(), *callbacks], **{"verbose": 0, **kwargs})
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            images[0] += n
+            if time.time() >= deadline:
+                self.model.stop_training = True
+
+    class Search(kt.Hyperband):
+        def run_trial(self, trial, *args, **kwargs):
+            if time.time() >= deadline:
+                raise kt.errors.FatalError("the budget is spent")
+            return super().run_trial(trial, *args, **kwargs)
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            if trial.score is not None:
+                points.append((time.time() - t0, float(trial.score)))
+
+    tuner = Search(Model(), objective="val_accuracy", max_epochs=sp.max_epochs, factor=3,
+                   hyperband_iterations=1000, seed=sp.sampler_seed, directory=tmp,
+                   project_name="kt", overwrite=True)
+    try:
+        tuner.search(verbose=0)
+    except kt.errors.FatalError:
+        pass
+    wall = time.time() - t0
+    best = tuner.get_best_models(1)[0] if points else None
+    return {"points": points, "wall_s": wall, "started": len(tuner.oracle.trials),
+            "finished": len(points), "test_acc": _test_acc(best, split),
+            "train_images": images[0]}
+
+
+def summary(results: dict[str, dict[str, Any]], levels: list[float]) -> str:
+    head = ("| tool | trials finished (started) | best val/acc | test/acc of its choice | "
+            "training images | reference fit | "
+            + " | ".join(f"first >= {lv:.2f}" for lv in levels) + " |")
+    rows = [head, "|" + " --- |" * (6 + len(levels))]
+    for tool, r in results.items():
+        pts = r["points"]
+        best = max((v for _, v in pts), default=None)
+        test = "-" if r["test_acc"] is None else f"{r['test_acc']:.4f}"
+        if r.get("final_test_acc") is not None:
+            test += f" (final, {r['final']}: {r['final_test_acc']:.4f})"
+        times = [first_reached(pts, lv) for lv in levels]
+        rows.append(f"| {tool} | {r['finished']} ({r['started']}) | "
+                    f"{'-' if best is None else f'{best:.4f}'} | {test} | "
+                    f"{r['train_images']:,.0f} | {r.get('ref_ips', 0):.0f} images/s | "
+                    + " | ".join("never" if t is None else f"{t / 60:.1f} min" for t in times)
+                    + " |")
+    ours = results.get("fmnist-sweep")
+    for tool, r in results.items():
+        if tool == "fmnist-sweep" or not ours or not ours["points"] or not r["points"]:
+            continue
+        peer_best = max(v for _, v in r["points"])
+        peer_t = first_reached(r["points"], peer_best)
+        our_t = first_reached(ours["points"], peer_best)
+        ratio = "never" if our_t is None else f"{our_t / max(peer_t, 1e-9):.2f}x its time"
+        rows.append(f"\nfmnist-sweep reached {tool}'s best ({peer_best:.4f}, at "
+                    f"{peer_t / 60:.1f} min) at "
+                    f"{'-' if our_t is None else f'{our_t / 60:.1f} min'} ({ratio})")
+    return "\n".join(rows)
+
+
+def plot(results: dict[str, dict[str, Any]], out: Path) -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for tool, r in results.items():
+        curve = best_so_far(r["points"])
+        fig.add_scatter(x=[t / 60 for t, _ in curve], y=[v for _, v in curve],
+                        mode="lines+markers", line_shape="hv", name=tool)
+    fig.update_layout(title="Best validation accuracy so far against wall time, equal budget",
+                      xaxis_title="wall time (min)", yaxis_title="best val/acc so far")
+    fig.write_html(out / "time_to_accuracy.html", include_plotlyjs=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", type=Path, default=ROOT / "search_spaces" / "all.yaml")
+    p.add_argument("--budget-min", type=float, default=30.0, help="wall-clock minutes per tool")
+    p.add_argument("--max-epochs", type=int, default=None, help="default: the spec's")
+    p.add_argument("--subset", type=int, default=None,
+                   help="images per split (stratified); default: the full 48,000/12,000/10,000")
+    p.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    p.add_argument("--levels", type=float, nargs="+", default=[0.90, 0.92, 0.93, 0.94])
+    p.add_argument("--ref-subset", type=int, default=12_000,
+                   help="training images of the reference fit (bench/throughput.py's: 12,000)")
+    p.add_argument("--out", type=Path, default=Path("bench/out/time_to_accuracy"))
+    p.add_argument("--from", dest="saved", nargs="+", type=Path, metavar="JSON",
+                   help="run nothing: merge the time_to_accuracy.json of earlier invocations")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.saved:
+        results: dict[str, dict[str, Any]] = {}
+        for path in args.saved:
+            saved = json.loads(path.read_text())
+            print(f"{path}: {saved['spec']}, budget {saved['budget_min']:g} min, "
+                  f"{saved['split']}, started {saved['started']}")
+            results.update(saved["results"])
+    else:
+        results = measure(args)
+    print(summary(results, args.levels))
+    plot(results, args.out)
+    print(f"\nwritten: {args.out / 'time_to_accuracy.json'}, "
+          f"{args.out / 'time_to_accuracy.html'}")
+
+
+def measure(args) -> dict[str, dict[str, Any]]:
+    from throughput import plain
+
+    from fmnist import data
+    from sweeps import spec as spec_mod
+
+    sp = spec_mod.load(args.spec)
+    sp = spec_mod.override(sp, name=f"tta-{sp.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           trials=100_000, max_epochs=args.max_epochs, subset=args.subset)
+    split = data.load_split(val_fraction=sp.val_fraction, seed=sp.data_seed, subset=sp.subset)
+    ref = data.load_split(subset=args.ref_subset, seed=0)
+    budget_s = args.budget_min * 60
+    started = time.strftime("%Y-%m-%d %H:%M")
+    print(f"{sp.path}: families {sp.family}, {split.sizes()}, max_epochs {sp.max_epochs}, "
+          f"budget {args.budget_min:g} min per tool, started {started}", flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    for tool in args.tools:
+        ref_ips, _ = plain("minivgg", ref, 2, 64, 0)
+        print(f"{tool}: reference fit {ref_ips:.0f} images/s; running ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            r = (run_ours(sp, split, budget_s, None) if tool == "fmnist-sweep"
+                 else run_optuna(sp, split, budget_s) if tool == "optuna"
+                 else run_ray_tune(sp, split, budget_s) if tool == "ray-tune"
+                 else run_keras_tuner(sp, split, budget_s, tmp))
+        r["ref_ips"] = ref_ips
+        results[tool] = r
+        best = max((v for _, v in r["points"]), default=float("nan"))
+        print(f"{tool}: {r['finished']} of {r['started']} trials finished in "
+              f"{r['wall_s'] / 60:.1f} min, best val/acc {best:.4f}, test/acc "
+              f"{r['test_acc']}", flush=True)
+        (args.out / "time_to_accuracy.json").write_text(json.dumps(
+            {"spec": str(args.spec), "budget_min": args.budget_min, "split": split.sizes(),
+             "max_epochs": sp.max_epochs, "started": started, "results": results}, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
