@@ -20,15 +20,17 @@ def test_there_is_a_minivgg_space():
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
 def test_space_keys_and_ranges_are_declared(path):
     spec = yaml.safe_load(path.read_text())
-    family = spec["family"]
-    declared = {**train.HYPERPARAMETERS, **models.hyperparameters(family)}
-    train.split_hp(family, spec.get("fixed", {}))  # fixed values obey their rules
-    for key, dist in spec["space"].items():
-        assert key in declared, f"{path.name}: space.{key} is not declared for {family}"
-        hp = declared[key]
-        values = dist["values"] if dist["type"] == "choice" else [dist["low"], dist["high"]]
-        for v in values:
-            hp.check(family, v)
+    families = spec["family"] if isinstance(spec["family"], list) else [spec["family"]]
+    for family in families:  # a multi-family spec: the shared space and each family's own
+        declared = {**train.HYPERPARAMETERS, **models.hyperparameters(family)}
+        train.split_hp(family, spec.get("fixed", {}))  # fixed values obey their rules
+        own = {**spec.get("space", {}), **spec.get("spaces", {}).get(family, {})}
+        for key, dist in own.items():
+            assert key in declared, f"{path.name}: space.{key} is not declared for {family}"
+            hp = declared[key]
+            values = dist["values"] if dist["type"] == "choice" else [dist["low"], dist["high"]]
+            for v in values:
+                hp.check(family, v)
 
 
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
