@@ -177,3 +177,21 @@ def test_the_report_groups_a_multi_family_sweep_by_family_and_colours_each():
                                                  ("lenet5", 2, 2, 0.82, "c")]
     colours = report.family_colours(sw)
     assert set(colours) == {"lenet5", "mlp"} and colours["lenet5"] != colours["mlp"]
+
+
+def test_an_unknown_warm_start_sweep_exits_2_and_writes_nothing(tmp_path, capsys):
+    store = tmp_path / "st"
+    store.mkdir()
+    earlier = optuna.create_study(study_name="first", storage=f"sqlite:///{store / 'optuna.db'}")
+    earlier.enqueue_trial({"family": "mlp"})  # the store's other sweep, which must stay as it is
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(_two(warm_start=["nosuch"], data={"subset": 100})))
+    assert main(["run", str(spec), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {spec}: warm_start: no sweep 'nosuch'" in err[0], err
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{store / 'optuna.db'}")
+    assert [(s.study_name, s.n_trials) for s in summaries] == [("first", 1)]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
