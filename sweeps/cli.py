@@ -380,6 +380,75 @@ class TrainCommand(Command):
         return EXIT_OK
 
 
+class PredictCommand(Command):
+    help = "classify photos (or a video's garments) with a sweep's model, a model URI or a file"
+    options = ("store",)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("images", nargs="*", metavar="IMAGE", help="photos (JPEG, PNG, ...)")
+        parser.add_argument("--model", required=True, help="a sweep name (its final model), "
+                            "an MLflow model URI (runs:/..., models:/...) or a .keras file")
+        parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+        parser.add_argument("--show", metavar="OUT.png",
+                            help="write a sheet: each photo, what the model saw, the prediction")
+        parser.add_argument("--foreground", choices=("auto", "grabcut", "none"), default="auto",
+                            help="cut the garment from a busy background first (GrabCut): "
+                                 "auto (where the photo's border is not one colour), always, "
+                                 "never")
+        parser.add_argument("--video", metavar="IN.mp4", help="a video to annotate instead")
+        parser.add_argument("--out", metavar="OUT.mp4", help="the annotated video (--video)")
+        parser.add_argument("--threshold", type=float, default=0.9,
+                            help="--video: draw a box where the top probability reaches it")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from sweeps import predict, tracking
+
+        if bool(args.video) == bool(args.images):
+            raise UsageError("name one or more IMAGE files, or --video IN.mp4 (not both)")
+        if args.video and not args.out:
+            raise UsageError("--video needs --out OUT.mp4")
+        if not 0.0 <= args.threshold <= 1.0:
+            raise UsageError(f"--threshold {args.threshold}: must lie in [0, 1]")
+        st = tracking.store(args.store, args.tracking_uri)
+        if args.video:
+            return self._video(args, st)
+        photos = {path: predict.read_image(path) for path in args.images}  # all, before loading
+        model = predict.load_model(args.model, st)
+        preds = predict.classify(model, photos, args.foreground)
+        echo(predict.as_json(preds) if args.json else predict.table(preds))
+        if args.show:
+            echo(f"sheet: {predict.sheet(preds, args.show)}", file=sys.stderr if args.json
+                 else None)
+        return EXIT_OK
+
+    def _video(self, args: argparse.Namespace, st) -> int:
+        from fmnist import video
+        from sweeps import predict
+
+        if not os.path.isfile(args.video):
+            raise UsageError(f"{args.video}: no such file")
+        try:
+            video.open_video(args.video).release()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        model = predict.load_model(args.model, st)
+        step = [0]
+
+        def progress(done: int, total: int) -> None:
+            if done == total or time.monotonic() - step[0] >= 5:
+                step[0] = time.monotonic()
+                echo(f"  frame {done}/{total or '?'}", file=sys.stderr)
+
+        try:
+            stats = video.annotate_video(args.video, args.out, model, args.threshold, progress)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        boxes = sum(len(d) for d in stats.detections)
+        echo(f"{args.out}: {stats.frames} frames {stats.size[0]}x{stats.size[1]}, {boxes} boxes "
+             f"at probability >= {args.threshold:g}; {stats.fps:.1f} frames/s")
+        return EXIT_OK
+
+
 COMMANDS: dict[str, type[Command]] = {
     "data": DataCommand,
     "models": ModelsCommand,
@@ -389,6 +458,7 @@ COMMANDS: dict[str, type[Command]] = {
     "ui": UiCommand,
     "list": ListCommand,
     "run": RunCommand,
+    "predict": PredictCommand,
 }
 
 

@@ -12,8 +12,11 @@ Every choice is made on validation: the ensemble is the final model where it val
 the best trial alone; else a refit that trained all its epochs; else the best trial's model.
 Each model is evaluated on the test set once (``test/acc`` with the chosen augmentation,
 ``test/acc_plain`` without); the parent run gets the final model's test metrics, the model, and
-tags naming it (``tags.FINAL``, ``tags.FINAL_RUN_ID``). A run after the search that finished is
-reused by a later command (a resume), so nothing is trained twice.
+tags naming it (``tags.FINAL``, ``tags.FINAL_RUN_ID``). The model is registered in the MLflow
+Model Registry as ``fmnist-<sweep>`` with a signature and an input example, and the alias
+``champion`` moves to it (``mlflow models serve -m models:/fmnist-<sweep>@champion``). A run
+after the search that finished is reused by a later command (a resume), so nothing is trained
+twice.
 
 Example::
 
@@ -34,6 +37,14 @@ import numpy as np
 
 from sweeps import space, tracking
 from sweeps import tags as tag
+
+CHAMPION = "champion"  # the Model Registry alias of a sweep's newest final model
+
+
+def registered_name(sweep: str) -> str:
+    """The Model Registry name of a sweep's final model."""
+    return f"fmnist-{sweep}"
+
 
 REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
 
@@ -189,12 +200,16 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     now = int(time.time() * 1000)
     mlflow.set_tracking_uri(st.tracking_uri)
     with mlflow.start_run(run_id=parent):
-        example = split.x_test[:2]
+        example = split.x_val[:2]  # a model input: the test set is for the evaluation alone
         signature = mlflow.models.infer_signature(example,
                                                   chosen.model.predict(example, verbose=0))
         logged = mlflow.keras.log_model(
-            chosen.model, name="model", signature=signature,
+            chosen.model, name="model", signature=signature, input_example=example[:1],
+            registered_model_name=registered_name(spec.name),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
+    # the newest sweep of this name is the one served: `models:/fmnist-<sweep>@champion`
+    c.set_registered_model_alias(registered_name(spec.name), CHAMPION,
+                                 str(logged.registered_model_version))
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, logged.model_uri), RunTag(tag.FINAL, chosen.role),

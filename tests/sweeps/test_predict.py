@@ -1,0 +1,226 @@
+"""`fmnist-sweep predict` end to end: a real trained model on made photos and a made video,
+a tiny sweep's registered model found by its name, its URI and served by `mlflow models serve`,
+and each bad input's one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist import synth
+from sweeps.cli import main
+from tests.sweeps.helpers import free_port, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, data_root):
+    """A lenet5 trained for 3 epochs on the 48,000 training images (about 87% val/acc), as a
+    .keras file. (On 12,000 images it is less sure of itself, and a photo's small departures
+    from its original flip more of its answers.)"""
+    from fmnist import data, train
+
+    split = data.load_split(data_root, seed=0)
+    result = train.train("lenet5", split, {"max_epochs": 3, "seed": 0})
+    path = tmp_path_factory.mktemp("model") / "lenet5.keras"
+    result.model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, arrays):
+    """Three made product photos of test images, as JPEG files, and the images' labels."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(3):
+        paths.append(folder / f"photo{i}.jpg")
+        Image.fromarray(synth.product_photo(arrays[2][i], rng)).save(paths[-1])
+    return paths
+
+
+def test_made_photos_are_classified_as_the_model_classifies_their_originals(model_file, arrays):
+    from fmnist import photo
+    from fmnist.runtime import keras
+
+    model = keras.models.load_model(model_file, compile=False)
+    x = arrays[2][:100]
+    rng = np.random.default_rng(0)
+    seen = np.stack([photo.convert(synth.product_photo(img, rng)) for img in x])
+    same = (model.predict(seen, verbose=0).argmax(1) == model.predict(x, verbose=0).argmax(1))
+    assert same.sum() >= 90, same.sum()
+
+
+def test_predict_prints_the_top_3_as_a_table_and_as_json_and_writes_a_sheet(
+        model_file, photos, tmp_path, capsys):
+    assert main(["predict", *map(str, photos), "--model", str(model_file),
+                 "--show", str(tmp_path / "sheet.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["image", "#1", "#2", "#3"]
+    assert [line.split()[0] for line in out[1:4]] == [str(p) for p in photos]
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.width > 3 * 28 and sheet.height >= 3 * 28
+
+    assert main(["predict", str(photos[0]), "--model", str(model_file), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    top = got[0]["top"]
+    assert got[0]["image"] == str(photos[0]) and len(top) == 3
+    assert top[0]["probability"] >= top[1]["probability"] >= top[2]["probability"]
+    assert 0.0 < sum(t["probability"] for t in top) <= 1.0 + 1e-6
+
+
+def _green(frame_bgr: np.ndarray) -> np.ndarray:
+    return ((frame_bgr[:, :, 0] < 40) & (frame_bgr[:, :, 1] > 120)
+            & (frame_bgr[:, :, 2] < 40))
+
+
+def test_predict_video_writes_a_playable_video_with_labelled_boxes(model_file, arrays,
+                                                                   tmp_path, capsys):
+    import cv2
+
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    truth = synth.write_video(src, arrays[2][[1, 2, 9]], np.random.default_rng(0), frames=30)
+    assert main(["predict", "--video", str(src), "--out", str(out), "--model",
+                 str(model_file)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"{out}: 30 frames 640x480") and "frames/s" in line
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 30 and frames[0].shape == (480, 640, 3)
+    boxed = [i for i, f in enumerate(frames) if _green(f).sum() > 200]
+    assert boxed and all(truth[i] for i in boxed)  # boxes drawn, on frames with garments
+
+
+def _fails(capsys, argv: list[str]) -> str:
+    capsys.readouterr()  # what came before it
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_each_bad_input_gets_one_line_and_exit_2_and_writes_nothing(model_file, photos,
+                                                                    tmp_path, capsys):
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    (tmp_path / "clip.mp4").write_text("not a video")
+    store = tmp_path / "store"
+    model = ["--model", str(model_file), "--store", str(store)]
+    cases = [
+        (["predict", str(tmp_path / "notes.jpg"), *model], "notes.jpg: not an image"),
+        (["predict", str(tmp_path / "absent.png"), *model], "absent.png: no such file"),
+        (["predict", "--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "o.mp4"),
+          *model], "clip.mp4: not a video"),
+        (["predict", str(photos[0]), "--model", str(tmp_path / "none.keras")],
+         "none.keras: no such file"),
+        (["predict", str(photos[0]), "--model", str(tmp_path / "notes.jpg")],
+         "notes.jpg: not a Keras model file"),
+        (["predict", str(photos[0]), "--model", "runs:/0123abcd/model", "--store", str(store)],
+         "runs:/0123abcd/model: no such model"),
+        (["predict", str(photos[0]), "--model", "nosweep", "--store", str(store)],
+         "nosweep: not a .keras file, a model URI or a sweep"),
+    ]
+    for argv, expected in cases:
+        assert expected in _fails(capsys, argv), argv
+    assert not store.exists() and not (tmp_path / "o.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory, data_root):
+    """A finished two-trial sweep with its final model registered, in its own store."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        root = tmp_path_factory.mktemp("sweep")
+        spec = write_spec(root / "s.yaml", name="tiny", trials=2, max_concurrent=1)
+        assert main(["run", str(spec), "--store", str(root / "store")]) == 0
+    finally:
+        ray.shutdown()
+    return root / "store"
+
+
+def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
+        tiny_sweep, photos, capsys):
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(tracking_uri=f"sqlite:///{tiny_sweep / 'mlflow.db'}")
+    version = c.get_model_version_by_alias("fmnist-tiny", "champion")
+    assert version.version == "1"
+    info = c.get_logged_model(version.model_id)
+    assert info.name == "model"
+    capsys.readouterr()
+    by_name, by_uri = [], []
+    for model, out in (("tiny", by_name), ("models:/fmnist-tiny@champion", by_uri)):
+        assert main(["predict", str(photos[0]), "--json", "--model", model,
+                     "--store", str(tiny_sweep)]) == 0
+        out.append(json.loads(capsys.readouterr().out)[0]["top"])
+    assert by_name == by_uri
+
+
+def test_a_sweep_with_no_final_model_gets_one_line(tmp_path, photos, capsys):
+    from sweeps import tracking
+
+    st = tracking.store(tmp_path / "store")
+    c = tracking.client(st)
+    exp = tracking.experiment_id(st, "unfinished")
+    c.create_run(exp, tags={"fmnist.role": "parent"})
+    line = _fails(capsys, ["predict", str(photos[0]), "--model", "unfinished",
+                           "--store", str(st.root)])
+    assert "unfinished: the sweep has no final model yet" in line
+
+
+def test_mlflow_models_serve_answers_a_converted_photo_with_its_class(tiny_sweep, photos,
+                                                                     capsys):
+    from fmnist import photo
+    from sweeps import predict
+
+    assert main(["predict", str(photos[1]), "--json", "--model", "tiny",
+                 "--store", str(tiny_sweep)]) == 0
+    expected = json.loads(capsys.readouterr().out)[0]["top"][0]["class"]
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tiny_sweep / 'mlflow.db'}"}
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    server = subprocess.Popen([mlflow_cli, "models", "serve", "-m",
+                               "models:/fmnist-tiny@champion", "--env-manager", "local",
+                               "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/ping", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(1)
+        x = photo.convert(predict.read_image(photos[1]))
+        body = json.dumps({"inputs": x[None].tolist()}).encode()
+        req = urllib.request.Request(f"{base}/invocations", body,
+                                     {"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req, timeout=60).read())
+        probs = np.asarray(answer["predictions"])
+        from fmnist.data import CLASS_NAMES
+
+        assert probs.shape == (1, 10) and CLASS_NAMES[int(probs[0].argmax())] == expected
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
