@@ -46,6 +46,19 @@ def registered_name(sweep: str) -> str:
     return f"fmnist-{sweep}"
 
 
+def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
+    """``model_uri`` as a new version of ``fmnist-<sweep>`` in the Model Registry, with the
+    alias ``champion`` moved to it (what `mlflow models serve -m models:/fmnist-<sweep>@champion`
+    serves); its version."""
+    import mlflow
+
+    mlflow.set_tracking_uri(st.tracking_uri)
+    name = registered_name(sweep)
+    version = mlflow.register_model(model_uri, name).version
+    tracking.client(st).set_registered_model_alias(name, CHAMPION, str(version))
+    return str(version)
+
+
 REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
 
 
@@ -205,11 +218,10 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
                                                   chosen.model.predict(example, verbose=0))
         logged = mlflow.keras.log_model(
             chosen.model, name="model", signature=signature, input_example=example[:1],
-            registered_model_name=registered_name(spec.name),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
-    # the newest sweep of this name is the one served: `models:/fmnist-<sweep>@champion`
-    c.set_registered_model_alias(registered_name(spec.name), CHAMPION,
-                                 str(logged.registered_model_version))
+    version = register_champion(st, spec.name, logged.model_uri)
+    say(f"final: registered as models:/{registered_name(spec.name)}@{CHAMPION} "
+        f"(version {version})")
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, logged.model_uri), RunTag(tag.FINAL, chosen.role),

@@ -172,6 +172,13 @@ def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
         out.append(json.loads(capsys.readouterr().out)[0]["top"])
     assert by_name == by_uri
 
+    # a newer final model of the sweep's name: a new version, and the alias moves to it
+    from sweeps import final, tracking
+
+    st = tracking.store(tiny_sweep)
+    assert final.register_champion(st, "tiny", version.source) == "2"
+    assert c.get_model_version_by_alias("fmnist-tiny", "champion").version == "2"
+
 
 def test_a_sweep_with_no_final_model_gets_one_line(tmp_path, photos, capsys):
     from sweeps import tracking
