@@ -270,9 +270,21 @@ def refit_hp(spec, knobs: dict[str, Any]) -> dict[str, Any]:
             "early_stopping": False, "threads": threads, "inter_threads": min(2, threads)}
 
 
-def _refit(st, spec, parent, best, split, study, say, until) -> Candidate:
+def refit_estimate_s(metrics: dict[str, float], epochs: int, images: int,
+                     trial_images: int) -> float | None:
+    """The seconds a refit of ``epochs`` epochs on ``images`` images should take, at the pace
+    of its trial (``train_s`` over ``epochs`` epochs of ``trial_images``); None where the trial
+    did not record it."""
+    train_s, ran = metrics.get("train_s"), metrics.get("epochs")
+    if not train_s or not ran or not trial_images:
+        return None
+    return float(train_s) / float(ran) * epochs * images / trial_images
+
+
+def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None:
     """Train the best configuration on train + val for the trial's best epoch count (a run of
-    role REFIT), or load the refit a finished run of an earlier command saved."""
+    role REFIT), or load the refit a finished run of an earlier command saved; None where the
+    budget's time left is too short for all its epochs at its trial's pace."""
     done = _own_run(st, spec, tag.REFIT, best.info.run_id)
     if done is not None and done.info.status == "FINISHED" and _checkpoint(done):
         say("final: refit done before, reused")
@@ -292,6 +304,13 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate:
     epochs = int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
     hp = refit_hp(spec, knobs)
     full = refit_split(split)
+    need = refit_estimate_s(best.data.metrics, epochs, len(full.y_train), len(split.y_train))
+    if until is not None and need is not None and time.monotonic() + need > until:
+        # cut short, it would be recorded and never chosen: the budget's time is not spent on it
+        say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "
+            f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.monotonic()):.0f}"
+            f" s are left: not started")
+        return None
     out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
     tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.CHECKPOINT: str(out)}
     rid = done.info.run_id if done is not None else tracking.start_child(

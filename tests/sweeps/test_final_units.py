@@ -33,6 +33,15 @@ def test_a_refit_cut_short_by_the_budget_is_never_chosen():
     assert final._choose([trial, _cand(tag.REFIT, None)]).role == tag.REFIT
 
 
+def test_a_refits_time_is_estimated_at_its_trials_pace():
+    # 20 epochs of 48,000 images took 2,000 s: 20 epochs of 60,000 take 2,500
+    assert final.refit_estimate_s({"train_s": 2000.0, "epochs": 20}, 20, 60000,
+                                  48000) == pytest.approx(2500.0)
+    assert final.refit_estimate_s({"train_s": 100.0, "epochs": 4}, 8, 1000,
+                                  1000) == pytest.approx(200.0)
+    assert final.refit_estimate_s({"epochs": 4}, 8, 1000, 1000) is None  # not recorded
+
+
 @dataclass
 class _Split:
     x_train: np.ndarray
