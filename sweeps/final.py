@@ -46,6 +46,29 @@ def registered_name(sweep: str) -> str:
     return f"fmnist-{sweep}"
 
 
+def log_model(st: tracking.Store, run_id: str, model, example: np.ndarray) -> str:
+    """``model`` as an MLflow model (Keras flavor, with a signature and the input example
+    ``example[:1]``) under the run's artifact path ``model``; its URI."""
+    import tempfile
+
+    import mlflow
+
+    from fmnist.runtime import keras, tf
+
+    signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model"
+        # made first: mlflow.keras.save_model writes the input example before it makes the
+        # folder, and mlflow.keras.log_model with an input example fails (mlflow#16183)
+        local.mkdir()
+        mlflow.keras.save_model(model, str(local), signature=signature,
+                                input_example=example[:1],
+                                pip_requirements=[f"tensorflow=={tf.__version__}",
+                                                  f"keras=={keras.__version__}"])
+        tracking.client(st).log_artifacts(run_id, str(local), "model")
+    return f"runs:/{run_id}/model"
+
+
 def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
     """``model_uri`` as a new version of ``fmnist-<sweep>`` in the Model Registry, with the
     alias ``champion`` moved to it (what `mlflow models serve -m models:/fmnist-<sweep>@champion`
@@ -141,7 +164,6 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     ``until`` (``time.monotonic()``): the refit and the ensemble's library end by it (the test
     evaluation and the record follow). Idempotent: a parent that holds its final model is
     left as it is."""
-    import mlflow
 
     c = tracking.client(st)
     best = best_trial(st, spec)
@@ -208,23 +230,14 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     ev = chosen.evaluation
     from mlflow.entities import Metric, RunTag
 
-    from fmnist.runtime import keras, tf
-
     now = int(time.time() * 1000)
-    mlflow.set_tracking_uri(st.tracking_uri)
-    with mlflow.start_run(run_id=parent):
-        example = split.x_val[:2]  # a model input: the test set is for the evaluation alone
-        signature = mlflow.models.infer_signature(example,
-                                                  chosen.model.predict(example, verbose=0))
-        logged = mlflow.keras.log_model(
-            chosen.model, name="model", signature=signature, input_example=example[:1],
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"])
-    version = register_champion(st, spec.name, logged.model_uri)
+    model_uri = log_model(st, parent, chosen.model, split.x_val[:2])
+    version = register_champion(st, spec.name, model_uri)
     say(f"final: registered as models:/{registered_name(spec.name)}@{CHAMPION} "
         f"(version {version})")
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
-                      RunTag(tag.MODEL_URI, logged.model_uri), RunTag(tag.FINAL, chosen.role),
+                      RunTag(tag.MODEL_URI, model_uri), RunTag(tag.FINAL, chosen.role),
                       RunTag(tag.FINAL_RUN_ID, chosen.run_id)])
     c.log_dict(parent, {"confusion": ev.confusion.tolist(),
                         "misclassified": ev.misclassified.tolist(),
@@ -232,7 +245,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
                         "class_names": list(ev.class_names)}, "test_evaluation.json")
     c.set_terminated(parent, "FINISHED")
     say(f"final: the {chosen.role} model, test/acc {ev.accuracy:.4f}")
-    info.update({"test/acc": ev.accuracy, "model_uri": logged.model_uri, "final": chosen.role,
+    info.update({"test/acc": ev.accuracy, "model_uri": model_uri, "final": chosen.role,
                  "final_run_id": chosen.run_id, "tta": mode,
                  "train_images": refit.trained_images if refit is not None else 0})
     return info

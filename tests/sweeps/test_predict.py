@@ -160,10 +160,16 @@ def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
     from mlflow.tracking import MlflowClient
 
     c = MlflowClient(tracking_uri=f"sqlite:///{tiny_sweep / 'mlflow.db'}")
+    import mlflow
+
     version = c.get_model_version_by_alias("fmnist-tiny", "champion")
-    assert version.version == "1"
-    info = c.get_logged_model(version.model_id)
-    assert info.name == "model"
+    assert str(version.version) == "1"
+    parent = c.get_run(version.run_id)
+    assert parent.data.tags["fmnist.role"] == "parent"
+    assert parent.data.tags["fmnist.model_uri"] == f"runs:/{version.run_id}/model"
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_sweep / 'mlflow.db'}")
+    info = mlflow.models.get_model_info("models:/fmnist-tiny@champion")
+    assert info.signature is not None and info.saved_input_example_info is not None
     capsys.readouterr()
     by_name, by_uri = [], []
     for model, out in (("tiny", by_name), ("models:/fmnist-tiny@champion", by_uri)):
@@ -176,8 +182,8 @@ def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
     from sweeps import final, tracking
 
     st = tracking.store(tiny_sweep)
-    assert final.register_champion(st, "tiny", version.source) == "2"
-    assert c.get_model_version_by_alias("fmnist-tiny", "champion").version == "2"
+    assert final.register_champion(st, "tiny", f"runs:/{version.run_id}/model") == "2"
+    assert str(c.get_model_version_by_alias("fmnist-tiny", "champion").version) == "2"
 
 
 def test_a_sweep_with_no_final_model_gets_one_line(tmp_path, photos, capsys):
@@ -201,8 +207,10 @@ def test_mlflow_models_serve_answers_a_converted_photo_with_its_class(tiny_sweep
                  "--store", str(tiny_sweep)]) == 0
     expected = json.loads(capsys.readouterr().out)[0]["top"][0]["class"]
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tiny_sweep / 'mlflow.db'}"}
-    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    bin_dir = str(Path(sys.executable).parent)  # the server's uvicorn is found on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tiny_sweep / 'mlflow.db'}",
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow_cli = str(Path(bin_dir) / "mlflow")
     server = subprocess.Popen([mlflow_cli, "models", "serve", "-m",
                                "models:/fmnist-tiny@champion", "--env-manager", "local",
                                "--host", "127.0.0.1", "--port", str(port)], env=env,
