@@ -231,10 +231,10 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
-    model_uri = log_model(st, parent, chosen.model, split.x_val[:2])
-    version = register_champion(st, spec.name, model_uri)
-    say(f"final: registered as models:/{registered_name(spec.name)}@{CHAMPION} "
-        f"(version {version})")
+    version = register_champion(st, spec.name, log_model(st, parent, chosen.model,
+                                                         split.x_val[:2]))
+    model_uri = f"models:/{registered_name(spec.name)}/{version}"  # this sweep's, for good
+    say(f"final: registered as {model_uri}, alias {CHAMPION}")
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, model_uri), RunTag(tag.FINAL, chosen.role),

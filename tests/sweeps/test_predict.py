@@ -166,7 +166,7 @@ def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
     assert str(version.version) == "1"
     parent = c.get_run(version.run_id)
     assert parent.data.tags["fmnist.role"] == "parent"
-    assert parent.data.tags["fmnist.model_uri"] == f"runs:/{version.run_id}/model"
+    assert parent.data.tags["fmnist.model_uri"] == "models:/fmnist-tiny/1"
     mlflow.set_tracking_uri(f"sqlite:///{tiny_sweep / 'mlflow.db'}")
     info = mlflow.models.get_model_info("models:/fmnist-tiny@champion")
     assert info.signature is not None and info.saved_input_example_info is not None
