@@ -144,11 +144,9 @@ def tiny_sweep(tmp_path_factory, data_root):
     """A finished two-trial sweep with its final model registered, in its own store."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
-    try:
-        root = tmp_path_factory.mktemp("sweep")
-        spec = write_spec(root / "s.yaml", name="tiny", trials=2, max_concurrent=1)
+    root = tmp_path_factory.mktemp("sweep")
+    spec = write_spec(root / "s.yaml", name="tiny", trials=2, max_concurrent=1)
+    try:  # the run starts a local Ray where an earlier module left none
         assert main(["run", str(spec), "--store", str(root / "store")]) == 0
     finally:
         ray.shutdown()
