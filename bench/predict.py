@@ -11,7 +11,7 @@ end: decode, proposals, conversion, classification, drawing, encode. A plain ``f
 reference model (bench/throughput.py) is timed beside it, for the machine's speed.
 
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/predict.py --model all \
-        --store /tmp/run2h/store
+        --store STORE     # a sweep's name and its store (default ./mlruns), a URI or a file
 """
 
 from __future__ import annotations

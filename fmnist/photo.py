@@ -32,9 +32,8 @@ SIZE = 28
 TRIM_TOLERANCE = 0.05  # of the largest RGB distance, sqrt(3) * 255
 BUSY_SPREAD = 12.0  # the border's colour spread (RGB std) above which a background is busy
 FOREGROUND = ("auto", "grabcut", "none")
-# the unsharp mask's amount, in percent: on 500 made photos of test images a fastcnn (94.2% on the
-# originals) scored 93.2% at 0, 92.6% at 25, 91.8% at 50 (bench/predict.py); made photos have
-# no camera blur to undo, real ones do
+# the unsharp mask's amount, in percent, chosen on made photos (BENCHMARKS.md: stronger took them
+# further from their originals; made photos carry no camera blur to undo, real ones do)
 SHARPEN_PERCENT = 25
 
 

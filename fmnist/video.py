@@ -4,8 +4,8 @@
 Proposals are the outer contours of a frame's edges (OpenCV's Canny on a half-size gray frame,
 dilated so that a garment's outlines join into one region), for garments on a plain or smoothly
 lit background; a region too small or too thin is dropped. 003's selective search proposes
-thousands of regions a frame and ran far from real time; contours propose a handful in about a
-millisecond. All of a frame's regions are classified in one batch.
+thousands of regions a frame and ran far from real time; contours propose a handful, at a cost
+small beside the classification. All of a frame's regions are classified in one batch.
 
 Example::
 

@@ -53,6 +53,23 @@ def free_port() -> int:
     return port
 
 
+def wait_until_answers(url: str, server, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fails where ``server`` (a Popen) exits first or
+    ``timeout_s`` passes."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, f"{url}: no answer"
+        time.sleep(1)
+
+
 @contextlib.contextmanager
 def mlflow_ui(store: Path, sweep: str | None = None):
     """`fmnist-sweep ui` for ``store`` on a free port; yields its base URL once it answers, or
@@ -61,8 +78,6 @@ def mlflow_ui(store: Path, sweep: str | None = None):
     import signal
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     port = free_port()
     cli = str(Path(sys.executable).with_name("fmnist-sweep"))
@@ -73,15 +88,7 @@ def mlflow_ui(store: Path, sweep: str | None = None):
     base = f"http://127.0.0.1:{port}"
     printed = server.stdout.readline()  # "MLflow UI for <uri>: <url> (Ctrl-C stops it)"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "UI did not start"
-            time.sleep(1)
+        wait_until_answers(f"{base}/health", server, 120)
         yield printed.split(": ", 1)[1].split(" ")[0] if sweep else base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from PIL import Image
 
 from fmnist import synth
 from sweeps.cli import main
-from tests.sweeps.helpers import free_port, write_spec
+from tests.sweeps.helpers import free_port, wait_until_answers, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -216,15 +215,7 @@ def test_mlflow_models_serve_answers_a_converted_photo_with_its_class(tiny_sweep
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/ping", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "no server"
-            time.sleep(1)
+        wait_until_answers(f"{base}/ping", server, 180)
         x = photo.convert(predict.read_image(photos[1]))
         body = json.dumps({"inputs": x[None].tolist()}).encode()
         req = urllib.request.Request(f"{base}/invocations", body,
