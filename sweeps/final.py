@@ -274,12 +274,13 @@ def refit_split(split):
                    x_val=split.x_val[:REFIT_VAL_IMAGES], y_val=split.y_val[:REFIT_VAL_IMAGES])
 
 
-def refit_hp(spec, knobs: dict[str, Any]) -> dict[str, Any]:
+def refit_hp(spec, knobs: dict[str, Any], max_epochs: int | None = None) -> dict[str, Any]:
     """The best trial's ``knobs`` (``space.trial_setup``'s) for its refit: as the trial ran them
-    (its schedule's length included), without early stopping; all this machine's cores."""
+    (its schedule's length included: ``max_epochs``, where a budget moved the trial's, else the
+    spec's), without early stopping; all this machine's cores."""
     seed = int(spec.fixed.get("seed", spec.data_seed))
     threads = max(1, os.cpu_count() or 1)
-    return {"seed": seed, **knobs, "max_epochs": spec.max_epochs,
+    return {"seed": seed, **knobs, "max_epochs": int(max_epochs or spec.max_epochs),
             "early_stopping": False, "threads": threads, "inter_threads": min(2, threads)}
 
 
@@ -292,6 +293,31 @@ def refit_estimate_s(metrics: dict[str, float], epochs: int, images: int,
     if not train_s or not ran or not trial_images:
         return None
     return float(train_s) / float(ran) * epochs * images / trial_images
+
+
+def refit_epochs(best) -> int:
+    """The epochs the refit of trial run ``best`` trains: the trial's best epoch count."""
+    return int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
+
+
+def refit_need_s(best, split) -> float | None:
+    """The seconds the refit of trial run ``best`` should take on ``split``'s training and
+    validation images, at the trial's pace; None where the trial did not record it."""
+    return refit_estimate_s(best.data.metrics, refit_epochs(best),
+                            len(split.y_train) + len(split.y_val), len(split.y_train))
+
+
+def refit_fits(best, split, until: float, now: float | None = None) -> bool:
+    """Whether the refit of trial run ``best`` should end by ``until`` (``time.monotonic()``)
+    if it started ``now``; True where the trial did not record its pace (it cannot be told)."""
+    need = refit_need_s(best, split)
+    return need is None or (time.monotonic() if now is None else now) + need <= until
+
+
+def refit_done(st: tracking.Store, spec, best) -> bool:
+    """Whether an earlier command of the sweep trained the refit of trial run ``best``."""
+    done = _own_run(st, spec, tag.REFIT, best.info.run_id)
+    return done is not None and done.info.status == "FINISHED" and _checkpoint(done) is not None
 
 
 def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None:
@@ -314,10 +340,10 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None
     config = {**trial.params, **{k: v for k, v in trial.user_attrs.items()
                                  if k in (space.RECIPE_KEY, space.WARM_KEY)}}
     family, preset, knobs = space.trial_setup(spec, config)
-    epochs = int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
-    hp = refit_hp(spec, knobs)
+    epochs = refit_epochs(best)
+    hp = refit_hp(spec, knobs, best.data.metrics.get("schedule_epochs"))
     full = refit_split(split)
-    need = refit_estimate_s(best.data.metrics, epochs, len(full.y_train), len(split.y_train))
+    need = refit_need_s(best, split)
     if until is not None and need is not None and time.monotonic() + need > until:
         # cut short, it would be recorded and never chosen: the budget's time is not spent on it
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "

@@ -161,6 +161,8 @@ class TrialRecorder(Callback):
                    "val/loss_final": final.val_loss, "epochs": final.epochs,
                    "best_epoch": final.best_epoch, "train_s": final.train_s,
                    "params": final.params}
+        if final.max_epochs:  # where its schedule ended: a budget may have moved it
+            metrics["schedule_epochs"] = final.max_epochs
         tags = {tag.CHECKPOINT: ckpt, tag.STOP_REASON: final.stop_reason,
                 tag.GPU_IDS: final.gpu_ids, tag.NODE_ID: final.node_id, tag.PID: final.pid,
                 tag.TRIAL_START: final.trial_start, tag.TRAIN_START: final.train_start,

@@ -63,15 +63,34 @@ class Deadlines:
     after: float
 
     @classmethod
-    def of(cls, spec: SweepSpec, started: float) -> Deadlines | None:
+    def of(cls, spec: SweepSpec, started: float, refit: bool | None = None) -> Deadlines | None:
+        """The ``spec``'s budget's, from ``started``; ``refit=False``: without the refit's
+        share (given to the search where the refit cannot fit, ``refit_share_back``)."""
         if not spec.budget_s:
             return None
         reserve = final_reserve_s(spec.budget_s)
-        share = (AFTER_SHARE["refit"] if spec.refit else 0.0) + (
+        refit = spec.refit if refit is None else refit
+        share = (AFTER_SHARE["refit"] if refit else 0.0) + (
             AFTER_SHARE["ensemble"] if spec.ensemble >= 2 else 0.0)
         after = started + spec.budget_s - reserve
         hard = after - share * spec.budget_s
         return cls(hard - reserve, hard, after)
+
+
+def refit_share_back(spec: SweepSpec, st: tracking.Store, split, deadlines: Deadlines | None,
+                     started: float) -> Deadlines | None:
+    """The deadlines that give the refit's share of the budget to the search, where the search
+    has ended and the best trial's refit cannot end by ``deadlines.after`` at that trial's pace
+    (a machine too slow for it: the share would go unspent), or where no trial has finished;
+    None where the refit can, where the spec has no budget or no refit, where an earlier command
+    trained it, or where the best trial did not record its pace."""
+    if deadlines is None or not spec.refit:
+        return None
+    best = final.best_trial(st, spec)
+    if best is not None and (final.refit_fits(best, split, deadlines.after)
+                             or final.refit_done(st, spec, best)):
+        return None
+    return Deadlines.of(spec, started, refit=False)
 
 
 @dataclass
@@ -225,6 +244,15 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
         try:
             ran_now, images = _tune(spec, st, storage, study, split, parent, remaining, done,
                                     opts, say, search_s, deadline)
+            more = refit_share_back(spec, st, split, deadlines, started)
+            done = resume.study_counts(study)[0]
+            if more is not None and done < spec.trials and more.search_soft > time.monotonic():
+                left = more.search_soft - time.monotonic()
+                say(f"sweep {spec.name}: the best trial's refit would not end within the "
+                    f"budget; its share goes to the search ({left:.0f} s more)")
+                r, i = _tune(spec, st, storage, study, split, parent, spec.trials - done, done,
+                             opts, say, left, (more.search_soft, more.search_hard))
+                ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:
             e.done, e.trials, e.name = resume.study_counts(study)[0], spec.trials, spec.name
             raise

@@ -55,8 +55,11 @@ class FinalReport:
     gpu_ids: str = ""
     hostname: str = ""
     trial_name: str = ""
-    # the last epoch, when it is the spec's last possible one: it is reported only here
+    # the last epoch, when it is the trial's last possible one: it is reported only here
     last_epoch: dict[str, float] = field(default_factory=dict)
+    # the epoch its schedule ended at: the spec's max_epochs, or fewer where a budget's time
+    # left moved it (the refit trains on the same schedule)
+    max_epochs: int = 0
 
     def value(self, metric: str) -> float:
         """The final model's ``metric`` (one of spec.REPORTED_METRICS)."""
@@ -123,8 +126,10 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
     Reports each epoch but the spec's last (``EPOCH_KEYS`` and where it ran), with the state
     after it as a checkpoint; then a ``FinalReport`` with the final model as a checkpoint. A
     trial Tune asks to stop ends within ``train.STOP_POLL_IMAGES`` images, with no final report.
-    A budget's ``deadline`` (soft, hard; ``time.time()``): after soft the trial ends at its
-    next epoch's end, at hard mid-epoch; either way with its final report.
+    A budget's ``deadline`` (soft, hard; ``time.time()``): the trial fits its epochs and its
+    schedule to end by soft at its pace (``train.train``'s ``finish_by``), and is complete
+    there; past soft it ends at its next epoch's end, at hard mid-epoch; each with its final
+    report.
     """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
@@ -160,12 +165,14 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
           "threads": threads, "inter_threads": min(2, threads)}
 
     def on_epoch(m: dict[str, Any]) -> bool:
-        # the last possible epoch goes out with the final report: a scheduler rung there could
-        # otherwise stop a trial that has already done all its work, losing its model
-        if m["epoch"] < max_epochs:
-            state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
-            tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement},
-                        checkpoint=tune.Checkpoint.from_directory(state) if state else None)
+        # the last possible epoch (the spec's, or the one a budget moved it to) goes out with
+        # the final report: a scheduler rung there could otherwise stop a trial that has
+        # already done all its work, losing its model
+        if m["epoch"] >= m["max_epochs"]:
+            return False
+        state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
+        tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement},
+                    checkpoint=tune.Checkpoint.from_directory(state) if state else None)
         return deadline is not None and time.time() >= deadline[0]
 
     stop_requested = _stop_event()
@@ -183,7 +190,8 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
           ) as resume_from:
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                              should_stop=should_stop, epoch_state=True,
-                             resume_from=resume_from)
+                             resume_from=resume_from,
+                             finish_by=None if deadline is None else deadline[0])
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     final_val = result.final_val  # measured by training's own validation: no second pass
@@ -198,8 +206,9 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         stop_reason=result.stop_reason, epochs=result.epochs, best_epoch=result.best_epoch,
         train_s=result.seconds, params=result.params, seed=result.hp["seed"],
         resumed=result.resumed_from, train_start=train_start, trial_end=time.time(),
-        trial_name=ctx.get_trial_name(), last_epoch=last if last["epoch"] >= max_epochs else {},
-        **placement)
+        trial_name=ctx.get_trial_name(),
+        last_epoch=last if last["epoch"] >= result.max_epochs else {},
+        max_epochs=result.max_epochs, **placement)
     with tempfile.TemporaryDirectory() as tmp:
         result.model.save(os.path.join(tmp, "model.keras"))
         tune.report(final.as_result(), checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -3,6 +3,7 @@ hand-off of each epoch (with its saved state) to the caller, and a stop on reque
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -58,9 +59,23 @@ class EpochRecorder(keras.callbacks.Callback):
         self.history.append(m)
 
 
+def fitting_epochs(done: int, epoch_s: float, left_s: float, max_epochs: int) -> int:
+    """The last epoch of a run that has trained ``done`` epochs, the latest in ``epoch_s``
+    seconds, with ``left_s`` seconds left: as many more as end within them at that pace, never
+    past ``max_epochs``, never before ``done``."""
+    more = math.floor(left_s / epoch_s) if epoch_s > 0 else max_epochs
+    return max(done, min(max_epochs, done + more))
+
+
 class EpochEnd(keras.callbacks.Callback):
-    """Last of the callbacks. Hands each epoch's metrics to ``on_epoch``; a true return stops
-    training (and sets ``recorder.external``).
+    """Last of the callbacks. Hands each epoch's metrics to ``on_epoch``, with the run's last
+    epoch as ``m["max_epochs"]``; a true return stops training (and sets ``recorder.external``).
+
+    With ``finish_by`` (a ``time.time()``), the run's last epoch moves after every epoch to the
+    epochs that end by then at the latest epoch's pace (``fitting_epochs``), never past
+    ``max_epochs``, and so does the ``schedule``'s (``EpochSchedule.set_horizon``): a run given
+    less time than its epochs need anneals its rate within that time instead of being cut off
+    at a high one (budgeted training). The run stops, complete, at that epoch.
 
     With ``save_state``, every epoch but the last is handed on with ``m[state.STATE_KEY]``: a
     temporary folder holding the state after it (``state.write``), removed once ``on_epoch``
@@ -70,10 +85,11 @@ class EpochEnd(keras.callbacks.Callback):
 
     def __init__(self, recorder: EpochRecorder, on_epoch, max_epochs: int, stopper=None,
                  plateau=None, save_state: bool = False, resume: dict[str, Any] | None = None,
-                 ema: EMAWeights | None = None):
+                 ema: EMAWeights | None = None, finish_by: float | None = None, schedule=None):
         super().__init__()
         self.ema = ema
         self.recorder, self.on_epoch, self.max_epochs = recorder, on_epoch, max_epochs
+        self.limit, self.finish_by, self.schedule = max_epochs, finish_by, schedule
         self.stopper, self.plateau = stopper, plateau
         self.save_state, self.resume = save_state, resume
 
@@ -83,6 +99,9 @@ class EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         m = dict(self.recorder.history[-1])
+        if self.finish_by is not None:
+            self._fit_the_time(epoch + 1, m["epoch_s"])
+        m["max_epochs"] = self.max_epochs
         if not self.save_state or epoch + 1 >= self.max_epochs or self.model.stop_training:
             self._hand_on(m)  # no state, or training ends here: none to go on from
             return
@@ -90,6 +109,14 @@ class EpochEnd(keras.callbacks.Callback):
             state.write(Path(tmp), self.model, epoch + 1, self.recorder.history,
                         self.stopper, self.plateau, self.ema)
             self._hand_on({**m, state.STATE_KEY: tmp})
+
+    def _fit_the_time(self, done: int, epoch_s: float) -> None:
+        last = fitting_epochs(done, epoch_s, self.finish_by - time.time(), self.limit)
+        if last != self.max_epochs and hasattr(self.schedule, "set_horizon"):
+            self.schedule.set_horizon(last)
+        self.max_epochs = last
+        if done >= last:
+            self.model.stop_training = True
 
     def _hand_on(self, m: dict[str, Any]) -> None:
         if self.on_epoch is not None and self.on_epoch(m):

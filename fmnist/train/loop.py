@@ -43,6 +43,8 @@ class TrainResult:
     # mid-epoch stop, whose weights were never validated
     final_val: dict[str, float] | None = None
     resumed_from: int = 0  # the epoch of the ``resume_from`` state it went on after; 0: none
+    # the epoch its schedule ended at: hp's max_epochs, or fewer where ``finish_by`` moved it
+    max_epochs: int = 0
 
     @property
     def epochs(self) -> int:
@@ -94,6 +96,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     epoch_state: bool = False,
     resume_from: str | Path | None = None,
+    finish_by: float | None = None,
     verbose: int = 0,
 ) -> TrainResult:
     """Train a model on ``split.x_train`` and select on ``split.x_val``; never touches the test
@@ -112,6 +115,10 @@ def train(
             (every epoch but the last; not with SWA, whose snapshots are not saved).
         resume_from: such a folder; training goes on from the epoch after it, with the same
             ``hp`` (with SWA it starts over).
+        finish_by: a ``time.time()`` to end by: after each epoch, the run's last epoch (and
+            its schedule's) moves to the epochs that end by then at the latest epoch's pace,
+            never past ``max_epochs`` (``callbacks.EpochEnd``); ``TrainResult.max_epochs``
+            says where it ended.
 
     Returns:
         A ``TrainResult``: the model holds early stopping's best weights (or SWA's mean).
@@ -137,7 +144,8 @@ def train(
         spe = max(1, min(spe, STOP_POLL_IMAGES // thp["batch_size"]))
     smooth = thp["label_smoothing"] > 0
     loss, acc = _loss_and_metric(thp["label_smoothing"])
-    model.compile(optimizer=schedules.optimizer(thp, schedules.learning_rate_schedule(thp, steps)),
+    lr = schedules.learning_rate_schedule(thp, steps)
+    model.compile(optimizer=schedules.optimizer(thp, lr),
                   loss=loss, metrics=[acc], steps_per_execution=spe, jit_compile=False)
 
     seed = thp["seed"]
@@ -172,9 +180,10 @@ def train(
         ema = EMAWeights(thp["ema"], stopper if not thp["swa_epochs"] else None, resume)
         callbacks.append(ema)
     # last: early stopping and the plateau schedule have seen the epoch before it is handed on
-    callbacks.append(EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
-                              save_state=epoch_state and not thp["swa_epochs"], resume=resume,
-                              ema=ema))
+    end = EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
+                   save_state=epoch_state and not thp["swa_epochs"], resume=resume, ema=ema,
+                   finish_by=finish_by, schedule=lr)
+    callbacks.append(end)
     initial_epoch = resume["epoch"] if resume else 0
 
     t0 = time.perf_counter()
@@ -205,4 +214,5 @@ def train(
     return TrainResult(model=model, history=hist, stop_reason=reason, seconds=seconds,
                        params=model.count_params(), hp=thp, model_hp=model_hp,
                        best_epoch=best_epoch, swa_snapshots=list(swa.snapshots) if swa else [],
-                       final_val=final_val, resumed_from=initial_epoch)
+                       final_val=final_val, resumed_from=initial_epoch,
+                       max_epochs=end.max_epochs)

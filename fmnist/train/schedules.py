@@ -2,8 +2,10 @@
 optimizer that runs on them.
 
 Each schedule function takes ``e`` (a backend tensor: the step over steps per epoch), the peak
-rate ``base``, ``max_epochs`` and the schedule's own knobs, and returns the rate. ``EpochSchedule``
-turns one into a Keras ``LearningRateSchedule`` of the optimizer's step.
+rate ``base``, ``max_epochs`` (the epoch the schedule ends at: a number or a backend tensor) and
+the schedule's own knobs, and returns the rate. ``EpochSchedule`` turns one into a Keras
+``LearningRateSchedule`` of the optimizer's step, whose last epoch a run may move while it
+trains (``set_horizon``: a budgeted run fits its schedule to its time).
 
 Example::
 
@@ -52,9 +54,9 @@ def cyclic(e, base, max_epochs, cycle_epochs=4, **_):
 def triangle(e, base, max_epochs, peak_at=0.23, **_):
     """Linear from base/5 up to ``base`` at ``peak_at`` of the epochs, then linear down to 0 at
     the end (the CIFAR-10 speed runs' schedule)."""
-    peak = max(peak_at * max_epochs, 1e-6)
+    peak = ops.maximum(peak_at * max_epochs, 1e-6)
     up = base * (0.2 + 0.8 * e / peak)
-    down = base * ops.maximum(max_epochs - e, 0.0) / max(max_epochs - peak, 1e-6)
+    down = base * ops.maximum(max_epochs - e, 0.0) / ops.maximum(max_epochs - peak, 1e-6)
     return ops.where(e < peak, up, down)
 
 
@@ -69,7 +71,8 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """One of ``BY_NAME``'s schedules as a Keras schedule of the optimizer's step.
 
     Fully described by its config, so a saved model (a trial's checkpoint, the logged model)
-    loads back with its optimizer.
+    loads back with its optimizer. ``horizon`` (the epoch the schedule ends at, ``max_epochs``
+    at first) is a variable the compiled step reads: ``set_horizon`` moves it mid-run.
     """
 
     def __init__(self, kind, base, steps_per_epoch, max_epochs, step_factor=0.1,
@@ -81,10 +84,17 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.steps_per_epoch, self.max_epochs = int(steps_per_epoch), int(max_epochs)
         self.step_factor, self.step_epochs = float(step_factor), step_epochs
         self.cycle_epochs, self.peak_at = cycle_epochs, float(peak_at)
+        self.horizon = keras.Variable(float(self.max_epochs), dtype="float32", trainable=False,
+                                      name="schedule_horizon")
+
+    def set_horizon(self, epochs: int) -> None:
+        """End the schedule at ``epochs`` (a budgeted run's fit to its time left)."""
+        self.max_epochs = int(epochs)
+        self.horizon.assign(float(epochs))
 
     def __call__(self, step):
         e = ops.cast(step, "float32") / float(self.steps_per_epoch)
-        return BY_NAME[self.kind](e, self.base, float(self.max_epochs),
+        return BY_NAME[self.kind](e, self.base, ops.cast(self.horizon, "float32"),
                                   step_factor=self.step_factor, step_epochs=self.step_epochs,
                                   cycle_epochs=self.cycle_epochs, peak_at=self.peak_at)
 

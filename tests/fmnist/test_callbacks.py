@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fmnist.runtime import keras
-from fmnist.train import augment, state
-from fmnist.train.callbacks import EMAWeights
+from fmnist.train import augment, schedules, state
+from fmnist.train.callbacks import EMAWeights, EpochEnd, EpochRecorder, fitting_epochs
 
 pytestmark = pytest.mark.unit
 
@@ -107,3 +107,67 @@ def test_crop_keeps_the_size_moves_by_whole_pixels_and_is_seeded():
     assert len(rows) == 64, "one pixel each, never cut off"
     assert set(rows - 14) <= {-2, -1, 0, 1, 2} and set(cols - 14) <= {-2, -1, 0, 1, 2}
     assert len(set(zip(rows, cols, strict=True))) > 5, "the shifts vary"
+
+
+@pytest.mark.parametrize(("done", "epoch_s", "left_s", "max_epochs", "last"), [
+    (1, 10.0, 1000.0, 20, 20),  # time for all: the spec's epochs
+    (1, 10.0, 75.0, 20, 8),  # 7 more whole epochs fit
+    (3, 10.0, 9.9, 20, 3),  # not one more: ends here
+    (3, 10.0, -5.0, 20, 3),  # already past: ends here, never before what it trained
+    (20, 10.0, 500.0, 20, 20),
+])
+def test_fitting_epochs_ends_a_run_within_its_time(done, epoch_s, left_s, max_epochs, last):
+    assert fitting_epochs(done, epoch_s, left_s, max_epochs) == last
+
+
+def _triangle(max_epochs: int, steps: int = 10):
+    return schedules.EpochSchedule("triangle", 0.1, steps, max_epochs, peak_at=0.25)
+
+
+def test_a_moved_horizon_reaches_the_compiled_step_and_the_saved_config():
+    # the rate the compiled training step uses must follow the horizon, not the value it was
+    # traced with: from the new last epoch on, a plain SGD step at rate 0 moves no weight
+    sched = _triangle(8)
+    m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.SGD(sched), loss="mse", steps_per_execution=5)
+    seen = []
+
+    class Move(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([w.copy() for w in m.get_weights()])
+            if epoch == 0:
+                sched.set_horizon(1)
+
+    x = np.random.default_rng(0).normal(size=(100, 2)).astype("float32")
+    m.fit(x, x[:, :1] * 3.0, batch_size=10, epochs=3, callbacks=[Move()], verbose=0)
+    assert float(sched(10)) == 0.0 and sched.get_config()["max_epochs"] == 1
+    for later in seen[1:]:
+        for a, b in zip(seen[0], later, strict=True):
+            np.testing.assert_array_equal(a, b)
+    back = schedules.EpochSchedule.from_config(sched.get_config())
+    assert float(back(5)) == pytest.approx(float(sched(5)))
+
+
+def _epoch_end(max_epochs: int, epoch_s: float, finish_by: float):
+    got = []
+    rec = EpochRecorder(100)
+    rec.history = [{"epoch": 1, "epoch_s": epoch_s, "val/acc": 0.5}]
+    sched = _triangle(max_epochs)
+    end = EpochEnd(rec, lambda m: got.append(m), max_epochs, finish_by=finish_by,
+                   schedule=sched)
+    end.set_model(_model())
+    end.on_epoch_end(0)
+    return got[0], end, sched
+
+
+def test_the_epoch_end_fits_the_run_and_its_schedule_to_the_time_left():
+    import time
+
+    m, end, sched = _epoch_end(20, 100.0, time.time() + 350.0)
+    assert m["max_epochs"] == end.max_epochs == sched.max_epochs == 4  # 3 more fit
+    assert float(sched.horizon.numpy()) == 4.0 and not end.model.stop_training
+    m, end, sched = _epoch_end(20, 100.0, time.time() - 1.0)
+    assert m["max_epochs"] == 1 and end.model.stop_training  # ends now, complete
+    assert float(sched(10)) == 0.0  # annealed at its end
+    m, end, sched = _epoch_end(20, 100.0, time.time() + 1e6)
+    assert m["max_epochs"] == 20 and sched.max_epochs == 20 and not end.model.stop_training

@@ -93,6 +93,22 @@ def test_schedules_give_the_promised_rates(hp, expected):
         assert got == pytest.approx(lr, rel=1e-4, abs=1e-9), (epoch, got)
 
 
+def test_a_run_given_less_time_than_its_epochs_ends_complete_with_its_rate_annealed(tiny):
+    # a budgeted trial whose time is up after its first epoch: its schedule ends there (rate
+    # 0) and the run is complete at it, not cut off at the triangle's peak
+    import time
+
+    hp = {"max_epochs": 6, "schedule": "triangle", "learning_rate": 0.05, "batch_size": 100}
+    seen = []
+    r = train.train("mlp", tiny, hp, on_epoch=seen.append, finish_by=time.time())
+    assert r.epochs == 1 and r.max_epochs == 1 and r.stop_reason == "max_epochs"
+    assert [m["max_epochs"] for m in seen] == [1]
+    assert float(r.model.optimizer.learning_rate) == 0.0
+    assert r.final_val is not None  # its last epoch validated: no second pass needed
+    free = train.train("mlp", tiny, {**hp, "max_epochs": 2}, finish_by=time.time() + 3600)
+    assert free.epochs == free.max_epochs == 2
+
+
 def test_a_model_trained_on_a_schedule_saves_and_loads_back_with_it(tiny, tmp_path):
     # a sweep reloads its best trial's checkpoint for the test evaluation; a step schedule
     # (003's model5 recipe) once made that load fail

@@ -315,7 +315,13 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
     assert wall < 60 + 20, wall
     client, parent, nested, study = records(store, "budget")
     trials = [r for r in nested if r.data.tags[tag.ROLE] == tag.TRIAL]
-    assert 0 < len([r for r in trials if r.info.status == "FINISHED"]) < 40
+    finished = [r for r in trials if r.info.status == "FINISHED"]
+    assert 0 < len(finished) < 40
+    for r in finished:  # each fitted its schedule to the search's time left, and says where
+        m = r.data.metrics
+        assert 1 <= m["epochs"] <= m["schedule_epochs"] <= 3, m
+        if r.data.tags[tag.STOP_REASON] == "max_epochs":
+            assert m["epochs"] == m["schedule_epochs"], m
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
     # after the search: a refit and an ensemble under the parent, each evaluated on the test
     # set; the parent's test/acc is the final model's, named in its tags
@@ -325,6 +331,9 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
         assert r.info.status == "FINISHED" and 0 < r.data.metrics["test/acc"] <= 1
         assert r.data.tags[tag.SOURCE_RUN_ID] == parent.data.tags[tag.BEST_RUN_ID]
     assert int(after[tag.REFIT].data.params["train_images"]) > 1500  # train + val of the subset
+    best = client.get_run(parent.data.tags[tag.BEST_RUN_ID])  # the refit runs its schedule
+    assert after[tag.REFIT].data.params["max_epochs"] == str(
+        int(best.data.metrics["schedule_epochs"]))
     final_run = parent.data.tags[tag.FINAL_RUN_ID]
     final_role = parent.data.tags[tag.FINAL]
     scored = {**{r.info.run_id: r for r in after.values()},
@@ -342,6 +351,39 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
         ["trial", "refit", "ensemble"]
     assert sum(ln.rstrip(" |").endswith("yes") for ln in side.splitlines()) == 1
     assert parent.data.params["budget_s"] == "60.0"
+
+
+def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_share_back(
+        tmp_path, capsys):
+    # trials of 200 epochs on a budget of 80 s: the first fits its epochs and its schedule to
+    # the search's time (soft deadline at 40 s) and ends complete; its refit (on twice the
+    # images) could not end within the 30 s kept for it, so the search gets that time instead
+    import time
+
+    spec = write_spec(tmp_path / "s.yaml", name="giveback", trials=10, max_epochs=200,
+                      max_concurrent=1, data={"subset": 1500, "seed": 0},
+                      fixed={"batch_size": 32, "schedule": "triangle"},
+                      final={"refit": True, "ensemble": 0, "tta": False})
+    store = tmp_path / "store"
+    t0 = time.monotonic()
+    assert main(["run", str(spec), "--store", str(store), "--budget", "80s"]) == 0
+    wall = time.monotonic() - t0
+    out = capsys.readouterr().out
+    assert wall < 80 + 20, wall
+    assert "refit would not end within the budget; its share goes to the search" in out, out
+    client, parent, nested, study = records(store, "giveback")
+    assert {r.data.tags[tag.ROLE] for r in nested} == {tag.TRIAL}, "no refit was started"
+    finished = sorted((r for r in nested if r.info.status == "FINISHED"),
+                      key=lambda r: float(r.data.tags[tag.TRIAL_END]))
+    first = finished[0].data
+    assert first.tags[tag.STOP_REASON] == "max_epochs"  # complete at its fitted end
+    assert first.metrics["epochs"] == first.metrics["schedule_epochs"] < 200
+    lrs = client.get_metric_history(finished[0].info.run_id, "lr")
+    assert max(m.value for m in lrs) > 2 * lrs[-1].value  # annealed within its time
+    later = [r for r in finished[1:]
+             if float(r.data.tags[tag.TRIAL_START]) >= float(first.tags[tag.TRIAL_END])]
+    assert later, "the refit's share ran more trials"
+    assert "test/acc" in parent.data.metrics
 
 
 def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_one(tmp_path,
