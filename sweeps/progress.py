@@ -21,6 +21,7 @@ class _Running:
     epoch: int = 0
     val_acc: float | None = None
     epoch_s: float | None = None
+    last: int | None = None  # its last epoch, where a budget moved it from the spec's
 
 
 class Progress:
@@ -44,9 +45,10 @@ class Progress:
     def epoch(self, trial_id: str, m: dict[str, Any]) -> str:
         r = self.running.setdefault(trial_id, _Running(None))
         r.epoch, r.val_acc, r.epoch_s = int(m["epoch"]), m.get("val/acc"), m.get("epoch_s")
+        r.last = int(m["max_epochs"]) if m.get("max_epochs") else r.last
         self.epochs_now += 1
         return (f"{self.summary()} trial {self._name(trial_id)} epoch {r.epoch}/"
-                f"{self.max_epochs} val/acc {_f(r.val_acc)} {_f(r.epoch_s, '.1f')}s/epoch")
+                f"{self._last(r)} val/acc {_f(r.val_acc)} {_f(r.epoch_s, '.1f')}s/epoch")
 
     def ended(self, trial_id: str, value: float | None = None, failed: bool = False,
               mode: str = "max") -> None:
@@ -62,9 +64,12 @@ class Progress:
         if not self.epochs_now:
             return None
         not_started = max(0, self.trials - self.done - len(self.running))
-        left = (sum(self.max_epochs - r.epoch for r in self.running.values())
+        left = (sum(self._last(r) - r.epoch for r in self.running.values())
                 + not_started * self.max_epochs)
         return left * (self.clock() - self.t0) / self.epochs_now
+
+    def _last(self, r: _Running) -> int:
+        return r.last or self.max_epochs
 
     def summary(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4f}"
@@ -85,7 +90,7 @@ class Progress:
         for col in ("trial", "epoch", "val/acc", "s/epoch"):
             t.add_column(col, justify="right" if col != "trial" else "left")
         for tid, r in self.running.items():
-            t.add_row(self._name(tid), f"{r.epoch}/{self.max_epochs}", _f(r.val_acc),
+            t.add_row(self._name(tid), f"{r.epoch}/{self._last(r)}", _f(r.val_acc),
                       _f(r.epoch_s, ".1f"))
         return Group(t, Text(self.summary()))
 

@@ -125,7 +125,7 @@ class TrialRecorder(Callback):
         self.train_images += self.n_train
         if self._new_epochs(trial, [epoch]):
             tracking.log_history(tracking.client(self.st), rid, [epoch])
-        self.display.epoch(trial.trial_id, epoch)
+        self.display.epoch(trial.trial_id, {**epoch, "max_epochs": result.get("max_epochs")})
         if result.get("done"):  # the scheduler stops it here, before its last epoch
             self._close_pruned(trial, result)
 

@@ -171,7 +171,8 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         if m["epoch"] >= m["max_epochs"]:
             return False
         state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
-        tune.report({**{k: m[k] for k in EPOCH_KEYS}, **placement},
+        tune.report({**{k: m[k] for k in EPOCH_KEYS}, "max_epochs": m["max_epochs"],
+                     **placement},
                     checkpoint=tune.Checkpoint.from_directory(state) if state else None)
         return deadline is not None and time.time() >= deadline[0]
 

@@ -39,6 +39,18 @@ def test_each_epoch_report_is_one_plain_line_with_trial_epoch_and_val_acc():
     assert lines[2].startswith("[0/4 done, 1 running, 0 failed; best val/acc -, eta <= ")
 
 
+def test_a_trial_fitted_to_a_budget_shows_and_counts_its_own_last_epoch():
+    clock = Clock()
+    p = progress.Progress(trials=1, max_epochs=20, metric="val/acc", clock=clock)
+    p.started("a", 0)
+    clock.now += 10
+    assert "epoch 1/20 " in p.epoch("a", _epoch(1))  # time for all 20 so far
+    clock.now += 10
+    assert "epoch 2/6 " in p.epoch("a", {**_epoch(2), "max_epochs": 6})  # the budget's fit
+    assert p.eta_s() == (6 - 2) * 10
+    assert "epoch 3/6 " in p.epoch("a", _epoch(3))  # kept until moved again
+
+
 def test_eta_counts_the_epochs_left_at_the_rate_epochs_came_in():
     clock = Clock()
     p = progress.Progress(trials=3, max_epochs=10, metric="val/acc", done=1, clock=clock)
