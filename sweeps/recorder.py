@@ -91,7 +91,8 @@ class TrialRecorder(Callback):
         else:
             family, preset, knobs = space.trial_setup(self.spec, trial.config)
             params = {"family": family, "preset": preset or "",
-                      "max_epochs": self.spec.max_epochs, "seed": self.seed, **knobs}
+                      "max_epochs": space.trial_epochs(self.spec, trial.config),
+                      "seed": self.seed, **knobs}
             tags = {tag.TRIAL_DIR: _trial_dir(trial)}
             if space.WARM_KEY in trial.config:
                 tags[tag.WARM_START] = trial.config[space.WARM_KEY]

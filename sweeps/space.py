@@ -56,6 +56,13 @@ def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in CARRIED and k != "family"}
 
 
+def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
+    """The epochs a trial whose config is ``config`` may train: its recipe's where it sets them
+    (a budget's quick look, ``warm.recipe_starts``), never past the spec's ``max_epochs``."""
+    recipe = config.get(RECIPE_KEY) or {}
+    return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
+
+
 def trial_setup(spec: SweepSpec, config: dict[str, Any]) -> tuple[str, str | None, dict]:
     """What a trial whose Ray config (or Optuna params, with ``RECIPE_KEY`` from its user
     attributes) is ``config`` trains: (family, preset, knobs), the knobs being the spec's fixed

@@ -149,7 +149,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         except RuntimeError:  # already initialised in this (reused) worker
             pass
     from fmnist import evaluate, train
-    from sweeps.space import RESUME_KEY, trial_setup
+    from sweeps.space import RESUME_KEY, trial_epochs, trial_setup
 
     ctx = tune.get_context()
     placement = {
@@ -160,7 +160,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         "trial_start": started,
     }
     family, preset, knobs = trial_setup(spec, config)
-    max_epochs = spec.max_epochs
+    max_epochs = trial_epochs(spec, config)
     hp = {"seed": seed, **knobs, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 

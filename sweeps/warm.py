@@ -3,7 +3,9 @@ sampler proposes any.
 
 - ``start_from: recipe``: the write-ups' configurations of the sweep's families, and the ``fast``
   preset's (``fmnist.writeups``), each trained exactly as the recipe says (its preset and knobs;
-  the spec's ``fixed`` does not apply to it), for the sweep's ``max_epochs``;
+  the spec's ``fixed`` does not apply to it), for the sweep's ``max_epochs``. Under a budget
+  the first of them goes first for ``QUICK`` of those epochs, on its own schedule: a model
+  within minutes, which the rest of the budget then improves on (Hyperband's first rung);
 - ``warm_start: [SWEEP, ...]``: each earlier sweep's best ``PER_SWEEP`` finished configurations in
   the same store, the searched keys that apply to this spec (the others are sampled).
 
@@ -26,6 +28,7 @@ from sweeps import tags as tag
 from sweeps.spec import SweepSpec
 
 PER_SWEEP = 3  # an earlier sweep's best configurations enqueued
+QUICK = 0.25  # of max_epochs: a budgeted sweep's quick look at its first recipe
 
 
 class WarmStartError(UserError):
@@ -84,6 +87,13 @@ def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
                                "hp": {k: v for k, v in knobs.items() if k not in searched},
                                "exact": True},
             space.WARM_KEY: f"recipe {ref.row}"}))
+    quick = max(1, round(QUICK * spec.max_epochs))
+    if spec.budget_s and starts and quick < spec.max_epochs:
+        first = starts[0]
+        label = f"{first.label} for {quick} epochs"
+        starts.insert(0, Start(label, first.params, {
+            space.RECIPE_KEY: {**first.user_attrs[space.RECIPE_KEY], "max_epochs": quick},
+            space.WARM_KEY: label}))
     return starts, notes
 
 
@@ -121,8 +131,9 @@ def earlier_starts(spec: SweepSpec, storage, st: tracking.Store) -> tuple[list[S
             if spec.multi:
                 params = {"family": family, **params}
             attrs = {space.WARM_KEY: label}
-            if space.RECIPE_KEY in t.user_attrs:
-                attrs[space.RECIPE_KEY] = t.user_attrs[space.RECIPE_KEY]
+            if space.RECIPE_KEY in t.user_attrs:  # its knobs; its epochs are this sweep's
+                attrs[space.RECIPE_KEY] = {k: v for k, v in t.user_attrs[space.RECIPE_KEY].items()
+                                           if k != "max_epochs"}
             starts.append(Start(label, params, attrs))
     return starts, notes
 

@@ -134,6 +134,24 @@ def test_start_from_recipe_makes_the_first_trials_the_recipes_exact_configuratio
         study.tell(t, 0.5)
 
 
+def test_under_a_budget_the_first_recipe_goes_first_for_a_quarter_of_its_epochs():
+    # a model within minutes (Hyperband's first rung), then the same recipe in full
+    raw = _two(start_from="recipe", max_epochs=20, budget="30m")
+    sp = specs.parse(raw, "s.yaml")
+    starts = warm.plan(sp, optuna.storages.InMemoryStorage(), None, say=lambda s: None)
+    assert [s.label for s in starts] == ["recipe 000-cnn5 for 5 epochs", "recipe 000-cnn5",
+                                         "recipe 002-mlp"]
+    quick, full = starts[0], starts[1]
+    assert quick.params == full.params  # the same configuration, on a shorter schedule
+    assert space.trial_epochs(sp, {**quick.params, **quick.user_attrs}) == 5
+    assert space.trial_epochs(sp, {**full.params, **full.user_attrs}) == 20
+    assert space.trial_epochs(sp, {"family": "mlp"}) == 20  # a sampled trial: the spec's
+    no_budget = specs.parse(_two(start_from="recipe", max_epochs=20), "s.yaml")
+    assert [s.label for s in warm.plan(no_budget, optuna.storages.InMemoryStorage(), None,
+                                       say=lambda s: None)] == ["recipe 000-cnn5",
+                                                                "recipe 002-mlp"]
+
+
 def test_a_recipe_the_space_cannot_hold_is_left_out_and_said():
     raw = _two(start_from="recipe")
     raw["spaces"]["mlp"]["layers"] = {"type": "int", "low": 1, "high": 3}  # 002's has 4
