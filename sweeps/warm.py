@@ -90,7 +90,7 @@ def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
     quick = max(1, round(QUICK * spec.max_epochs))
     if spec.budget_s and starts and quick < spec.max_epochs:
         first = starts[0]
-        label = f"{first.label} for {quick} epochs"
+        label = f"{first.label} for {quick} epoch{'s' if quick > 1 else ''}"
         starts.insert(0, Start(label, first.params, {
             space.RECIPE_KEY: {**first.user_attrs[space.RECIPE_KEY], "max_epochs": quick},
             space.WARM_KEY: label}))
