@@ -139,12 +139,14 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 def _scheduler(spec: SweepSpec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
+    from sweeps.trial import RUNG_KEY  # the epoch of a trial on the spec's whole schedule
+
     if spec.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=spec.max_epochs + 1,
+        return ASHAScheduler(time_attr=RUNG_KEY, max_t=spec.max_epochs + 1,
                              grace_period=spec.grace_period,
                              reduction_factor=spec.reduction_factor)
     if spec.scheduler == "median":
-        return MedianStoppingRule(time_attr="epoch",
+        return MedianStoppingRule(time_attr=RUNG_KEY,
                                   grace_period=spec.grace_period)
     return FIFOScheduler()
 

@@ -25,6 +25,18 @@ from typing import Any
 EPOCH_KEYS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best",
               "epoch_s", "images_per_s", "lr")
 
+# the schedulers' time (ASHA's and the median rule's rungs): the epoch, reported only by a trial
+# on the spec's whole schedule. One whose schedule ends sooner (a budget's quick look, or one
+# fitted to the time left) anneals sooner and would look better at an early rung than it is:
+# its results must not stop the trials that run the whole schedule.
+RUNG_KEY = "rung_epoch"
+
+
+def rung(epoch: int, last: int, spec: Any) -> dict[str, int]:
+    """What a trial at ``epoch`` whose schedule ends at ``last`` reports for the rungs."""
+    return {RUNG_KEY: int(epoch)} if last >= spec.max_epochs else {}
+
+
 FINAL_KEY = "final"  # set (1) in a trial's last report, the one with its final model
 
 
@@ -172,7 +184,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
             return False
         state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
         tune.report({**{k: m[k] for k in EPOCH_KEYS}, "max_epochs": m["max_epochs"],
-                     **placement},
+                     **rung(m["epoch"], m["max_epochs"], spec), **placement},
                     checkpoint=tune.Checkpoint.from_directory(state) if state else None)
         return deadline is not None and time.time() >= deadline[0]
 
@@ -212,4 +224,5 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         max_epochs=result.max_epochs, **placement)
     with tempfile.TemporaryDirectory() as tmp:
         result.model.save(os.path.join(tmp, "model.keras"))
-        tune.report(final.as_result(), checkpoint=tune.Checkpoint.from_directory(tmp))
+        tune.report({**final.as_result(), **rung(last["epoch"], result.max_epochs, spec)},
+                    checkpoint=tune.Checkpoint.from_directory(tmp))
