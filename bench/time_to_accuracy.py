@@ -419,11 +419,16 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.saved:
         results: dict[str, dict[str, Any]] = {}
+        runs = []
         for path in args.saved:
             saved = json.loads(path.read_text())
             print(f"{path}: {saved['spec']}, budget {saved['budget_min']:g} min, "
                   f"{saved['split']}, started {saved['started']}")
             results.update(saved["results"])
+            runs.append({k: saved[k] for k in ("spec", "budget_min", "split", "max_epochs",
+                                               "started") if k in saved})
+        (args.out / "time_to_accuracy.json").write_text(json.dumps(
+            {"merged": runs, "results": results}, indent=1))
     else:
         results = measure(args)
     print(summary(results, args.levels))

@@ -72,7 +72,7 @@ class EpochEnd(keras.callbacks.Callback):
     epoch as ``m["max_epochs"]``; a true return stops training (and sets ``recorder.external``).
 
     With ``finish_by`` (a ``time.time()``), the run's last epoch moves after every epoch to the
-    epochs that end by then at the latest epoch's pace (``fitting_epochs``), never past
+    epochs that end by then at the run's pace (``_pace``, ``fitting_epochs``), never past
     ``max_epochs``, and so does the ``schedule``'s (``EpochSchedule.set_horizon``): a run given
     less time than its epochs need anneals its rate within that time instead of being cut off
     at a high one (budgeted training). The run stops, complete, at that epoch.
@@ -100,7 +100,7 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         m = dict(self.recorder.history[-1])
         if self.finish_by is not None:
-            self._fit_the_time(epoch + 1, m["epoch_s"])
+            self._fit_the_time(epoch + 1, self._pace())
         m["max_epochs"] = self.max_epochs
         if not self.save_state or epoch + 1 >= self.max_epochs or self.model.stop_training:
             self._hand_on(m)  # no state, or training ends here: none to go on from
@@ -109,6 +109,12 @@ class EpochEnd(keras.callbacks.Callback):
             state.write(Path(tmp), self.model, epoch + 1, self.recorder.history,
                         self.stopper, self.plateau, self.ema)
             self._hand_on({**m, state.STATE_KEY: tmp})
+
+    def _pace(self) -> float:
+        """Seconds an epoch: the median of the run's epochs after its first (which traces the
+        compiled step), so one slow or fast epoch does not move the run's end."""
+        times = [h["epoch_s"] for h in self.recorder.history]
+        return float(np.median(times[1:] if len(times) > 1 else times))
 
     def _fit_the_time(self, done: int, epoch_s: float) -> None:
         last = fitting_epochs(done, epoch_s, self.finish_by - time.time(), self.limit)

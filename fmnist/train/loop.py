@@ -116,7 +116,7 @@ def train(
         resume_from: such a folder; training goes on from the epoch after it, with the same
             ``hp`` (with SWA it starts over).
         finish_by: a ``time.time()`` to end by: after each epoch, the run's last epoch (and
-            its schedule's) moves to the epochs that end by then at the latest epoch's pace,
+            its schedule's) moves to the epochs that end by then at the run's pace,
             never past ``max_epochs`` (``callbacks.EpochEnd``); ``TrainResult.max_epochs``
             says where it ended.
 

@@ -171,3 +171,12 @@ def test_the_epoch_end_fits_the_run_and_its_schedule_to_the_time_left():
     assert float(sched(10)) == 0.0  # annealed at its end
     m, end, sched = _epoch_end(20, 100.0, time.time() + 1e6)
     assert m["max_epochs"] == 20 and sched.max_epochs == 20 and not end.model.stop_training
+
+
+
+def test_the_run_s_pace_is_its_median_epoch_after_the_first():
+    # the first epoch traces the compiled step; one noisy epoch must not move the run's end
+    rec = EpochRecorder(100)
+    rec.history = [{"epoch_s": s} for s in (15.0, 2.0, 3.0, 2.0)]
+    end = EpochEnd(rec, None, 20, finish_by=0.0)
+    assert end._pace() == 2.0

@@ -362,7 +362,7 @@ def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_sh
 
     spec = write_spec(tmp_path / "s.yaml", name="giveback", trials=10, max_epochs=200,
                       max_concurrent=1, data={"subset": 1500, "seed": 0},
-                      fixed={"batch_size": 32, "schedule": "triangle"},
+                      fixed={"batch_size": 32, "schedule": "triangle", "early_stopping": False},
                       final={"refit": True, "ensemble": 0, "tta": False})
     store = tmp_path / "store"
     t0 = time.monotonic()
