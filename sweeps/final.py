@@ -343,8 +343,8 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None
     epochs = refit_epochs(best)
     hp = refit_hp(spec, knobs, best.data.metrics.get("schedule_epochs"))
     full = refit_split(split)
-    need = refit_need_s(best, split)
-    if until is not None and need is not None and time.monotonic() + need > until:
+    if until is not None and not refit_fits(best, split, until):
+        need = refit_need_s(best, split)
         # cut short, it would be recorded and never chosen: the budget's time is not spent on it
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "
             f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.monotonic()):.0f}"
