@@ -255,8 +255,27 @@ class ValidateCommand(Command):
                 bad += 1
                 continue
             echo(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
-                  f"{len(sp.space)} searched ({', '.join(sp.space)})")
+                 f"{_searched(sp)}, budget {_budget(sp)}")
         return EXIT_BAD_INPUT if bad else EXIT_OK
+
+
+def _searched(sp) -> str:
+    """'3 searched (a, b, c)'; a multi-family spec adds each family's own knobs."""
+    def knobs(names) -> str:
+        return f"{len(names)} searched" + (f" ({', '.join(names)})" if names else "")
+    if not sp.multi:
+        return knobs(list(sp.space))
+    own = "; ".join(f"{f}: {knobs(list(sp.spaces.get(f, {})))}" for f in sp.families)
+    return f"shared {knobs(list(sp.space))}; {own}"
+
+
+def _budget(sp) -> str:
+    """The spec's budget as it could be written in it: 2h, 1h30m, 90s; or none."""
+    if not sp.budget_s:
+        return "none"
+    h, rest = divmod(round(sp.budget_s), 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v)
 
 
 class ListCommand(Command):

@@ -4,8 +4,9 @@ sampler proposes any.
 - ``start_from: recipe``: the write-ups' configurations of the sweep's families, and the ``fast``
   preset's (``fmnist.writeups``), each trained exactly as the recipe says (its preset and knobs;
   the spec's ``fixed`` does not apply to it), for the sweep's ``max_epochs``. Under a budget
-  the first of them goes first for ``QUICK`` of those epochs, on its own schedule: a model
-  within minutes, which the rest of the budget then improves on (Hyperband's first rung);
+  the first of them goes first on shorter schedules of its own (``LOOKS``: a quarter, then half
+  of those epochs): a model within minutes, a better one in twice that, which the rest of the
+  budget then improves on (Hyperband's rungs);
 - ``warm_start: [SWEEP, ...]``: each earlier sweep's best ``PER_SWEEP`` finished configurations in
   the same store, the searched keys that apply to this spec (the others are sampled).
 
@@ -28,7 +29,8 @@ from sweeps import tags as tag
 from sweeps.spec import SweepSpec
 
 PER_SWEEP = 3  # an earlier sweep's best configurations enqueued
-QUICK = 0.25  # of max_epochs: a budgeted sweep's quick look at its first recipe
+LOOKS = (0.25, 0.5)  # of max_epochs: a budgeted sweep's quick looks at its first recipe, each
+# twice the last (Hyperband's rungs at eta 2): a model in minutes, a better one in twice that
 
 
 class WarmStartError(UserError):
@@ -87,14 +89,22 @@ def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
                                "hp": {k: v for k, v in knobs.items() if k not in searched},
                                "exact": True},
             space.WARM_KEY: f"recipe {ref.row}"}))
-    quick = max(1, round(QUICK * spec.max_epochs))
-    if spec.budget_s and starts and quick < spec.max_epochs:
-        first = starts[0]
-        label = f"{first.label} for {quick} epoch{'s' if quick > 1 else ''}"
-        starts.insert(0, Start(label, first.params, {
-            space.RECIPE_KEY: {**first.user_attrs[space.RECIPE_KEY], "max_epochs": quick},
-            space.WARM_KEY: label}))
+    if spec.budget_s and starts:
+        starts[:0] = _looks(starts[0], spec.max_epochs)
     return starts, notes
+
+
+def _looks(first: Start, max_epochs: int) -> list[Start]:
+    """``first`` on the shorter schedules of ``LOOKS``, shortest first (none twice, none as
+    long as the whole)."""
+    epochs = sorted({max(1, round(f * max_epochs)) for f in LOOKS} - {max_epochs})
+    out = []
+    for n in epochs:
+        label = f"{first.label} for {n} epoch{'s' if n > 1 else ''}"
+        out.append(Start(label, first.params, {
+            space.RECIPE_KEY: {**first.user_attrs[space.RECIPE_KEY], "max_epochs": n},
+            space.WARM_KEY: label}))
+    return out
 
 
 def _family_of(st: tracking.Store, sweep: str, params: dict[str, Any]) -> str:

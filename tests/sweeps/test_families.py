@@ -134,22 +134,30 @@ def test_start_from_recipe_makes_the_first_trials_the_recipes_exact_configuratio
         study.tell(t, 0.5)
 
 
-def test_under_a_budget_the_first_recipe_goes_first_for_a_quarter_of_its_epochs():
-    # a model within minutes (Hyperband's first rung), then the same recipe in full
+def test_under_a_budget_the_first_recipe_goes_first_for_a_quarter_then_half_its_epochs():
+    # a model within minutes, a better one in twice that (Hyperband's rungs), then in full
     raw = _two(start_from="recipe", max_epochs=20, budget="30m")
     sp = specs.parse(raw, "s.yaml")
     starts = warm.plan(sp, optuna.storages.InMemoryStorage(), None, say=lambda s: None)
-    assert [s.label for s in starts] == ["recipe 000-cnn5 for 5 epochs", "recipe 000-cnn5",
+    assert [s.label for s in starts] == ["recipe 000-cnn5 for 5 epochs",
+                                         "recipe 000-cnn5 for 10 epochs", "recipe 000-cnn5",
                                          "recipe 002-mlp"]
-    quick, full = starts[0], starts[1]
-    assert quick.params == full.params  # the same configuration, on a shorter schedule
-    assert space.trial_epochs(sp, {**quick.params, **quick.user_attrs}) == 5
+    quarter, half, full = starts[:3]
+    assert quarter.params == half.params == full.params  # one configuration, shorter schedules
+    assert [space.trial_epochs(sp, {**s.params, **s.user_attrs}) for s in starts[:2]] == [5, 10]
     assert space.trial_epochs(sp, {**full.params, **full.user_attrs}) == 20
     assert space.trial_epochs(sp, {"family": "mlp"}) == 20  # a sampled trial: the spec's
     no_budget = specs.parse(_two(start_from="recipe", max_epochs=20), "s.yaml")
     assert [s.label for s in warm.plan(no_budget, optuna.storages.InMemoryStorage(), None,
                                        say=lambda s: None)] == ["recipe 000-cnn5",
                                                                 "recipe 002-mlp"]
+    for max_epochs, looks in ((2, ["for 1 epoch"]), (1, [])):  # none twice, none in full
+        short = specs.parse(_two(start_from="recipe", max_epochs=max_epochs, budget="30m"),
+                            "s.yaml")
+        labels = [s.label for s in warm.plan(short, optuna.storages.InMemoryStorage(), None,
+                                             say=lambda s: None)]
+        assert labels == [f"recipe 000-cnn5 {x}" for x in looks] + ["recipe 000-cnn5",
+                                                                     "recipe 002-mlp"]
 
 
 def test_a_shorter_schedule_sets_no_bar_at_ashas_rungs():

@@ -129,7 +129,11 @@ def test_validate_command(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_with("trials", 0)))
     assert main(["validate", "search_spaces/minivgg.yaml"]) == 0
-    assert "ok  search_spaces/minivgg.yaml: minivgg" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ok  search_spaces/minivgg.yaml: minivgg" in out and out.rstrip().endswith("budget 2h")
+    assert main(["validate", "search_spaces/all.yaml"]) == 0
+    out = capsys.readouterr().out  # each family's own knobs are counted, not only the shared
+    assert "shared 0 searched; fastcnn: 4 searched (learning_rate, label_smoothing" in out
     assert main(["validate", str(bad)]) == 2
     assert f"{bad}: trials: must be an integer >= 1, but got 0." in capsys.readouterr().err
 
