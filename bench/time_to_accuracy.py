@@ -34,6 +34,7 @@ val/acc so far against time, one line per tool).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -68,17 +69,26 @@ def _test_acc(model, split) -> float | None:
     return float((probs.argmax(1) == split.y_test).mean())
 
 
-def run_ours(sp, split, budget_s: float, data_dir: str | None) -> dict[str, Any]:
+def run_ours(sp, split, budget_s: float, data_dir: str | None,
+             log: Path | None = None) -> dict[str, Any]:
+    """The whole ``run`` command under ``budget_s``; its messages, with the minutes since its
+    start, go to ``log``."""
     import ray
 
     from sweeps import runner, tracking
     from sweeps import tags as tag
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, \
+            (log.open("w") if log else contextlib.nullcontext()) as f:
         t0 = time.time()
+
+        def say(line: str) -> None:
+            if f:
+                print(f"{(time.time() - t0) / 60:5.1f} min  {line}", file=f, flush=True)
+
         out = runner.run(sp.replace(budget_s=budget_s),
                          runner.RunOptions(store=tmp, data_dir=data_dir,
-                                           started=time.monotonic()), say=lambda s: None)
+                                           started=time.monotonic()), say=say)
         wall = time.time() - t0
         st = tracking.store(tmp)
         runs = tracking.trial_runs(st, sp.name)
@@ -332,9 +342,15 @@ def run_keras_tuner(sp, split, budget_s: float, tmp: str) -> dict[str, Any]:
             "train_images": images[0]}
 
 
+def _speed(r: dict[str, Any]) -> str:
+    """The reference fit before the tool ran, and after where it was measured."""
+    after = f" / {r['ref_ips_after']:.0f}" if r.get("ref_ips_after") else ""
+    return f"{r.get('ref_ips', 0):.0f}{after} images/s"
+
+
 def summary(results: dict[str, dict[str, Any]], levels: list[float]) -> str:
     head = ("| tool | trials finished (started) | best val/acc | test/acc of its choice | "
-            "training images | reference fit | "
+            "training images | reference fit (before / after) | "
             + " | ".join(f"first >= {lv:.2f}" for lv in levels) + " |")
     rows = [head, "|" + " --- |" * (6 + len(levels))]
     for tool, r in results.items():
@@ -346,7 +362,7 @@ def summary(results: dict[str, dict[str, Any]], levels: list[float]) -> str:
         times = [first_reached(pts, lv) for lv in levels]
         rows.append(f"| {tool} | {r['finished']} ({r['started']}) | "
                     f"{'-' if best is None else f'{best:.4f}'} | {test} | "
-                    f"{r['train_images']:,.0f} | {r.get('ref_ips', 0):.0f} images/s | "
+                    f"{r['train_images']:,.0f} | {_speed(r)} | "
                     + " | ".join("never" if t is None else f"{t / 60:.1f} min" for t in times)
                     + " |")
     rows += ["", *targets(results)]
@@ -457,11 +473,13 @@ def measure(args) -> dict[str, dict[str, Any]]:
         ref_ips, _ = plain("minivgg", ref, 2, 64, 0)
         print(f"{tool}: reference fit {ref_ips:.0f} images/s; running ...", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            r = (run_ours(sp, split, budget_s, None) if tool == "fmnist-sweep"
+            r = (run_ours(sp, split, budget_s, None, args.out / "fmnist-sweep.log")
+                 if tool == "fmnist-sweep"
                  else run_optuna(sp, split, budget_s) if tool == "optuna"
                  else run_ray_tune(sp, split, budget_s) if tool == "ray-tune"
                  else run_keras_tuner(sp, split, budget_s, tmp))
-        r["ref_ips"] = ref_ips
+        r["ref_ips"] = ref_ips  # the machine's speed before the tool ran, and after
+        r["ref_ips_after"], _ = plain("minivgg", ref, 2, 64, 0)
         results[tool] = r
         best = max((v for _, v in r["points"]), default=float("nan"))
         print(f"{tool}: {r['finished']} of {r['started']} trials finished in "
