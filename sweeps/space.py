@@ -58,7 +58,7 @@ def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
 
 def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
     """The epochs a trial whose config is ``config`` may train: its recipe's where it sets them
-    (a budget's quick look, ``warm.recipe_starts``), never past the spec's ``max_epochs``."""
+    (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs``."""
     recipe = config.get(RECIPE_KEY) or {}
     return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
 
