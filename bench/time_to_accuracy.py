@@ -469,8 +469,11 @@ def measure(args) -> dict[str, dict[str, Any]]:
     print(f"{sp.path}: families {sp.family}, {split.sizes()}, max_epochs {sp.max_epochs}, "
           f"budget {args.budget_min:g} min per tool, started {started}", flush=True)
     results: dict[str, dict[str, Any]] = {}
+    def reference_ips() -> float:  # the machine's speed: one plain fit of a reference model
+        return plain("minivgg", ref, 2, 64, 0)[0]
+
     for tool in args.tools:
-        ref_ips, _ = plain("minivgg", ref, 2, 64, 0)
+        ref_ips = reference_ips()
         print(f"{tool}: reference fit {ref_ips:.0f} images/s; running ...", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             r = (run_ours(sp, split, budget_s, None, args.out / "fmnist-sweep.log")
@@ -478,8 +481,7 @@ def measure(args) -> dict[str, dict[str, Any]]:
                  else run_optuna(sp, split, budget_s) if tool == "optuna"
                  else run_ray_tune(sp, split, budget_s) if tool == "ray-tune"
                  else run_keras_tuner(sp, split, budget_s, tmp))
-        r["ref_ips"] = ref_ips  # the machine's speed before the tool ran, and after
-        r["ref_ips_after"], _ = plain("minivgg", ref, 2, 64, 0)
+        r["ref_ips"], r["ref_ips_after"] = ref_ips, reference_ips()  # before it ran, and after
         results[tool] = r
         best = max((v for _, v in r["points"]), default=float("nan"))
         print(f"{tool}: {r['finished']} of {r['started']} trials finished in "

@@ -255,7 +255,8 @@ class ValidateCommand(Command):
                 bad += 1
                 continue
             echo(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
-                 f"{_searched(sp)}, budget {_budget(sp)}")
+                 f"{_searched(sp)}, budget "
+                 f"{specs.format_duration(sp.budget_s) if sp.budget_s else 'none'}")
         return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
@@ -267,15 +268,6 @@ def _searched(sp) -> str:
         return knobs(list(sp.space))
     own = "; ".join(f"{f}: {knobs(list(sp.spaces.get(f, {})))}" for f in sp.families)
     return f"shared {knobs(list(sp.space))}; {own}"
-
-
-def _budget(sp) -> str:
-    """The spec's budget as it could be written in it: 2h, 1h30m, 90s; or none."""
-    if not sp.budget_s:
-        return "none"
-    h, rest = divmod(round(sp.budget_s), 3600)
-    m, s = divmod(rest, 60)
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v)
 
 
 class ListCommand(Command):

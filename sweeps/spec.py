@@ -244,6 +244,14 @@ def parse_duration(value: Any) -> float | None:
     return seconds if seconds > 0 else None
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as a spec could write it (``parse_duration``'s inverse to the second):
+    ``2h``, ``1h30m``, ``90`` s as ``1m30s``."""
+    h, rest = divmod(round(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
 DURATION_RULE = "must be a duration above 0: seconds, or e.g. 2h, 45m, 90s, 1h30m"
 
 

@@ -189,6 +189,8 @@ def test_durations(value, seconds):
     from sweeps import spec as specs
 
     assert specs.parse_duration(value) == seconds
+    if seconds:  # what a spec could write back reads as the same duration
+        assert specs.parse_duration(specs.format_duration(seconds)) == seconds
 
 
 @pytest.mark.unit
