@@ -13,13 +13,23 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fmnist.errors import UserError
 from sweeps import redact
 from sweeps import tags as tag
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-STARTED = time.monotonic()  # the command's start, before its imports
+STARTED = time.time()  # the command's start, before its imports
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The command as given (``argv``) and when it started (``time.time()``: a budget counts
+    from there)."""
+
+    argv: tuple[str, ...]
+    started: float
 
 
 def echo(text: object = "", file=None, flush: bool = True) -> None:
@@ -54,7 +64,7 @@ class Command:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         pass
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         raise NotImplementedError
 
 
@@ -66,7 +76,7 @@ class DataCommand(Command):
         parser.add_argument("--no-download", action="store_true",
                             help="only verify; report missing files instead of fetching them")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from fmnist import data
 
         root = data.data_dir(args.data_dir)
@@ -101,7 +111,7 @@ class RunCommand(Command):
         parser.add_argument("--budget", help="wall-clock budget of the whole command (search, "
                             "test evaluation, report): seconds, or e.g. 2h, 45m, 90s")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import runner, tracking
         from sweeps import spec as specs
 
@@ -116,21 +126,20 @@ class RunCommand(Command):
         opts = runner.RunOptions(store=args.store, tracking_uri=args.tracking_uri,
                                  storage=args.storage, address=args.address,
                                  data_dir=args.data_dir, fresh=args.fresh,
-                                 argv=args.argv, started=args.started)
+                                 argv=inv.argv, started=inv.started)
         out = runner.run(sp, opts, say=echo)
         echo(f"sweep {out.name}: {out.done} trials done ({out.failed} failed), "
              f"{out.ran_now} run now")
         if out.best:
             b = out.best
-            echo(f"best trial: MLflow run {b['run_id']}  objective {b['objective']:.4f}")
-            shown = {k: v for k, v in b["params"].items() if k in sp.space}
+            echo(f"best trial: MLflow run {b.run_id}  objective {b.objective:.4f}")
+            shown = {k: v for k, v in b.params.items() if k in sp.space}
             echo(f"  searched hyperparameters: {shown}")
-            if "test/acc" in b:
-                echo(f"final model: the {b.get('final', 'trial')}'s, test/acc {b['test/acc']:.4f}"
-                     + (f" with test-time augmentation {b['tta']}"
-                        if b.get("tta", "none") != "none" else ""))
-            if b.get("model_uri"):
-                echo(f"  model: {b['model_uri']}")
+            if b.test_acc is not None:
+                echo(f"final model: the {b.final or 'trial'}'s, test/acc {b.test_acc:.4f}"
+                     + (f" with test-time augmentation {b.tta}" if b.tta != "none" else ""))
+            if b.model_uri:
+                echo(f"  model: {b.model_uri}")
         if out.best:
             from sweeps import report
 
@@ -161,7 +170,7 @@ class ReportCommand(Command):
                             help="any of md,csv,html,png (png: pip install kaleido, and Chrome "
                                  "or Chromium)")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import report, tracking
 
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -196,7 +205,7 @@ class UiCommand(Command):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=5000)
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         import subprocess
 
         from sweeps import tracking
@@ -243,7 +252,7 @@ class ValidateCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("specs", nargs="+", help="spec files")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import spec as specs
 
         bad = 0
@@ -274,7 +283,7 @@ class ListCommand(Command):
     help = "list the sweeps in the store: trials done / running / failed, best val/acc"
     options = ("store",)
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import tracking
 
         st = tracking.store(args.store, args.tracking_uri)
@@ -300,7 +309,7 @@ class ModelsCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("family", nargs="*", help="families to show (default: all)")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from fmnist import models
 
         for name in args.family or models.families():
@@ -352,7 +361,7 @@ class TrainCommand(Command):
         parser.add_argument("--val-fraction", type=float, default=0.2)
         parser.add_argument("--experiment", default="train", help="MLflow experiment name")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         hp = parse_assignments(args.assign)
         if args.epochs is not None:
             hp["max_epochs"] = args.epochs
@@ -411,7 +420,7 @@ class PredictCommand(Command):
         parser.add_argument("--threshold", type=float, default=0.9,
                             help="--video: draw a box where the top probability reaches it")
 
-    def take_action(self, args: argparse.Namespace) -> int:
+    def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import predict, tracking
 
         if bool(args.video) == bool(args.images):
@@ -490,12 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stopped_line(args: argparse.Namespace, stop) -> str:
+def _stopped_line(args: argparse.Namespace, inv: Invocation, stop) -> str:
     """The one line a signal ends a command with; for a sweep, what is kept and how to go on."""
     line = f"fmnist-sweep {args.command}: stopped by {stop}"
     if args.command != "run" or stop.done is None:
         return line
-    words = [w for w in args.argv if w != "--fresh"]
+    words = [w for w in inv.argv if w != "--fresh"]
     if getattr(args, "fresh", False):  # the resume is of the new name this run took
         words += ["--name", stop.name]
     return (f"{line}; {stop.done} of {stop.trials} trials done, every record kept; "
@@ -517,8 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signals.interrupt)  # not TensorFlow's stack dump and abort
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 on a usage error
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given
-    args.started = STARTED if argv is None else time.monotonic()  # a budget counts from here
+    inv = Invocation(tuple(sys.argv[1:] if argv is None else argv),  # the command as given
+                     STARTED if argv is None else time.time())  # a budget counts from here
     if args.debug:  # TensorFlow's native log lines too, here and in the trials (fmnist.runtime)
         os.environ["FMNIST_DEBUG"] = "1"
     else:
@@ -527,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return args._command.take_action(args)
+        return args._command.take_action(args, inv)
     except UserError as e:  # anything else is a bug: its traceback, exit 1
         if args.debug:
             raise
@@ -535,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (signals.Interrupted, KeyboardInterrupt) as e:
         stop = e if isinstance(e, signals.Interrupted) else signals.Interrupted(signal.SIGINT)
-        echo(_stopped_line(args, stop), file=sys.stderr)
+        echo(_stopped_line(args, inv, stop), file=sys.stderr)
         return stop.exit_code
 
 

@@ -20,8 +20,8 @@ twice.
 
 Example::
 
-    best = final.finish(st, spec, parent_run_id, split, say=print, until=deadline)
-    best["test/acc"], best["final"], best["model_uri"]
+    result = final.finish(st, spec, parent_run_id, split, say=print, until=budget.after_end())
+    result.test_acc, result.final, result.model_uri  # a record.FinalResult
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from sweeps import space, tracking
+from sweeps import record, space, tracking
 from sweeps import tags as tag
+from sweeps.budget import Budget
+from sweeps.record import FinalResult, TrialRun
 
 CHAMPION = "champion"  # the Model Registry alias of a sweep's newest final model
 
@@ -98,23 +100,9 @@ class Candidate:
     trained_images: int = 0  # training images it processed in this command (a refit's)
 
 
-def best_trial(st: tracking.Store, spec):
-    """The finished trial run with the best objective in the spec's mode; None where none."""
-    ranked = ranked_trials(st, spec, 1)
-    return ranked[0] if ranked else None
-
-
-def ranked_trials(st: tracking.Store, spec, n: int):
-    """Up to ``n`` finished trial runs, best objective first."""
-    order = "DESC" if spec.mode == "max" else "ASC"
-    c = tracking.client(st)
-    exp = c.get_experiment_by_name(spec.name)
-    if exp is None:
-        return []
-    return c.search_runs([exp.experiment_id], max_results=n,
-                         filter_string=f"tags.`{tag.ROLE}` = '{tag.TRIAL}' and "
-                                       f"attributes.status = 'FINISHED'",
-                         order_by=[f"metrics.objective {order}"])
+def best_trial(st: tracking.Store, spec) -> TrialRun | None:
+    """The finished trial with the best objective in the spec's mode; None where none."""
+    return record.MlflowRecord(st, spec).best()
 
 
 def tta_mode(spec, params) -> str:
@@ -132,12 +120,6 @@ def tta_mode(spec, params) -> str:
     return "flip_shift" if spec.tta else "none"
 
 
-def _checkpoint(run) -> Path | None:
-    ckpt = run.data.tags.get(tag.CHECKPOINT)
-    path = Path(ckpt) / "model.keras" if ckpt else None
-    return path if path is not None and path.is_file() else None
-
-
 def _load(path: Path):
     import fmnist.models  # noqa: F401 - registers the custom layers for loading
     from fmnist.runtime import keras
@@ -149,52 +131,44 @@ def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == np.asarray(y)).mean())
 
 
-def _own_run(st: tracking.Store, spec, role: str, source: str):
-    """The run of ``role`` after the search for the best trial ``source``, where one exists."""
-    for r in tracking.runs(st, spec.name, role):
-        if r.data.tags.get(tag.SOURCE_RUN_ID) == source:
-            return r
-    return None
-
-
 def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
-           until: float | None = None) -> dict[str, Any] | None:
+           until: float | None = None) -> FinalResult | None:
     """Choose the final model, evaluate it on the test set, record it on the parent run.
     ``study``: the sweep's Optuna study (a refit's knobs are its trial's, typed as sampled).
-    ``until`` (``time.monotonic()``): the refit and the ensemble's library end by it (the test
-    evaluation and the record follow). Idempotent: a parent that holds its final model is
-    left as it is."""
+    ``until`` (``time.time()``, ``Budget.after_end``): the refit and the ensemble's library end
+    by it (the test evaluation and the record follow). Idempotent: a parent that holds its final
+    model is left as it is."""
 
     c = tracking.client(st)
-    best = best_trial(st, spec)
+    rec = record.MlflowRecord(st, spec)
+    best = rec.best()
     if best is None:
         say(f"sweep {spec.name}: no finished trial")
         c.set_terminated(parent, "FINISHED")
         return None
     parent_data = c.get_run(parent).data
-    info = {"run_id": best.info.run_id, "objective": best.data.metrics.get("objective"),
-            "params": dict(best.data.params),
-            "checkpoint": best.data.tags.get(tag.CHECKPOINT)}
-    if (parent_data.tags.get(tag.BEST_RUN_ID) == best.info.run_id
+    info = FinalResult.of_best(best)
+    if (parent_data.tags.get(tag.BEST_RUN_ID) == best.run_id
             and tag.FINAL in parent_data.tags and "test/acc" in parent_data.metrics):
-        info.update({"test/acc": parent_data.metrics["test/acc"],
-                     "model_uri": parent_data.tags.get(tag.MODEL_URI),
-                     "final": parent_data.tags[tag.FINAL]})
         c.set_terminated(parent, "FINISHED")
-        return info
-    ckpt = _checkpoint(best)
+        return replace(info, test_acc=parent_data.metrics["test/acc"],
+                       model_uri=parent_data.tags.get(tag.MODEL_URI),
+                       final=parent_data.tags[tag.FINAL],
+                       final_run_id=parent_data.tags.get(tag.FINAL_RUN_ID),
+                       tta=parent_data.tags.get(tag.TTA, "none"))
+    ckpt = best.model_path()
     if ckpt is None:
         say(f"sweep {spec.name}: the best trial's checkpoint is missing "
-            f"({info['checkpoint']}); no test evaluation")
+            f"({best.checkpoint_dir}); no test evaluation")
         c.set_terminated(parent, "FINISHED")
         return info
 
     # the refit first: it trains, and TensorFlow's thread pools are set before its first op
-    refit = _refit(st, spec, parent, best, split, study, say, until) if spec.refit else None
+    refit = _refit(st, rec, spec, parent, best, split, study, say, until) if spec.refit else None
     from fmnist import evaluate, tta
 
     model = _load(ckpt)
-    mode = tta_mode(spec, best.data.params) if spec.tta else "none"
+    mode = tta_mode(spec, best.params) if spec.tta else "none"
     views = [(w, _predict(model, v)) for w, v in tta.views(split.x_val, mode)]
     plain_probs, tta_probs = views[0][1], sum(w * p for w, p in views)
     plain_val, tta_val = _accuracy(plain_probs, split.y_val), _accuracy(tta_probs, split.y_val)
@@ -205,12 +179,11 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     elif mode != "none":
         say(f"final: test-time augmentation {mode}: val/acc {plain_val:.4f} -> {tta_val:.4f}")
     best_probs = tta_probs if mode != "none" else plain_probs
-    candidates = [Candidate(tag.TRIAL, best.info.run_id, model, _accuracy(best_probs,
-                                                                          split.y_val))]
+    candidates = [Candidate(tag.TRIAL, best.run_id, model, _accuracy(best_probs, split.y_val))]
     if refit is not None:
         candidates.append(refit)
     if spec.ensemble >= 2:
-        ens = _ensemble(st, spec, parent, best, model, best_probs, split, mode, say, until)
+        ens = _ensemble(st, rec, spec, parent, best, model, best_probs, split, mode, say, until)
         if ens is not None:
             candidates.append(ens)
 
@@ -236,7 +209,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     model_uri = f"models:/{registered_name(spec.name)}/{version}"  # this sweep's, for good
     say(f"final: registered as {model_uri}, alias {CHAMPION}")
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
-                tags=[RunTag(tag.BEST_RUN_ID, best.info.run_id), RunTag(tag.TTA, mode),
+                tags=[RunTag(tag.BEST_RUN_ID, best.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, model_uri), RunTag(tag.FINAL, chosen.role),
                       RunTag(tag.FINAL_RUN_ID, chosen.run_id)])
     c.log_dict(parent, {"confusion": ev.confusion.tolist(),
@@ -245,10 +218,9 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
                         "class_names": list(ev.class_names)}, "test_evaluation.json")
     c.set_terminated(parent, "FINISHED")
     say(f"final: the {chosen.role} model, test/acc {ev.accuracy:.4f}")
-    info.update({"test/acc": ev.accuracy, "model_uri": model_uri, "final": chosen.role,
-                 "final_run_id": chosen.run_id, "tta": mode,
-                 "train_images": refit.trained_images if refit is not None else 0})
-    return info
+    return replace(info, test_acc=ev.accuracy, model_uri=model_uri, final=chosen.role,
+                   final_run_id=chosen.run_id, tta=mode,
+                   train_images=refit.trained_images if refit is not None else 0)
 
 
 def _choose(candidates: list[Candidate]) -> Candidate:
@@ -278,7 +250,7 @@ def refit_hp(spec, knobs: dict[str, Any], max_epochs: int | None = None) -> dict
     """The best trial's ``knobs`` (``space.trial_setup``'s) for its refit: as the trial ran them
     (its schedule's length included: ``max_epochs``, where a budget moved the trial's, else the
     spec's), without early stopping; all this machine's cores."""
-    seed = int(spec.fixed.get("seed", spec.data_seed))
+    seed = record.trial_seed(spec)
     threads = max(1, os.cpu_count() or 1)
     return {"seed": seed, **knobs, "max_epochs": int(max_epochs or spec.max_epochs),
             "early_stopping": False, "threads": threads, "inter_threads": min(2, threads)}
@@ -295,82 +267,77 @@ def refit_estimate_s(metrics: dict[str, float], epochs: int, images: int,
     return float(train_s) / float(ran) * epochs * images / trial_images
 
 
-def refit_epochs(best) -> int:
-    """The epochs the refit of trial run ``best`` trains: the trial's best epoch count."""
-    return int(best.data.metrics.get("best_epoch") or best.data.metrics.get("epochs") or 1)
-
-
-def refit_need_s(best, split) -> float | None:
-    """The seconds the refit of trial run ``best`` should take on ``split``'s training and
-    validation images, at the trial's pace; None where the trial did not record it."""
-    return refit_estimate_s(best.data.metrics, refit_epochs(best),
+def refit_need_s(best: TrialRun, split) -> float | None:
+    """The seconds the refit of ``best`` should take on ``split``'s training and validation
+    images, at the trial's pace; None where the trial did not record it."""
+    return refit_estimate_s(best.metrics, best.refit_epochs,
                             len(split.y_train) + len(split.y_val), len(split.y_train))
 
 
-def refit_fits(best, split, until: float, now: float | None = None) -> bool:
-    """Whether the refit of trial run ``best`` should end by ``until`` (``time.monotonic()``)
-    if it started ``now``; True where the trial did not record its pace (it cannot be told)."""
-    need = refit_need_s(best, split)
-    return need is None or (time.monotonic() if now is None else now) + need <= until
+def share_back(budget: Budget, best: TrialRun | None, split, now: float,
+               refit_done: bool = False) -> Budget | None:
+    """The budget with the refit's share given to the search, where the search has ended and
+    ``best``'s refit cannot end within ``budget`` started ``now`` at its trial's pace, or where
+    no trial has finished; None where the refit fits (or its pace is unknown), where there is
+    no time budget or no refit, or where an earlier command trained it (``refit_done``)."""
+    if not budget.timed or not budget.refit:
+        return None
+    if best is not None and (refit_done or budget.fits(refit_need_s(best, split), now)):
+        return None
+    return budget.without_refit()
 
 
-def refit_done(st: tracking.Store, spec, best) -> bool:
-    """Whether an earlier command of the sweep trained the refit of trial run ``best``."""
-    done = _own_run(st, spec, tag.REFIT, best.info.run_id)
-    return done is not None and done.info.status == "FINISHED" and _checkpoint(done) is not None
-
-
-def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None:
+def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
+           until: float | None) -> Candidate | None:
     """Train the best configuration on train + val for the trial's best epoch count (a run of
     role REFIT), or load the refit a finished run of an earlier command saved; None where the
     budget's time left is too short for all its epochs at its trial's pace."""
-    done = _own_run(st, spec, tag.REFIT, best.info.run_id)
-    if done is not None and done.info.status == "FINISHED" and _checkpoint(done):
+    done = rec.own_run(tag.REFIT, best)
+    if done is not None and done.status == record.FINISHED and done.model_path():
         say("final: refit done before, reused")
-        return Candidate(tag.REFIT, done.info.run_id, _load(_checkpoint(done)), None,
-                         done.data.tags.get(tag.COMPLETE) == "true")
+        return Candidate(tag.REFIT, done.run_id, _load(done.model_path()), None, done.complete)
     import optuna
 
     from fmnist import train
 
-    number = int(best.data.tags[tag.OPTUNA_TRIAL])
+    number = best.number
     if study is None:
         study = optuna.load_study(study_name=spec.name, storage=st.optuna_url)
     trial = study.trials[number]
     config = {**trial.params, **{k: v for k, v in trial.user_attrs.items()
                                  if k in (space.RECIPE_KEY, space.WARM_KEY)}}
     family, preset, knobs = space.trial_setup(spec, config)
-    epochs = refit_epochs(best)
-    hp = refit_hp(spec, knobs, best.data.metrics.get("schedule_epochs"))
+    epochs = best.refit_epochs
+    hp = refit_hp(spec, knobs, best.schedule_epochs)
     full = refit_split(split)
-    if until is not None and not refit_fits(best, split, until):
-        need = refit_need_s(best, split)
+    need = refit_need_s(best, split)
+    if until is not None and need is not None and time.time() + need > until:
         # cut short, it would be recorded and never chosen: the budget's time is not spent on it
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "
-            f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.monotonic()):.0f}"
+            f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.time()):.0f}"
             f" s are left: not started")
         return None
     out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
-    tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.CHECKPOINT: str(out)}
-    rid = done.info.run_id if done is not None else tracking.start_child(
+    tags = {tag.SOURCE_RUN_ID: best.run_id, tag.CHECKPOINT: str(out)}
+    rid = done.run_id if done is not None else tracking.start_child(
         st, spec, parent, tag.REFIT, "refit",
         {"family": family, "preset": preset or "", **{k: v for k, v in hp.items()
                                                               if k not in ("threads",
                                                                            "inter_threads")},
          "epochs": epochs, "train_images": len(full.y_train)}, tags)
-    say(f"final: refit of {best.info.run_name or best.info.run_id} on "
+    say(f"final: refit of {best.name or best.run_id} on "
         f"{len(full.y_train):,} images for {epochs} epochs")
-    last = [time.monotonic()]
+    last = [time.time()]
 
     def on_epoch(m: dict[str, Any]) -> bool:
-        now = time.monotonic()
+        now = time.time()
         took, last[0] = now - last[0], now
         say(f"final: refit epoch {int(m['epoch'])}/{epochs} ({took:.1f} s)")
         # the next epoch would not end within the budget: stop here, cut short
         return m["epoch"] >= epochs or (until is not None and now + took > until)
 
     result = train.train(family, full, hp, preset=preset, on_epoch=on_epoch,
-                         should_stop=(lambda: time.monotonic() >= until) if until else None)
+                         should_stop=(lambda: time.time() >= until) if until else None)
     complete = result.epochs >= epochs  # an epoch cut off mid-way is not counted
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
@@ -385,18 +352,18 @@ def _refit(st, spec, parent, best, split, study, say, until) -> Candidate | None
                      trained_images=result.epochs * len(full.y_train))
 
 
-def _ensemble(st, spec, parent, best, best_model, best_probs, split, mode, say,
-              until) -> Candidate | None:
+def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, split, mode, say,
+              until: float | None) -> Candidate | None:
     """Greedy selection over the top trials' models on validation (a run of role ENSEMBLE);
     None where fewer than two trials have a model."""
     from fmnist import ensemble, tta
 
     library, probs, runs = [best_model], [best_probs], [best]
-    for r in ranked_trials(st, spec, 2 * spec.ensemble)[1:]:
-        path = _checkpoint(r)
+    for r in rec.ranked(2 * spec.ensemble)[1:]:
+        path = r.model_path()
         if path is None:
             continue
-        if until is not None and time.monotonic() >= until:
+        if until is not None and time.time() >= until:
             say(f"final: the budget ends the ensemble's library at {len(library)} models")
             break
         m = _load(path)
@@ -406,12 +373,12 @@ def _ensemble(st, spec, parent, best, best_model, best_probs, split, mode, say,
     if len(library) < 2:
         return None
     picked = ensemble.greedy_select(probs, split.y_val, max_size=spec.ensemble)
-    members = [[runs[i].info.run_id, w] for i, w in enumerate(picked.weights) if w]
+    members = [[runs[i].run_id, w] for i, w in enumerate(picked.weights) if w]
     say(f"final: ensemble of {len(picked.members)} picks from {len(library)} models: "
         f"val/acc {picked.score:.4f} (best alone {picked.best_single:.4f})")
-    done = _own_run(st, spec, tag.ENSEMBLE, best.info.run_id)
-    tags = {tag.SOURCE_RUN_ID: best.info.run_id, tag.MEMBERS: json.dumps(members)}
-    rid = done.info.run_id if done is not None else tracking.start_child(
+    done = rec.own_run(tag.ENSEMBLE, best)
+    tags = {tag.SOURCE_RUN_ID: best.run_id, tag.MEMBERS: json.dumps(members)}
+    rid = done.run_id if done is not None else tracking.start_child(
         st, spec, parent, tag.ENSEMBLE, "ensemble",
         {"max_size": spec.ensemble, "library": len(library), "picks": len(picked.members),
          "members": len(members)}, tags)

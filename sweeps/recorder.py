@@ -13,6 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import progress, space, tracking
 from sweeps import tags as tag
+from sweeps.budget import Window
 from sweeps.spec import SweepSpec
 from sweeps.trial import EPOCH_KEYS, FinalReport
 
@@ -28,12 +29,12 @@ class StudySearch(OptunaSearch):
     the storage and its URL, password included. The study in the database is the state a resume
     starts from (``Tuner.restore`` is never used), so nothing is lost."""
 
-    def __init__(self, *args, deadline: float | None = None, **kwargs):
+    def __init__(self, *args, window: Window | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.deadline = deadline  # time.time() after which no trial starts (a budget's)
+        self.window = window  # a budget's: no trial starts after its soft end
 
     def suggest(self, trial_id: str):
-        if self.deadline is not None and time.time() >= self.deadline:
+        if self.window is not None and not self.window.may_start(time.time()):
             return Searcher.FINISHED
         return super().suggest(trial_id)
 

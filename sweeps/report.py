@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from fmnist.errors import UserError
+from sweeps import record, tracking
 from sweeps import tags as tag
-from sweeps import tracking
 
 TOP_K = 5
 FIGURES = ("val_acc_curves", "loss_curves", "time_per_trial", "epoch_seconds", "pareto",
@@ -48,6 +48,19 @@ class Sweep:
     @property
     def finished(self) -> list[Any]:
         return [r for r in self.trials if r.info.status == "FINISHED"]
+
+    @property
+    def mode(self) -> str:
+        """The spec's mode: "max" or "min" (of its metric, the trials' ``objective``)."""
+        return self.spec.get("mode", "max")
+
+    def best_finished(self) -> Any:
+        """The finished trial with the best objective in the spec's mode (``record.rank``);
+        None where none has a finite one."""
+        ranked = record.rank((record.TrialRun.from_mlflow(r) for r in self.finished), self.mode, 1)
+        if not ranked:
+            return None
+        return next(r for r in self.finished if r.info.run_id == ranked[0].run_id)
 
     @property
     def dists(self) -> dict[str, dict[str, Any]]:
@@ -247,8 +260,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 def edge_flags(sw: Sweep) -> dict[str, str]:
     """For each searched numeric hyperparameter: 'low' or 'high' when the best trial's value sits
     in the outer 5% of its searched range (the playbook's warning to widen the range)."""
-    best = max(sw.finished, key=lambda r: r.data.metrics.get("objective", -math.inf))
-    flags = {}
+    best = sw.best_finished()
+    flags: dict[str, str] = {}
+    if best is None:
+        return flags
     for name, d in sw.dists.items():
         if d.get("type") == "choice" or name not in best.data.params:
             continue
@@ -539,14 +554,19 @@ def comparison(sweeps: list[Sweep]) -> list[dict[str, Any]]:
     for sw in sweeps:
         table = rows(sw)
         best_id = sw.parent.data.tags.get(tag.BEST_RUN_ID)
-        best = next((r for r in table if r["run_id"] == best_id), None) or max(
-            (r for r in table if r["status"] == "finished"), key=lambda r: r["objective"] or 0)
+        fallback = sw.best_finished()
+        best = next((r for r in table if r["run_id"] == best_id), None) or next(
+            (r for r in table if fallback is not None and r["run_id"] == fallback.info.run_id),
+            None)
+        if best is None:
+            continue
         out.append({"sweep": sw.name, "family": best["family"], "preset": best["preset"],
                     "params": best["params"], "val/acc": best["val/acc"],
                     "test/acc": sw.parent.data.metrics.get("test/acc"),
                     "train_s": best["train_s"], "epochs": best["epochs"],
                     "s/epoch": best["s/epoch"], "trials": len(sw.trials)})
-    return sorted(out, key=lambda r: -(r["test/acc"] or r["val/acc"] or 0))
+    # on validation (the sweeps' best trials' val/acc), never on the test set
+    return sorted(out, key=lambda r: -(r["val/acc"] or 0))
 
 
 def write(st: tracking.Store, names: list[str], out_dir: str | Path,

@@ -9,14 +9,17 @@ interrupted ones enqueued again to go on from their last saved epoch (``space.RE
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from fmnist import compat
 from sweeps import tags as tag
 from sweeps import tracking
+from sweeps.record import WARM_KEY, RecipeAttr, ResumeAttr, TrialRun
 from sweeps.spec import SweepSpec
 
 INTERRUPTED = "fmnist_interrupted"  # Optuna user attribute of a trial a stop interrupted
@@ -57,74 +60,150 @@ def latest_state(trial_dir: str | os.PathLike[str] | None) -> tuple[Path, int] |
     return None
 
 
+@dataclass(frozen=True)
+class TrialView:
+    """What ``decide`` reads of an Optuna trial: its number, state name (``TrialState.name``:
+    RUNNING, WAITING, COMPLETE, PRUNED, FAIL), params and user attributes."""
+
+    number: int
+    state: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.user_attrs.get(INTERRUPTED))
+
+
+@dataclass(frozen=True)
+class Complete:
+    """A RUNNING trial whose run had closed with a result: told its ``value``."""
+
+    number: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """An interrupted trial: failed (marked ``INTERRUPTED``) and enqueued again with its
+    ``params`` and ``user_attrs`` (its recipe's, and ``resume`` where it goes on from a saved
+    epoch)."""
+
+    number: int
+    params: Mapping[str, Any]
+    user_attrs: Mapping[str, Any]
+    resume: ResumeAttr | None = None
+
+
+@dataclass(frozen=True)
+class CloseRun:
+    """A RUNNING MLflow run of a trial that is closed in Optuna: closed to match."""
+
+    run_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class DeleteRun:
+    """A RUNNING MLflow run of an interrupted trial with no saved epoch: half-written."""
+
+    run_id: str
+
+
+Action = Complete | Requeue | CloseRun | DeleteRun
+CLOSED = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
+           latest: Callable[[str], tuple[str, int] | None]) -> list[Action]:
+    """What a resume does to make the records agree (the policy of ``reconcile``, no I/O).
+    ``latest(trial_dir)``: the newest saved state in a trial's folder and its epoch, or None.
+
+    Each trial's MLflow run carries its Optuna trial number, and the driver closes the run
+    before Optuna is told, so a stop can leave: an Optuna trial RUNNING whose run was closed
+    with a result (``Complete``); an Optuna trial RUNNING with no closed run (``Requeue``,
+    going on from its last saved epoch in the same run where it has one, else starting over);
+    an MLflow run RUNNING whose trial is closed (``CloseRun``); an MLflow run RUNNING of an
+    interrupted trial that has no saved epoch to go on from (``DeleteRun``). Trials enqueued
+    and not started (WAITING) are left to run."""
+    by_id = {r.run_id: r for r in runs}
+    by_number = {r.number: r for r in runs if r.number is not None}
+    kept = {a.run_id for t in trials if t.state == "WAITING"
+            for a in [ResumeAttr.from_attr(t.user_attrs.get(ResumeAttr.KEY))] if a}
+    actions: list[Action] = []
+    state = {t.number: (t.state, t.interrupted) for t in trials}
+    for t in trials:
+        if t.state != "RUNNING":
+            continue
+        run = by_number.get(t.number)
+        resumed = ResumeAttr.from_attr(t.user_attrs.get(ResumeAttr.KEY))
+        if run is None and resumed is not None:  # it started; its run not yet re-tagged
+            run = by_id.get(resumed.run_id)
+        value = run.objective if run is not None else None
+        if run is not None and run.status in ("FINISHED", "KILLED") and value is not None:
+            actions.append(Complete(t.number, value))
+            state[t.number] = ("COMPLETE", False)
+            continue
+        state[t.number] = ("FAIL", True)
+        recipe = {k: v for k, v in t.user_attrs.items() if k in (RecipeAttr.KEY, WARM_KEY)}
+        saved = latest(run.tags.get(tag.TRIAL_DIR, "")) if run is not None else None
+        if run is None or saved is None:
+            actions.append(Requeue(t.number, dict(t.params), recipe))
+            continue
+        folder, epoch = saved
+        attr = ResumeAttr(run.run_id, str(folder), epoch,
+                          resumed.trial if resumed is not None else t.number)
+        actions.append(Requeue(t.number, dict(t.params), {**recipe, ResumeAttr.KEY:
+                                                          attr.to_attr()}, attr))
+        kept.add(run.run_id)
+    for run in runs:
+        if run.status != "RUNNING" or run.run_id in kept:
+            continue
+        now, interrupted = state.get(run.number, ("", False)) if run.number is not None \
+            else ("", False)
+        if now in CLOSED and not interrupted:
+            actions.append(CloseRun(run.run_id, CLOSED[now]))
+        else:
+            actions.append(DeleteRun(run.run_id))
+    return actions
+
+
 def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: tracking.Store,
               say: Callable[[str], None]) -> None:
-    """Make the records agree after a killed run. Each trial's MLflow run carries its Optuna
-    trial number, and the driver closes the MLflow run before Optuna is told, so a kill can leave:
-    an Optuna trial RUNNING whose MLflow run was closed (its result is kept: Optuna is told the
-    run's objective); an Optuna trial RUNNING with no closed run (interrupted: -> FAIL, marked
-    ``fmnist_interrupted``, and enqueued again with the same hyperparameters, going on from its
-    last saved epoch in the same MLflow run, see ``space.RESUME_KEY``); an MLflow run RUNNING
-    whose Optuna trial is finished (closed to match); an MLflow run RUNNING of an interrupted
-    trial that has no saved epoch to go on from (deleted: it is half-written; the trial starts
-    over). Trials enqueued and not started yet (WAITING) are left to run."""
+    """Make the records agree after a killed run: ``decide``'s actions, carried out on the
+    Optuna storage and the MLflow store."""
     from optuna.trial import TrialState
-
-    from sweeps.space import RECIPE_KEY, RESUME_KEY, WARM_KEY
 
     try:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except KeyError:
         study = None
-    runs = tracking.trial_runs(st, spec.name)
-    by_id = {r.info.run_id: r for r in runs}
-    by_number = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in runs
-                 if r.data.tags.get(tag.OPTUNA_TRIAL, "").isdigit()}
     trials = study.get_trials(deepcopy=False) if study is not None else []
-    kept = {t.user_attrs[RESUME_KEY]["run_id"] for t in trials
-            if t.state == TrialState.WAITING and RESUME_KEY in t.user_attrs}
-    for t in trials:
-        if t.state != TrialState.RUNNING:
-            continue
-        run = by_number.get(t.number)
-        if run is None and RESUME_KEY in t.user_attrs:  # it started; its run not yet re-tagged
-            run = by_id.get(t.user_attrs[RESUME_KEY]["run_id"])
-        value = run.data.metrics.get("objective") if run is not None else None
-        if run is not None and run.info.status in ("FINISHED", "KILLED") and value is not None:
-            storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.COMPLETE,
-                                          [value])
-            say(f"resume: trial {t.number} had finished ({spec.metric} {value:.4f}); kept")
-            continue
-        storage.set_trial_user_attr(compat.optuna_trial_id(t), INTERRUPTED, True)
-        storage.set_trial_state_values(compat.optuna_trial_id(t), TrialState.FAIL)
-        state = latest_state(run.data.tags.get(tag.TRIAL_DIR)) if run is not None else None
-        recipe = {k: v for k, v in t.user_attrs.items() if k in (RECIPE_KEY, WARM_KEY)}
-        if state is None:
-            study.enqueue_trial(t.params, skip_if_exists=False, user_attrs=recipe)
-            say(f"resume: trial {t.number} was interrupted before its first epoch ended; "
-                f"it starts again")
-            continue
-        folder, epoch = state
-        _log_saved_epochs(st, run.info.run_id, folder, epoch)
-        study.enqueue_trial(t.params, skip_if_exists=False, user_attrs={**recipe, RESUME_KEY: {
-            "run_id": run.info.run_id, "checkpoint": str(folder), "epoch": epoch,
-            "trial": t.user_attrs.get(RESUME_KEY, {}).get("trial", t.number)}})
-        kept.add(run.info.run_id)
-        say(f"resume: trial {t.number} was interrupted; it goes on after epoch {epoch}")
-    closed = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
-              TrialState.FAIL: "FAILED"}
+    ids = {t.number: compat.optuna_trial_id(t) for t in trials}
+    runs = [TrialRun.from_mlflow(r) for r in tracking.trial_runs(st, spec.name)]
+    views = [TrialView(t.number, t.state.name, t.params, t.user_attrs) for t in trials]
     c = tracking.client(st)
-    now = {t.number: t for t in study.get_trials()} if study is not None else {}
-    for run in runs:
-        if run.info.status != "RUNNING" or run.info.run_id in kept:
-            continue
-        number = run.data.tags.get(tag.OPTUNA_TRIAL, "")
-        t = now.get(int(number)) if number.isdigit() else None
-        if t is not None and t.state in closed and not t.user_attrs.get(INTERRUPTED):
-            c.set_tag(run.info.run_id, tag.RECOVERED, "closed on resume")
-            c.set_terminated(run.info.run_id, closed[t.state])
+    for a in decide(views, runs, lambda d: latest_state(d)):
+        if isinstance(a, Complete):
+            storage.set_trial_state_values(ids[a.number], TrialState.COMPLETE, [a.value])
+            say(f"resume: trial {a.number} had finished ({spec.metric} {a.value:.4f}); kept")
+        elif isinstance(a, Requeue):
+            storage.set_trial_user_attr(ids[a.number], INTERRUPTED, True)
+            storage.set_trial_state_values(ids[a.number], TrialState.FAIL)
+            if a.resume is not None:
+                _log_saved_epochs(st, a.resume.run_id, Path(a.resume.checkpoint),
+                                  a.resume.epoch)
+            study.enqueue_trial(dict(a.params), skip_if_exists=False,
+                                user_attrs=dict(a.user_attrs))
+            say(f"resume: trial {a.number} was interrupted; it goes on after epoch "
+                f"{a.resume.epoch}" if a.resume is not None else
+                f"resume: trial {a.number} was interrupted before its first epoch ended; "
+                f"it starts again")
+        elif isinstance(a, CloseRun):
+            c.set_tag(a.run_id, tag.RECOVERED, "closed on resume")
+            c.set_terminated(a.run_id, a.status)
         else:
-            c.delete_run(run.info.run_id)
+            c.delete_run(a.run_id)
 
 
 def _log_saved_epochs(st: tracking.Store, run_id: str, folder: Path, epoch: int) -> None:

@@ -23,7 +23,8 @@ import optuna
 
 from fmnist import compat
 from fmnist.errors import UserError
-from sweeps import final, progress, recorder, resume, signals, space, tracking, warm
+from sweeps import final, progress, record, recorder, resume, signals, space, tracking, warm
+from sweeps.budget import Budget, Window
 from sweeps.spec import SweepSpec
 
 
@@ -40,57 +41,21 @@ class RunOptions:
     data_dir: str | None = None
     fresh: bool = False
     argv: Sequence[str] = field(default_factory=list)
-    started: float | None = None  # time.monotonic() at the command's start: the budget's
+    started: float | None = None  # time.time() at the command's start: the budget's
 
 
-def final_reserve_s(budget_s: float) -> float:
-    """What a budget keeps for the test evaluation and the report at its end, and again for the
-    epoch a running trial is finishing when the search ends."""
-    return max(10.0, 0.05 * budget_s)
-
-
-AFTER_SHARE = {"refit": 0.25, "ensemble": 0.05}  # of a budget, kept for the phase after search
-
-
-@dataclass(frozen=True)
-class Deadlines:
-    """A budget's deadlines (``time.monotonic()``). No trial starts after ``search_soft`` and
-    running ones end at their next epoch; an epoch still going at ``search_hard`` is cut off;
-    the refit and the ensemble end by ``after``; the test evaluation and the report follow."""
-
-    search_soft: float
-    search_hard: float
-    after: float
-
-    @classmethod
-    def of(cls, spec: SweepSpec, started: float, refit: bool | None = None) -> Deadlines | None:
-        """The ``spec``'s budget's, from ``started``; ``refit=False``: without the refit's
-        share (given to the search where the refit cannot fit, ``refit_share_back``)."""
-        if not spec.budget_s:
-            return None
-        reserve = final_reserve_s(spec.budget_s)
-        refit = spec.refit if refit is None else refit
-        share = (AFTER_SHARE["refit"] if refit else 0.0) + (
-            AFTER_SHARE["ensemble"] if spec.ensemble >= 2 else 0.0)
-        after = started + spec.budget_s - reserve
-        hard = after - share * spec.budget_s
-        return cls(hard - reserve, hard, after)
-
-
-def refit_share_back(spec: SweepSpec, st: tracking.Store, split, deadlines: Deadlines | None,
-                     started: float) -> Deadlines | None:
-    """The deadlines that give the refit's share of the budget to the search, where the search
-    has ended and the best trial's refit cannot end by ``deadlines.after`` at that trial's pace
-    (a machine too slow for it: the share would go unspent), or where no trial has finished;
-    None where the refit can, where the spec has no budget or no refit, where an earlier command
-    trained it, or where the best trial did not record its pace."""
-    if deadlines is None or not spec.refit:
+def refit_share_back(spec: SweepSpec, st: tracking.Store, split, budget: Budget,
+                     now: float) -> Budget | None:
+    """The budget that gives the refit's share to the search, where the search has ended and
+    the best trial's refit cannot end in the budget at that trial's pace (a machine too slow
+    for it: the share would go unspent), or where no trial has finished; None where the refit
+    can, where there is no time budget or no refit, or where an earlier command trained it."""
+    if not budget.timed or not budget.refit:
         return None
-    best = final.best_trial(st, spec)
-    if best is not None and (final.refit_fits(best, split, deadlines.after)
-                             or final.refit_done(st, spec, best)):
-        return None
-    return Deadlines.of(spec, started, refit=False)
+    rec = record.MlflowRecord(st, spec)
+    best = rec.best()
+    return final.share_back(budget, best, split, now,
+                            refit_done=best is not None and rec.refit_done(best))
 
 
 @dataclass
@@ -209,9 +174,7 @@ def _plain_trial_actors() -> None:
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
     from fmnist import data
 
-    started = opts.started if opts.started is not None else time.monotonic()
-    deadlines = Deadlines.of(spec, started)
-    deadline = None if deadlines is None else (deadlines.search_soft, deadlines.search_hard)
+    budget = Budget.of(spec, opts.started)
     if opts.fresh:
         spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -222,6 +185,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     tracking.check_separate_databases(st)
     tracking.check_database_url(st.tracking_uri, "tracking_uri", "the MLflow store")
     tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
+    warm.check(spec, st)  # an unknown warm_start sweep: said before any store is opened
     storage = _open_stores(st, opts)
     resume.reconcile(spec, storage, st, say)
     starts = warm.plan(spec, storage, st, say)  # an unknown warm_start sweep fails here
@@ -232,10 +196,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     done, failed = resume.study_counts(study)
     remaining = spec.trials - done
     ran_now, images = 0, 0
-    search_s = spec.time_budget_s
-    if deadline is not None:
-        left = deadline[0] - time.monotonic()
-        search_s = left if search_s is None else min(search_s, left)
+    search_s = budget.search_left(time.time())
     if remaining <= 0:
         say(f"sweep {spec.name}: all {spec.trials} trials are done; nothing to run")
     elif search_s is not None and search_s <= 0:
@@ -245,25 +206,25 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
             say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
         try:
             ran_now, images = _tune(spec, st, storage, study, split, parent, remaining, done,
-                                    opts, say, search_s, deadline)
-            more = refit_share_back(spec, st, split, deadlines, started)
+                                    opts, say, search_s, budget.search_window())
+            more = refit_share_back(spec, st, split, budget, time.time())
             done = resume.study_counts(study)[0]
-            if more is not None and done < spec.trials and more.search_soft > time.monotonic():
-                left = more.search_soft - time.monotonic()
+            window = more.search_window() if more is not None else None
+            if window is not None and done < spec.trials and window.may_start(time.time()):
+                left = window.soft - time.time()
                 say(f"sweep {spec.name}: the best trial's refit would not end within the "
                     f"budget; its share goes to the search ({left:.0f} s more)")
                 r, i = _tune(spec, st, storage, study, split, parent, spec.trials - done, done,
-                             opts, say, left, (more.search_soft, more.search_hard))
+                             opts, say, left, window)
                 ran_now, images = ran_now + r, images + i
-        except signals.Interrupted as e:
-            e.done, e.trials, e.name = resume.study_counts(study)[0], spec.trials, spec.name
-            raise
+        except signals.Interrupted as e:  # said with what a resume needs to know
+            raise signals.Interrupted(e.signum, done=resume.study_counts(study)[0],
+                                      trials=spec.trials, name=spec.name) from None
         done, failed = resume.study_counts(study)
-    best = final.finish(st, spec, parent, split, say, study=study,
-                        until=None if deadlines is None else deadlines.after)
+    best = final.finish(st, spec, parent, split, say, study=study, until=budget.after_end())
     # compute spent, machine-independent and in wall time, summed over the sweep's commands
-    images += (best or {}).get("train_images", 0)  # a refit's, trained in this command
-    tracking.add_metrics(st, parent, {"sweep/wall_s": time.monotonic() - started,
+    images += best.train_images if best is not None else 0  # a refit's, in this command
+    tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started,
                                       "sweep/train_images": images})
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)
 
@@ -300,10 +261,9 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
 def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, split,
           parent: str, remaining: int, done_before: int, opts: RunOptions,
           say: Callable[[str], None], search_s: float | None,
-          deadline: tuple[float, float] | None) -> tuple[int, int]:
+          window: Window | None) -> tuple[int, int]:
     """Run the search's remaining trials: for at most ``search_s`` seconds (None: no limit),
-    within the budget's ``deadline`` (see ``run``); returns (trials started, training images
-    processed)."""
+    within the budget's ``window``; returns (trials started, training images processed)."""
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -318,26 +278,23 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
-    # the trials and the searcher keep time with the wall clock (trials run in other processes)
-    wall = None if deadline is None else tuple(time.time() + d - time.monotonic()
-                                               for d in deadline)
     searcher = recorder.StudySearch(space=space.DefineByRun(spec), metric=spec.metric,
                                     mode=spec.mode, sampler=space.sampler(spec, len(study.trials)),
                                     study_name=spec.name, storage=storage,
-                                    deadline=wall[0] if wall else None)
+                                    window=window)
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
-    seed = int(spec.fixed.get("seed", spec.data_seed))
+    seed = record.trial_seed(spec)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
-                             deadline=wall),
+                             window=window),
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
                                search_s)
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)
-    record = recorder.TrialRecorder(st, spec, parent, display, seed,
+    recording = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)
     tuner = tune.Tuner(
@@ -346,11 +303,11 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
             search_alg=search_alg, scheduler=_scheduler(spec), num_samples=remaining,
             metric=spec.metric, mode=spec.mode, reuse_actors=True,
             # a budget ends trials itself (at an epoch's end); Tune's limit is the backstop
-            time_budget_s=spec.time_budget_s if wall is None else wall[1] - time.time() + 5,
+            time_budget_s=spec.time_budget_s if window is None else window.hard - time.time() + 5,
             trial_dirname_creator=lambda t: t.trial_id),
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),
-            callbacks=[record], verbose=0,
+            callbacks=[recording], verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # a trial's latest two checkpoints (its state after an epoch, to go on from after a
             # failure, and its final model): Tune snapshots the whole experiment every
@@ -365,4 +322,4 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
             stopped = stopped or [signal.SIGINT]
     if stopped:
         raise signals.Interrupted(stopped[0])
-    return record.started, record.train_images
+    return recording.started, recording.train_images

@@ -11,12 +11,13 @@ from collections.abc import Callable
 class Interrupted(Exception):
     """A signal stopped the sweep; every record is kept as a kill leaves it, for the resume."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, *, done: int | None = None, trials: int | None = None,
+                 name: str | None = None):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-        self.done: int | None = None  # trials done, where the sweep had started them
-        self.trials: int | None = None
-        self.name: str | None = None  # the sweep's name
+        self.done = done  # trials done, where the sweep had started them
+        self.trials = trials
+        self.name = name  # the sweep's name
         self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 

@@ -12,6 +12,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from sweeps import record
+from sweeps.record import RecipeAttr, ResumeAttr
 from sweeps.spec import Dist, SweepSpec
 
 
@@ -37,16 +39,13 @@ def distributions(spec: SweepSpec, family: str | None = None) -> dict[str, BaseD
 
 
 TRIAL_KEY = "optuna_trial"  # the Optuna trial number, carried in each Ray trial's config
-# an interrupted trial enqueued again to go on (see ``runner.reconcile``): the Optuna user
-# attribute holding {"run_id": its MLflow run, "checkpoint": the state folder it goes on from,
-# "epoch": the epoch of that state, "trial": the interrupted Optuna trial's number}, carried
-# in the Ray trial's config under the same key
-RESUME_KEY = "fmnist_resume"
-# a configuration enqueued from a write-up's recipe (``sweeps.warm``): the Optuna user attribute
-# holding {"name": the recipe, "preset": its preset, "hp": its knobs outside the space}
-# (with "exact": true, the spec's ``fixed`` does not apply to it)
-RECIPE_KEY = "fmnist_recipe"
-WARM_KEY = "fmnist_warm"  # a warm start: where it is from, e.g. "recipe 003-model5"
+# the Optuna user attributes a trial carries in its Ray config under the same keys, typed in
+# ``sweeps.record``: an interrupted trial enqueued again to go on (``ResumeAttr``, see
+# ``resume.decide``), a configuration from a write-up's recipe (``RecipeAttr``, see
+# ``sweeps.warm``), and where a warm start is from
+RESUME_KEY = ResumeAttr.KEY
+RECIPE_KEY = RecipeAttr.KEY
+WARM_KEY = record.WARM_KEY
 CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY)
 
 

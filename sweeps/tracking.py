@@ -162,6 +162,30 @@ def check_database_url(url: str, option: str, what: str) -> None:
                          f"{first[:300]}).", option=option) from None
 
 
+def study_names(url: str) -> list[str] | None:
+    """The Optuna studies in the storage at ``url``, read without creating anything: [] where
+    its SQLite file or its tables do not exist yet; None where it cannot be read here (a
+    database the storage itself will then report on)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            return []
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                if not sqlalchemy.inspect(conn).has_table("studies"):
+                    return []
+                return [r[0] for r in conn.execute(sqlalchemy.text(
+                    "SELECT study_name FROM studies"))]
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - opening the storage says what is wrong with it
+        return None
+
+
 def same_database(a: str, b: str) -> bool:
     """Whether two SQLAlchemy URLs name one database (same server and database name, or the
     same SQLite file); the user and password do not matter."""

@@ -130,7 +130,7 @@ def import_tensorflow():
 
 
 def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, seed: int,
-              deadline: tuple[float, float] | None = None) -> None:
+              window: Any = None) -> None:
     """Train one configuration of the ``spec``'s sweep (``config``: the sampled hyperparameters,
     under ``space.RESUME_KEY`` a checkpoint to go on from, under ``space.RECIPE_KEY`` a recipe's
     knobs), reporting to Tune.
@@ -138,10 +138,10 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
     Reports each epoch but the spec's last (``EPOCH_KEYS`` and where it ran), with the state
     after it as a checkpoint; then a ``FinalReport`` with the final model as a checkpoint. A
     trial Tune asks to stop ends within ``train.STOP_POLL_IMAGES`` images, with no final report.
-    A budget's ``deadline`` (soft, hard; ``time.time()``): the trial fits its epochs and its
-    schedule to end by soft at its pace (``train.train``'s ``finish_by``), and is complete
-    there; past soft it ends at its next epoch's end, at hard mid-epoch; each with its final
-    report.
+    A budget's ``window`` (``budget.Window``): the trial fits its epochs and its schedule to
+    end by its soft end at its pace (``train.train``'s ``finish_by``), and is complete there;
+    past it the trial ends at its next epoch's end, at the hard end mid-epoch; each with its
+    final report.
     """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     import ray
@@ -186,12 +186,12 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         tune.report({**{k: m[k] for k in EPOCH_KEYS}, "max_epochs": m["max_epochs"],
                      **rung(m["epoch"], m["max_epochs"], spec), **placement},
                     checkpoint=tune.Checkpoint.from_directory(state) if state else None)
-        return deadline is not None and time.time() >= deadline[0]
+        return window is not None and not window.may_start(time.time())
 
     stop_requested = _stop_event()
 
     def should_stop() -> bool:
-        return stop_requested() or (deadline is not None and time.time() >= deadline[1])
+        return stop_requested() or (window is not None and window.cut(time.time()))
 
     train_start = time.time()  # imports and set-up done: what a plain training loop pays starts
     # a trial Tune restarts after a failure (FailureConfig.max_failures) goes on from its last
@@ -204,7 +204,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                              should_stop=should_stop, epoch_state=True,
                              resume_from=resume_from,
-                             finish_by=None if deadline is None else deadline[0])
+                             finish_by=None if window is None else window.soft)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     final_val = result.final_val  # measured by training's own validation: no second pass

@@ -148,6 +148,20 @@ def earlier_starts(spec: SweepSpec, storage, st: tracking.Store) -> tuple[list[S
     return starts, notes
 
 
+def check(spec: SweepSpec, st: tracking.Store) -> None:
+    """Before any store is opened: each ``warm_start`` sweep is in the Optuna storage (read
+    without creating anything). Raises WarmStartError for one that is not."""
+    if not spec.warm_start:
+        return
+    names = tracking.study_names(st.optuna_url)
+    if names is None:  # not readable here: ``plan`` checks it once the storage is open
+        return
+    for name in spec.warm_start:
+        if name not in names:
+            raise WarmStartError(f"{spec.path}: warm_start: no sweep {name!r} in the Optuna "
+                                 f"storage {redact.mask(st.optuna_url)}.")
+
+
 def plan(spec: SweepSpec, storage, st: tracking.Store,
          say: Callable[[str], None]) -> list[Start]:
     """The spec's warm starts, each configuration once, at most ``spec.trials``; none where the

@@ -6,10 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.sweeps.helpers import write_spec
 
 RUN = """
 import sys
+
+import pytest
 from sweeps import tracking
 def broken(st):
     raise ValueError("a library's own ValueError, not the user's")
@@ -39,3 +43,21 @@ def test_a_user_error_in_the_same_place_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("fmnist-sweep run: error: ") and \
         "space.dropout" in lines[0], lines
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("spec_over,flags,said", [
+    ({"warm_start": ["nosuch"]}, [], "warm_start: no sweep 'nosuch'"),
+    ({}, ["--storage", "postgresql://u:secret@127.0.0.1:1/x"], "--storage postgresql://u:***@"),
+    ({}, ["--tracking-uri", "postgresql://u:secret@127.0.0.1:1/x"], "--tracking-uri "),
+    ({}, ["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers"),
+])
+def test_bad_input_is_said_before_the_store_folder_is_made(tmp_path, capsys, spec_over, flags,
+                                                           said):
+    from sweeps.cli import main
+
+    spec = write_spec(tmp_path / "s.yaml", trials=1, max_epochs=1, **spec_over)
+    store = tmp_path / "store"
+    assert main(["run", str(spec), "--store", str(store), "--subset", "100", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0] and "secret" not in err[0], err
+    assert not store.exists()  # nothing created: no folder, no database

@@ -1,5 +1,5 @@
 """The phase after the search, with made-up inputs (milliseconds): the final model's choice on
-validation, the refit's data and knobs, and the budget's deadlines."""
+validation, the refit's data and knobs (the budget's decisions: test_orchestration_units)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sweeps import final, runner, space
+from sweeps import final, space
 from sweeps import spec as spec_
 from sweeps import tags as tag
 
@@ -40,32 +40,6 @@ def test_a_refits_time_is_estimated_at_its_trials_pace():
     assert final.refit_estimate_s({"train_s": 100.0, "epochs": 4}, 8, 1000,
                                   1000) == pytest.approx(200.0)
     assert final.refit_estimate_s({"epochs": 4}, 8, 1000, 1000) is None  # not recorded
-
-
-def _run(**metrics):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(data=SimpleNamespace(metrics=metrics))
-
-
-def test_whether_a_refit_fits_is_told_from_its_trials_pace():
-    # the trial: 10 epochs of 100 images in 100 s, best at epoch 8; its refit: 8 epochs of 125
-    split = _Split(*(np.zeros(n) for n in (100, 100, 25, 25, 10, 10)))
-    best = _run(train_s=100.0, epochs=10, best_epoch=8)
-    assert final.refit_epochs(best) == 8
-    assert final.refit_need_s(best, split) == pytest.approx(100.0)
-    assert final.refit_fits(best, split, until=1100.0, now=1000.0)
-    assert not final.refit_fits(best, split, until=1099.0, now=1000.0)
-    assert final.refit_fits(_run(epochs=10), split, until=0.0, now=1000.0)  # pace unknown
-
-
-def test_a_refit_that_cannot_fit_gives_its_share_of_the_budget_to_the_search():
-    spec = spec_.parse({"name": "s", "family": "lenet5", "budget": 1000,
-                        "final": {"refit": True, "ensemble": 5}})
-    kept, given = runner.Deadlines.of(spec, 0.0), runner.Deadlines.of(spec, 0.0, refit=False)
-    assert given.after == kept.after == 1000 - 50
-    assert given.search_hard == pytest.approx(kept.search_hard + 250)  # the refit's 25%
-    assert given.search_soft == pytest.approx(given.search_hard - 50)
 
 
 @dataclass
@@ -100,20 +74,6 @@ def test_the_refit_runs_the_trials_knobs_without_early_stopping():
     assert hp["seed"] == spec.data_seed
     # a trial a budget fitted to its time ran a shorter schedule: the refit runs the same one
     assert final.refit_hp(spec, {}, max_epochs=7.0)["max_epochs"] == 7
-
-
-@pytest.mark.parametrize("final_keys,search_end", [
-    ({"refit": True, "ensemble": 5}, 1000 - 50 - 250 - 50),  # refit 25%, ensemble 5%
-    ({"refit": False, "ensemble": 0}, 1000 - 50),
-    ({"refit": False, "ensemble": 3}, 1000 - 50 - 50),
-])
-def test_a_budget_keeps_room_for_what_follows_the_search(final_keys, search_end):
-    spec = spec_.parse({"name": "s", "family": "lenet5", "budget": 1000, "final": final_keys})
-    d = runner.Deadlines.of(spec, started=0.0)
-    assert d.after == 1000 - 50  # the test evaluation and the report keep 5%
-    assert d.search_hard == pytest.approx(search_end)
-    assert d.search_soft == pytest.approx(search_end - 50)
-    assert runner.Deadlines.of(spec.replace(budget_s=None), 0.0) is None
 
 
 @pytest.mark.parametrize("raw,message", [

@@ -1,0 +1,160 @@
+"""A sweep's budget: one object, on one clock, that every phase asks.
+
+Built once from the spec and the command's start (``Budget.of``), passed down, and asked:
+may a trial start, when must the search's trials end (``Window``, carried to the trials in
+Ray's workers and to the searcher), when must the refit and the ensemble end, how many seconds
+and training images are left. The clock is ``time.time()``: trials run in other processes, and
+on a cluster on other machines, where a monotonic clock means nothing.
+
+The budget's shares (of its seconds): the search first; then ``AFTER_SHARE`` for the refit and
+the ensemble, where the spec asks for them; and ``reserve_s`` twice, once for the epoch a
+running trial is finishing when the search ends and once for the test evaluation and the report.
+
+Compute (``images``: training images, over the search, the refit and every model after it) is
+counted beside time, so that a budget can end at whichever comes first.
+
+Example::
+
+    budget = Budget.of(spec, started=time.time())
+    window = budget.search_window()  # None: no budget
+    if budget.may_start_trial(time.time()):
+        ...
+
+Pure: no store, no Ray, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+AFTER_SHARE = {"refit": 0.25, "ensemble": 0.05}  # of a budget, kept for the phase after search
+
+
+def reserve_s(seconds: float) -> float:
+    """What a budget keeps for the test evaluation and the report at its end, and again for the
+    epoch a running trial is finishing when the search ends."""
+    return max(10.0, 0.05 * seconds)
+
+
+@dataclass(frozen=True)
+class Window:
+    """When the search's trials must end (``time.time()``): no trial starts after ``soft`` and
+    a running one ends at its next epoch's end (a trial fits its schedule to end by it); an
+    epoch still going at ``hard`` is cut off. Picklable: it travels to the trials."""
+
+    soft: float
+    hard: float
+
+    def may_start(self, now: float) -> bool:
+        return now < self.soft
+
+    def cut(self, now: float) -> bool:
+        """Whether a running epoch is cut off mid-way."""
+        return now >= self.hard
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A sweep command's budget. ``seconds``: the whole command's (search, refit, ensemble, test
+    evaluation, report), None for none; ``search_seconds``: the spec's ``time_budget_s``, a
+    limit on the search alone; ``images``: training images the sweep may process in all its
+    commands, None for no limit, of which ``images_used`` were spent by earlier commands."""
+
+    started: float  # time.time() at the command's start
+    seconds: float | None = None
+    search_seconds: float | None = None
+    refit: bool = False  # the refit's share is kept after the search
+    ensemble: bool = False  # the ensemble's share is kept after the search
+    images: int | None = None
+    images_used: int = 0
+
+    @classmethod
+    def of(cls, spec: Any, started: float | None = None, images_used: int = 0) -> Budget:
+        """The budget of ``spec`` (its ``budget_s``, ``time_budget_s``, ``refit``, ``ensemble``
+        and, where it has one, ``budget_images``), from ``started`` (default: now)."""
+        return cls(started=time.time() if started is None else started,
+                   seconds=spec.budget_s or None,
+                   search_seconds=spec.time_budget_s or None,
+                   refit=bool(spec.refit), ensemble=spec.ensemble >= 2,
+                   images=getattr(spec, "budget_images", None) or None,
+                   images_used=images_used)
+
+    @property
+    def timed(self) -> bool:
+        return self.seconds is not None
+
+    def without_refit(self) -> Budget:
+        """This budget with the refit's share given to the search (a refit that cannot fit)."""
+        return dataclasses.replace(self, refit=False)
+
+    @property
+    def share(self) -> float:
+        """The fraction of the seconds kept after the search for the refit and the ensemble."""
+        return ((AFTER_SHARE["refit"] if self.refit else 0.0)
+                + (AFTER_SHARE["ensemble"] if self.ensemble else 0.0))
+
+    def after_end(self) -> float | None:
+        """When the refit and the ensemble must end (the test evaluation and the report
+        follow); None: no time budget."""
+        if self.seconds is None:
+            return None
+        return self.started + self.seconds - reserve_s(self.seconds)
+
+    def search_window(self) -> Window | None:
+        """When the search's trials must end; None: no time budget."""
+        after = self.after_end()
+        if after is None or self.seconds is None:
+            return None
+        hard = after - self.share * self.seconds
+        return Window(hard - reserve_s(self.seconds), hard)
+
+    def search_left(self, now: float) -> float | None:
+        """Seconds the search may still take from ``now`` (the spec's ``time_budget_s``, the
+        budget's window, whichever is shorter); None: no limit. May be <= 0."""
+        window = self.search_window()
+        left = self.search_seconds
+        if window is not None:
+            to_soft = window.soft - now
+            left = to_soft if left is None else min(left, to_soft)
+        return left
+
+    def may_start_trial(self, now: float, images_per_epoch: int = 0, used: int = 0) -> bool:
+        """Whether a trial may start at ``now``: within the search's window, and with at least
+        one epoch of ``images_per_epoch`` training images left of the compute (``used``: images
+        this command has processed so far)."""
+        window = self.search_window()
+        if window is not None and not window.may_start(now):
+            return False
+        left = self.images_left(used)
+        return left is None or left >= max(1, images_per_epoch)
+
+    def seconds_left(self, now: float) -> float | None:
+        """Seconds left of the whole command at ``now``; None: no time budget."""
+        return None if self.seconds is None else self.started + self.seconds - now
+
+    def fits(self, need_s: float | None, now: float, by: float | None = None) -> bool:
+        """Whether work of ``need_s`` seconds started at ``now`` ends by ``by`` (default: the
+        phase after the search's end); True where there is no deadline or the need is not
+        known (it cannot be told)."""
+        by = self.after_end() if by is None else by
+        return by is None or need_s is None or now + need_s <= by
+
+    def images_left(self, used: int = 0) -> int | None:
+        """Training images left of the compute budget after ``used`` more; None: no limit."""
+        if self.images is None:
+            return None
+        return max(0, self.images - self.images_used - used)
+
+    def describe(self) -> str:
+        """The budget in words, e.g. "2h" or "1,200,000 images"; "none" without one."""
+        from sweeps.spec import format_duration
+
+        parts = []
+        if self.seconds is not None:
+            parts.append(format_duration(self.seconds))
+        if self.images is not None:
+            parts.append(f"{self.images:,} images")
+        return ", ".join(parts) or "none"

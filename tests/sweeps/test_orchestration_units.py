@@ -1,0 +1,369 @@
+"""The orchestration's decisions against the in-memory record, with made-up trials
+(milliseconds): the budget, the record's queries, the phase after the search, resume after each
+kind of stop, and warm starts. No store, no Ray, no training."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sweeps import final, record, resume, warm
+from sweeps import spec as spec_
+from sweeps import tags as tag
+from sweeps.budget import Budget, Window
+from sweeps.record import MemoryRecord, RecipeAttr, ResumeAttr, TrialRun
+
+pytestmark = pytest.mark.unit  # the fast tier: `make test-fast`
+
+
+def _spec(**raw):
+    return spec_.parse({"name": "s", "family": "lenet5", **raw})
+
+
+def _trial(run_id, objective=None, status="FINISHED", number=None, **metrics):
+    tags = {tag.ROLE: tag.TRIAL}
+    if number is not None:
+        tags[tag.OPTUNA_TRIAL] = str(number)
+    if objective is not None:
+        metrics["objective"] = objective
+    return TrialRun(run_id, status, {}, metrics, tags)
+
+
+# ---------------------------------------------------------------- the budget
+
+
+def test_without_a_budget_nothing_is_limited():
+    b = Budget.of(_spec(), started=0.0)
+    assert b.search_window() is None and b.after_end() is None
+    assert b.may_start_trial(1e12) and b.fits(1e9, now=0.0)
+    assert b.search_left(5.0) is None and b.images_left() is None
+
+
+@pytest.mark.parametrize("final_keys,search_end", [
+    ({"refit": True, "ensemble": 5}, 1000 - 50 - 250 - 50),  # refit 25%, ensemble 5%
+    ({"refit": False, "ensemble": 0}, 1000 - 50),
+    ({"refit": False, "ensemble": 3}, 1000 - 50 - 50),
+    ({"refit": True, "ensemble": 0}, 1000 - 50 - 250),
+])
+def test_a_budget_keeps_room_for_what_follows_the_search(final_keys, search_end):
+    b = Budget.of(_spec(budget=1000, final=final_keys), started=0.0)
+    assert b.after_end() == 1000 - 50  # the test evaluation and the report keep 5%
+    w = b.search_window()
+    assert w.hard == pytest.approx(search_end)
+    assert w.soft == pytest.approx(search_end - 50)  # the epoch a trial is finishing
+
+
+def test_the_budget_counts_from_the_commands_start_on_the_wall_clock():
+    b = Budget.of(_spec(budget=1000, final={"refit": False, "ensemble": 0}), started=5000.0)
+    assert b.search_window() == Window(5000.0 + 900, 5000.0 + 950)
+    assert b.seconds_left(5600.0) == pytest.approx(400.0)
+
+
+def test_a_short_budget_still_keeps_ten_seconds_for_the_report():
+    b = Budget.of(_spec(budget=60, final={"refit": False, "ensemble": 0}), started=0.0)
+    assert b.after_end() == 50.0 and b.search_window() == Window(40.0, 50.0)
+
+
+def test_the_refits_share_given_to_the_search_moves_its_window_only():
+    kept = Budget.of(_spec(budget=1000, final={"refit": True, "ensemble": 5}), started=0.0)
+    given = kept.without_refit()
+    assert given.after_end() == kept.after_end() == 950
+    assert given.search_window().hard == pytest.approx(kept.search_window().hard + 250)
+    assert kept.refit and not given.refit  # the budget itself is unchanged (frozen)
+
+
+def test_the_search_has_the_shorter_of_its_own_limit_and_the_budgets_window():
+    b = Budget.of(_spec(budget=1000, time_budget_s=300, final={"refit": False,
+                                                               "ensemble": 0}), started=0.0)
+    assert b.search_left(0.0) == 300  # the spec's time_budget_s
+    assert b.search_left(700.0) == pytest.approx(200.0)  # the window's soft end, 900
+    assert b.search_left(950.0) < 0
+    only_search = Budget.of(_spec(time_budget_s=300), started=0.0)
+    assert only_search.search_left(100.0) == 300 and only_search.search_window() is None
+
+
+def test_no_trial_starts_after_the_windows_soft_end_and_an_epoch_is_cut_at_its_hard_end():
+    w = Budget.of(_spec(budget=1000, final={"refit": False, "ensemble": 0}),
+                  started=0.0).search_window()
+    assert w.may_start(899.9) and not w.may_start(900.0)
+    assert not w.cut(949.9) and w.cut(950.0)
+
+
+def test_work_fits_when_it_ends_by_the_phase_after_the_search_or_its_need_is_unknown():
+    b = Budget.of(_spec(budget=1000), started=0.0)
+    assert b.fits(100.0, now=850.0) and not b.fits(100.1, now=850.0)
+    assert b.fits(None, now=10_000.0)  # a pace not recorded cannot be told
+    assert b.fits(10.0, now=0.0, by=10.0) and not b.fits(10.0, now=0.5, by=10.0)
+
+
+def test_a_compute_budget_counts_images_over_the_commands():
+    b = Budget(started=0.0, images=1_000_000, images_used=400_000)  # an earlier command's
+    assert b.images_left() == 600_000
+    assert b.images_left(used=100_000) == 500_000
+    assert b.images_left(used=10**7) == 0
+
+
+def test_a_trial_needs_one_epoch_of_compute_left_to_start():
+    b = Budget(started=0.0, images=100_000)
+    assert b.may_start_trial(0.0, images_per_epoch=48_000, used=52_000)
+    assert not b.may_start_trial(0.0, images_per_epoch=48_000, used=52_001)
+
+
+def test_the_budget_and_its_window_travel_to_other_processes():
+    b = Budget.of(_spec(budget=1000), started=123.0)
+    assert pickle.loads(pickle.dumps(b)) == b
+    assert pickle.loads(pickle.dumps(b.search_window())) == b.search_window()
+
+
+def test_the_budget_says_itself_in_words():
+    assert Budget(started=0.0).describe() == "none"
+    assert Budget(started=0.0, seconds=7200.0).describe() == "2h"
+    assert Budget(started=0.0, seconds=60.0, images=1_200_000).describe() == \
+        "1m, 1,200,000 images"
+
+
+# ---------------------------------------------------------------- the record
+
+
+def test_the_best_trial_honours_the_specs_mode():
+    rec = MemoryRecord("max", [_trial("a", 0.90), _trial("b", 0.93), _trial("c", 0.91)])
+    assert [r.run_id for r in rec.ranked()] == ["b", "c", "a"]
+    low = MemoryRecord("min", [_trial("a", 0.30), _trial("b", 0.25), _trial("c", 0.40)])
+    assert low.best().run_id == "b"
+    assert [r.run_id for r in low.ranked(2)] == ["b", "a"]
+
+
+def test_a_diverged_pruned_or_unscored_trial_is_never_the_best():
+    rec = MemoryRecord("max", [_trial("nan", math.nan), _trial("inf", math.inf),
+                               _trial("pruned", 0.99, status="KILLED"), _trial("none"),
+                               _trial("failed", 0.98, status="FAILED"), _trial("ok", 0.5)])
+    assert [r.run_id for r in rec.ranked()] == ["ok"]
+
+
+def test_a_record_of_diverged_trials_only_has_no_best():
+    assert MemoryRecord("max", [_trial("nan", math.nan)]).best() is None
+    assert MemoryRecord("max").best() is None
+
+
+def test_ties_keep_the_records_order():
+    rec = MemoryRecord("max", [_trial("first", 0.9), _trial("second", 0.9)])
+    assert [r.run_id for r in rec.ranked()] == ["first", "second"]
+
+
+def test_a_trials_numbers_are_read_through_typed_fields():
+    t = _trial("a", 0.9, number=7, epochs=10.0, best_epoch=8.0, train_s=100.0,
+               schedule_epochs=12.0)
+    assert (t.number, t.epochs, t.refit_epochs, t.epoch_s, t.schedule_epochs) == \
+        (7, 10, 8, 10.0, 12)
+    bare = _trial("b")
+    assert (bare.number, bare.epochs, bare.refit_epochs, bare.epoch_s, bare.schedule_epochs) \
+        == (None, 0, 1, None, None)
+    assert _trial("c", epochs=5.0).refit_epochs == 5  # no best epoch: all it trained
+
+
+def test_the_record_finds_the_run_after_the_search_of_the_best_trial(tmp_path):
+    best = _trial("best", 0.9)
+    rec = MemoryRecord("max", [best])
+    assert rec.own_run(tag.REFIT, best) is None and not rec.refit_done(best)
+    folder = tmp_path / "refit"
+    folder.mkdir()
+    rec.add(TrialRun("r1", "FINISHED", tags={tag.SOURCE_RUN_ID: "other",
+                                             tag.CHECKPOINT: str(folder)}), tag.REFIT)
+    refit = rec.add(TrialRun("r2", "FINISHED", tags={tag.SOURCE_RUN_ID: "best",
+                                                     tag.CHECKPOINT: str(folder)}), tag.REFIT)
+    assert rec.own_run(tag.REFIT, best) == refit
+    assert not rec.refit_done(best)  # its model was never saved
+    (folder / "model.keras").write_bytes(b"zip")
+    assert rec.refit_done(best) and rec.own_run(tag.ENSEMBLE, best) is None
+    assert [r.run_id for r in rec.runs(tag.TRIAL)] == ["best"]
+
+
+def test_resume_and_recipe_attributes_round_trip_as_the_dicts_optuna_stores():
+    a = ResumeAttr("run-1", "/ray/t/checkpoint_000002", 3, 0)
+    assert a.to_attr() == {"run_id": "run-1", "checkpoint": "/ray/t/checkpoint_000002",
+                           "epoch": 3, "trial": 0}
+    assert ResumeAttr.from_attr(a.to_attr()) == a and ResumeAttr.from_attr(None) is None
+    r = RecipeAttr("fast", "fast", {"lr": 0.2}, exact=True)
+    assert r.to_attr() == {"name": "fast", "preset": "fast", "hp": {"lr": 0.2},
+                           "exact": True}  # no max_epochs: the spec's
+    look = RecipeAttr("fast", "fast", {}, True, max_epochs=5)
+    assert RecipeAttr.from_attr(look.to_attr()) == look and look.to_attr()["max_epochs"] == 5
+
+
+def test_the_trial_seed_is_the_specs_fixed_seed_else_its_data_seed():
+    assert record.trial_seed(_spec(fixed={"seed": 7})) == 7
+    assert record.trial_seed(_spec(data={"seed": 3})) == 3
+
+
+# ---------------------------------------------------------------- after the search
+
+
+@dataclass
+class _Split:
+    y_train: np.ndarray
+    y_val: np.ndarray
+
+
+SPLIT = _Split(np.zeros(100), np.zeros(25))
+PACED = dict(train_s=100.0, epochs=10.0, best_epoch=8.0)  # its refit: 8 epochs of 125 images
+
+
+def test_a_refits_time_is_its_trials_pace_on_the_refits_images():
+    assert final.refit_need_s(_trial("a", 0.9, **PACED), SPLIT) == pytest.approx(100.0)
+    assert final.refit_need_s(_trial("a", 0.9, epochs=10.0), SPLIT) is None
+
+
+def test_a_refit_that_fits_keeps_its_share():
+    b = Budget.of(_spec(budget=1000), started=0.0)
+    assert final.share_back(b, _trial("a", 0.9, **PACED), SPLIT, now=850.0) is None
+
+
+def test_a_refit_that_cannot_fit_gives_its_share_to_the_search():
+    b = Budget.of(_spec(budget=1000), started=0.0)
+    more = final.share_back(b, _trial("a", 0.9, **PACED), SPLIT, now=851.0)
+    assert more == b.without_refit()
+
+
+def test_with_no_finished_trial_the_refits_share_goes_to_the_search():
+    b = Budget.of(_spec(budget=1000), started=0.0)
+    assert final.share_back(b, None, SPLIT, now=0.0) == b.without_refit()
+
+
+@pytest.mark.parametrize("budget,best,done", [
+    (Budget(started=0.0), _trial("a", 0.9, **PACED), False),  # no time budget
+    (Budget.of(_spec(budget=1000, final={"refit": False}), 0.0), None, False),  # no refit
+    (Budget.of(_spec(budget=1000), 0.0), _trial("a", 0.9, **PACED), True),  # trained before
+    (Budget.of(_spec(budget=1000), 0.0), _trial("a", 0.9, epochs=3.0), False),  # pace unknown
+])
+def test_the_refits_share_stays_where_there_is_nothing_to_give(budget, best, done):
+    assert final.share_back(budget, best, SPLIT, now=10_000.0, refit_done=done) is None
+
+
+def _cand(role, val, usable=True):
+    return final.Candidate(role, f"run-{role}", None, val, usable)
+
+
+def test_an_ensemble_with_a_nan_validation_score_is_never_chosen():
+    trial = _cand(tag.TRIAL, 0.90)
+    assert final._choose([trial, _cand(tag.ENSEMBLE, math.nan)]) is trial
+
+
+# ---------------------------------------------------------------- resume after a stop
+
+
+def _tv(number, state, params=None, **attrs):
+    return resume.TrialView(number, state, params or {"learning_rate": 0.01}, attrs)
+
+
+def _run(run_id, number, status, objective=None, trial_dir=""):
+    tags = {tag.ROLE: tag.TRIAL, tag.TRIAL_DIR: trial_dir}
+    if number is not None:
+        tags[tag.OPTUNA_TRIAL] = str(number)
+    metrics = {} if objective is None else {"objective": objective}
+    return TrialRun(run_id, status, {}, metrics, tags)
+
+
+def _no_state(_dir):
+    return None
+
+
+def test_a_clean_record_needs_nothing():
+    trials = [_tv(0, "COMPLETE"), _tv(1, "PRUNED"), _tv(2, "WAITING")]
+    runs = [_run("a", 0, "FINISHED", 0.9), _run("b", 1, "KILLED", 0.5)]
+    assert resume.decide(trials, runs, _no_state) == []
+
+
+@pytest.mark.parametrize("status", ["FINISHED", "KILLED"])
+def test_a_kill_after_the_run_closed_keeps_the_trials_result(status):
+    actions = resume.decide([_tv(0, "RUNNING")], [_run("a", 0, status, 0.91)], _no_state)
+    assert actions == [resume.Complete(0, 0.91)]
+
+
+def test_a_trial_killed_mid_way_goes_on_from_its_last_saved_epoch_in_the_same_run():
+    saved = {"/ray/t0": ("/ray/t0/checkpoint_000002", 3)}
+    actions = resume.decide([_tv(0, "RUNNING")], [_run("a", 0, "RUNNING", trial_dir="/ray/t0")],
+                            saved.get)
+    attr = ResumeAttr("a", "/ray/t0/checkpoint_000002", 3, 0)
+    assert actions == [resume.Requeue(0, {"learning_rate": 0.01},
+                                      {ResumeAttr.KEY: attr.to_attr()}, attr)]  # run kept
+
+
+def test_a_trial_killed_before_its_first_epoch_starts_over_and_its_run_is_dropped():
+    actions = resume.decide([_tv(0, "RUNNING")], [_run("a", 0, "RUNNING", trial_dir="/t")],
+                            _no_state)
+    assert actions == [resume.Requeue(0, {"learning_rate": 0.01}, {}),
+                       resume.DeleteRun("a")]
+
+
+def test_a_trial_killed_before_its_run_was_written_starts_over():
+    assert resume.decide([_tv(4, "RUNNING")], [], _no_state) == [
+        resume.Requeue(4, {"learning_rate": 0.01}, {})]
+
+
+def test_a_recipe_trial_goes_on_as_its_recipe():
+    recipe = {"name": "fast", "preset": "fast", "hp": {}, "exact": True}
+    trial = _tv(0, "RUNNING", **{RecipeAttr.KEY: recipe, record.WARM_KEY: "recipe fast"})
+    (action,) = resume.decide([trial], [], _no_state)
+    assert action.user_attrs == {RecipeAttr.KEY: recipe, record.WARM_KEY: "recipe fast"}
+
+
+def test_a_resumed_trial_killed_again_goes_on_in_its_first_run_and_keeps_its_first_number():
+    first = ResumeAttr("a", "/ray/t0/checkpoint_000002", 3, 0)
+    # trial 5 continues trial 0; killed before the driver re-tagged run "a" with 5
+    trials = [_tv(0, "FAIL", **{resume.INTERRUPTED: True}),
+              _tv(5, "RUNNING", **{ResumeAttr.KEY: first.to_attr()})]
+    runs = [_run("a", 0, "RUNNING", trial_dir="/ray/t5")]
+    (action,) = resume.decide(trials, runs, {"/ray/t5": ("/ray/t5/checkpoint_000004", 6)}.get)
+    assert action.number == 5
+    assert action.resume == ResumeAttr("a", "/ray/t5/checkpoint_000004", 6, 0)
+
+
+@pytest.mark.parametrize("state,status", [("COMPLETE", "FINISHED"), ("PRUNED", "KILLED"),
+                                          ("FAIL", "FAILED")])
+def test_a_run_left_open_after_its_trial_closed_is_closed_to_match(state, status):
+    actions = resume.decide([_tv(0, state)], [_run("a", 0, "RUNNING")], _no_state)
+    assert actions == [resume.CloseRun("a", status)]
+
+
+def test_an_interrupted_trials_leftover_run_is_dropped():
+    trials = [_tv(0, "FAIL", **{resume.INTERRUPTED: True})]
+    assert resume.decide(trials, [_run("a", 0, "RUNNING")], _no_state) == [
+        resume.DeleteRun("a")]
+
+
+def test_a_run_with_no_trial_is_dropped():
+    assert resume.decide([], [_run("a", None, "RUNNING"), _run("b", 9, "RUNNING")],
+                         _no_state) == [resume.DeleteRun("a"), resume.DeleteRun("b")]
+
+
+def test_a_run_an_enqueued_resume_will_go_on_in_is_kept():
+    attr = ResumeAttr("a", "/ray/t0/checkpoint_000001", 2, 0)
+    trials = [_tv(0, "FAIL", **{resume.INTERRUPTED: True}),
+              _tv(1, "WAITING", **{ResumeAttr.KEY: attr.to_attr()})]
+    assert resume.decide(trials, [_run("a", 0, "RUNNING")], _no_state) == []
+
+
+# ---------------------------------------------------------------- warm starts
+
+
+@pytest.mark.parametrize("max_epochs,looks", [(20, [5, 10]), (8, [2, 4]), (2, [1]), (1, [])])
+def test_a_budgets_quick_looks_are_a_quarter_then_half_of_the_schedule(max_epochs, looks):
+    first = warm.Start("recipe x", {"learning_rate": 0.1},
+                       {RecipeAttr.KEY: RecipeAttr("x", "fast").to_attr()})
+    got = warm._looks(first, max_epochs)
+    assert [RecipeAttr.from_attr(s.user_attrs[RecipeAttr.KEY]).max_epochs for s in got] == looks
+
+
+def test_a_warm_start_from_a_sweep_the_store_lacks_is_said_before_any_file_is_written(
+        tmp_path):
+    from sweeps import tracking
+
+    st = tracking.store(tmp_path / "store")
+    with pytest.raises(warm.WarmStartError, match="warm_start: no sweep 'earlier'"):
+        warm.check(_spec(warm_start=["earlier"]), st)
+    assert not (tmp_path / "store").exists()
+    warm.check(_spec(), st)  # no warm start: nothing to check
