@@ -72,20 +72,46 @@ class Budget:
     images_used: int = 0
 
     @classmethod
-    def of(cls, spec: Any, started: float | None = None, images_used: int = 0) -> Budget:
-        """The budget of ``spec`` (its ``budget_s``, ``time_budget_s``, ``refit``, ``ensemble``
-        and, where it has one, ``budget_images``), from ``started`` (default: now)."""
+    def of(cls, spec: Any, started: float | None = None, n_train: int = 0,
+           images_used: int = 0) -> Budget:
+        """The budget of ``spec`` (its ``budget_s``, ``budget_epochs`` of ``n_train`` training
+        images, ``time_budget_s``, ``refit``, ``ensemble``), from ``started`` (default: now),
+        of which earlier commands of the sweep processed ``images_used`` training images."""
+        epochs = getattr(spec, "budget_epochs", None)
         return cls(started=time.time() if started is None else started,
                    seconds=spec.budget_s or None,
                    search_seconds=spec.time_budget_s or None,
                    refit=bool(spec.refit), ensemble=spec.ensemble >= 2,
-                   images=getattr(spec, "budget_images", None) or None,
+                   images=round(epochs * n_train) if epochs and n_train else None,
                    images_used=images_used)
 
     @property
     def timed(self) -> bool:
         return self.seconds is not None
 
+    @property
+    def counted(self) -> bool:
+        """A compute budget: training images counted."""
+        return self.images is not None
+
+    def search_images(self) -> int | None:
+        """The training images the search may process over the sweep: the compute budget less
+        the refit's share where the spec keeps one (the ensemble trains nothing); None: no
+        compute budget."""
+        if self.images is None:
+            return None
+        return round(self.images * (1.0 - (AFTER_SHARE["refit"] if self.refit else 0.0)))
+
+    def trial_epochs(self, max_epochs: int, n_train: int, committed: int = 0) -> int:
+        """The epochs a trial that starts now may train, at most ``max_epochs`` of ``n_train``
+        images: all of them without a compute budget, else those the search's images left
+        after ``committed`` more (this command's processed and reserved) still hold; 0: it may
+        not start. The same on any machine: a seeded sweep makes the same decisions."""
+        search = self.search_images()
+        if search is None or n_train <= 0:
+            return max_epochs
+        left = search - self.images_used - committed
+        return max(0, min(max_epochs, left // n_train))
     def without_refit(self) -> Budget:
         """This budget with the refit's share given to the search (a refit that cannot fit)."""
         return dataclasses.replace(self, refit=False)
@@ -141,6 +167,12 @@ class Budget:
         known (it cannot be told)."""
         by = self.after_end() if by is None else by
         return by is None or need_s is None or now + need_s <= by
+
+    def fits_images(self, need: int | None, used: int = 0) -> bool:
+        """Whether ``need`` training images fit in the compute left after ``used`` more; True
+        without a compute budget or where the need is not known."""
+        left = self.images_left(used)
+        return left is None or need is None or need <= left
 
     def images_left(self, used: int = 0) -> int | None:
         """Training images left of the compute budget after ``used`` more; None: no limit."""

@@ -108,8 +108,10 @@ class RunCommand(Command):
                             "(default: $RAY_ADDRESS, else a local Ray)")
         parser.add_argument("--fresh", action="store_true",
                             help="start over under a new name (name-timestamp)")
-        parser.add_argument("--budget", help="wall-clock budget of the whole command (search, "
-                            "test evaluation, report): seconds, or e.g. 2h, 45m, 90s")
+        parser.add_argument("--budget", help="budget of the whole command (search, refit, "
+                            "test evaluation, report): wall clock (seconds, or e.g. 2h, 45m, "
+                            "90s) or compute over the sweep (e.g. '60 epochs' of the training "
+                            "split); replaces the spec's")
 
     def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         from sweeps import runner, tracking
@@ -117,9 +119,9 @@ class RunCommand(Command):
 
         budget = None
         if args.budget is not None:
-            budget = specs.parse_duration(args.budget)
-            if budget is None:
-                raise UsageError(f"--budget {args.budget!r}: {specs.DURATION_RULE}")
+            if specs.parse_budget(args.budget) is None:
+                raise UsageError(f"--budget {args.budget!r}: {specs.BUDGET_RULE}")
+            budget = args.budget
         sp = specs.override(specs.load(args.spec), trials=args.trials,
                             max_epochs=args.max_epochs, subset=args.subset, name=args.name,
                             budget=budget)
@@ -264,9 +266,16 @@ class ValidateCommand(Command):
                 bad += 1
                 continue
             echo(f"ok  {path}: {sp.family}, {sp.trials} trials x {sp.max_epochs} epochs, "
-                 f"{_searched(sp)}, budget "
-                 f"{specs.format_duration(sp.budget_s) if sp.budget_s else 'none'}")
+                 f"{_searched(sp)}, budget {_budget_words(sp)}")
         return EXIT_BAD_INPUT if bad else EXIT_OK
+
+
+def _budget_words(sp) -> str:
+    from sweeps import spec as specs
+
+    parts = ([specs.format_duration(sp.budget_s)] if sp.budget_s else []) + (
+        [f"{sp.budget_epochs:g} epochs"] if sp.budget_epochs else [])
+    return ", ".join(parts) or "none"
 
 
 def _searched(sp) -> str:

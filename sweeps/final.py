@@ -132,12 +132,13 @@ def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
-           until: float | None = None) -> FinalResult | None:
+           until: float | None = None, images_left: int | None = None) -> FinalResult | None:
     """Choose the final model, evaluate it on the test set, record it on the parent run.
     ``study``: the sweep's Optuna study (a refit's knobs are its trial's, typed as sampled).
     ``until`` (``time.time()``, ``Budget.after_end``): the refit and the ensemble's library end
-    by it (the test evaluation and the record follow). Idempotent: a parent that holds its final
-    model is left as it is."""
+    by it (the test evaluation and the record follow); ``images_left``: a compute budget's
+    training images left, which the refit must fit in. Idempotent: a parent that holds its
+    final model is left as it is."""
 
     c = tracking.client(st)
     rec = record.MlflowRecord(st, spec)
@@ -164,7 +165,8 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
         return info
 
     # the refit first: it trains, and TensorFlow's thread pools are set before its first op
-    refit = _refit(st, rec, spec, parent, best, split, study, say, until) if spec.refit else None
+    refit = (_refit(st, rec, spec, parent, best, split, study, say, until, images_left)
+             if spec.refit else None)
     from fmnist import evaluate, tta
 
     model = _load(ckpt)
@@ -180,11 +182,15 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
         say(f"final: test-time augmentation {mode}: val/acc {plain_val:.4f} -> {tta_val:.4f}")
     best_probs = tta_probs if mode != "none" else plain_probs
     candidates = [Candidate(tag.TRIAL, best.run_id, model, _accuracy(best_probs, split.y_val))]
+    held = None
     if refit is not None:
         candidates.append(refit)
     if spec.ensemble >= 2:
         ens = _ensemble(st, rec, spec, parent, best, model, best_probs, split, mode, say, until)
         if ens is not None:
+            ens, held = ens
+            # compared where neither was chosen: on the validation half that did not pick it
+            candidates[0] = replace(candidates[0], val_acc=held.best)
             candidates.append(ens)
 
     for cand in candidates:  # each model on the test set once (as chosen, and plain)
@@ -233,6 +239,36 @@ def _choose(candidates: list[Candidate]) -> Candidate:
     return by_role.get(tag.REFIT, trial)
 
 
+def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split's two halves (positions, seeded): the ensemble's members are picked
+    on the first and the ensemble is compared with the best trial on the second, which did not
+    pick them (a choice scored on the data that made it flatters the ensemble)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """An ensemble picked on one half of the validation split and scored on the other."""
+
+    picked: Any  # ``fmnist.ensemble.Selection`` on the picking half
+    ensemble: float  # the ensemble's accuracy on the held-out half
+    best: float  # the best trial's alone, on the same half
+
+
+def pick_held_out(probs: list[np.ndarray], y: np.ndarray, max_size: int,
+                  seed: int = 0) -> HeldOut:
+    """Greedy ensemble selection over ``probs`` (validation probabilities, the best trial's
+    first) on one half of the validation split, both sides scored on the other half."""
+    from fmnist import ensemble
+
+    pick, held = halves(len(y), seed)
+    y = np.asarray(y)
+    picked = ensemble.greedy_select([p[pick] for p in probs], y[pick], max_size=max_size)
+    combined = ensemble.combine([p[held] for p in probs], picked.weights)
+    return HeldOut(picked, _accuracy(combined, y[held]), _accuracy(probs[0][held], y[held]))
+
+
 def _predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(np.ascontiguousarray(x), batch_size=1024, verbose=0),
                       dtype=np.float64)
@@ -274,21 +310,29 @@ def refit_need_s(best: TrialRun, split) -> float | None:
                             len(split.y_train) + len(split.y_val), len(split.y_train))
 
 
+def refit_images(best: TrialRun, split) -> int:
+    """The training images the refit of ``best`` processes: its epochs of train + val."""
+    return best.refit_epochs * (len(split.y_train) + len(split.y_val))
+
+
 def share_back(budget: Budget, best: TrialRun | None, split, now: float,
-               refit_done: bool = False) -> Budget | None:
+               refit_done: bool = False, used: int = 0) -> Budget | None:
     """The budget with the refit's share given to the search, where the search has ended and
-    ``best``'s refit cannot end within ``budget`` started ``now`` at its trial's pace, or where
-    no trial has finished; None where the refit fits (or its pace is unknown), where there is
-    no time budget or no refit, or where an earlier command trained it (``refit_done``)."""
-    if not budget.timed or not budget.refit:
+    ``best``'s refit cannot end within ``budget`` started ``now`` at its trial's pace, or cannot
+    fit in the compute left after ``used`` images of this command, or where no trial has
+    finished; None where the refit fits (or its pace is unknown), where there is no budget or
+    no refit, or where an earlier command trained it (``refit_done``)."""
+    if not (budget.timed or budget.counted) or not budget.refit:
         return None
-    if best is not None and (refit_done or budget.fits(refit_need_s(best, split), now)):
+    if best is not None and (refit_done or (
+            budget.fits(refit_need_s(best, split), now)
+            and budget.fits_images(refit_images(best, split), used))):
         return None
     return budget.without_refit()
 
 
 def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
-           until: float | None) -> Candidate | None:
+           until: float | None, images_left: int | None = None) -> Candidate | None:
     """Train the best configuration on train + val for the trial's best epoch count (a run of
     role REFIT), or load the refit a finished run of an earlier command saved; None where the
     budget's time left is too short for all its epochs at its trial's pace."""
@@ -310,6 +354,11 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     epochs = best.refit_epochs
     hp = refit_hp(spec, knobs, best.schedule_epochs)
     full = refit_split(split)
+    if images_left is not None and refit_images(best, split) > images_left:
+        say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images needs "
+            f"{refit_images(best, split):,} training images, the compute budget has "
+            f"{images_left:,} left: not started")
+        return None
     need = refit_need_s(best, split)
     if until is not None and need is not None and time.time() + need > until:
         # cut short, it would be recorded and never chosen: the budget's time is not spent on it
@@ -353,9 +402,10 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
 
 
 def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, split, mode, say,
-              until: float | None) -> Candidate | None:
-    """Greedy selection over the top trials' models on validation (a run of role ENSEMBLE);
-    None where fewer than two trials have a model."""
+              until: float | None) -> tuple[Candidate, HeldOut] | None:
+    """Greedy selection over the top trials' models on half the validation split, scored on
+    the other half (``pick_held_out``; a run of role ENSEMBLE); None where fewer than two
+    trials have a model."""
     from fmnist import ensemble, tta
 
     library, probs, runs = [best_model], [best_probs], [best]
@@ -372,16 +422,19 @@ def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, spl
         runs.append(r)
     if len(library) < 2:
         return None
-    picked = ensemble.greedy_select(probs, split.y_val, max_size=spec.ensemble)
+    held = pick_held_out(probs, split.y_val, spec.ensemble, seed=spec.data_seed)
+    picked = held.picked
     members = [[runs[i].run_id, w] for i, w in enumerate(picked.weights) if w]
-    say(f"final: ensemble of {len(picked.members)} picks from {len(library)} models: "
-        f"val/acc {picked.score:.4f} (best alone {picked.best_single:.4f})")
+    say(f"final: ensemble of {len(picked.members)} picks from {len(library)} models on half "
+        f"the validation split; on the other half val/acc {held.ensemble:.4f} (best trial "
+        f"alone {held.best:.4f})")
     done = rec.own_run(tag.ENSEMBLE, best)
     tags = {tag.SOURCE_RUN_ID: best.run_id, tag.MEMBERS: json.dumps(members)}
     rid = done.run_id if done is not None else tracking.start_child(
         st, spec, parent, tag.ENSEMBLE, "ensemble",
         {"max_size": spec.ensemble, "library": len(library), "picks": len(picked.members),
          "members": len(members)}, tags)
-    tracking.end_trial(st, rid, "FINISHED", {"val/acc": picked.score}, tags)
+    tracking.end_trial(st, rid, "FINISHED", {"val/acc": held.ensemble,
+                                             "val/acc_picking": picked.score}, tags)
     model = ensemble.as_model(library, picked.weights)
-    return Candidate(tag.ENSEMBLE, rid, model, picked.score)
+    return Candidate(tag.ENSEMBLE, rid, model, held.ensemble), held

@@ -242,6 +242,18 @@ class _Queries:
                 return r
         return None
 
+    def images_used(self, n_train: int) -> int:
+        """Training images the sweep has processed in all its commands, from the record: each
+        trial's epochs logged (a trial resumed goes on in the same run: counted once) of
+        ``n_train`` images, and each refit's own count. What a compute budget has spent."""
+        trials = sum(self.epochs_logged(r) for r in self.runs(tag.TRIAL))
+        refits = sum(int(r.metrics.get(TRAIN_IMAGES) or 0) for r in self.runs(tag.REFIT))
+        return trials * n_train + refits
+
+    def epochs_logged(self, run: TrialRun) -> int:
+        """The last epoch a trial's run holds (its per-epoch metrics' last step)."""
+        return int(run.metrics.get("epoch") or 0)  # a made-up run's
+
     def refit_done(self, best: TrialRun) -> bool:
         """Whether an earlier command trained the refit of ``best`` (finished, model saved)."""
         done = self.own_run(tag.REFIT, best)
@@ -281,3 +293,8 @@ class MlflowRecord(_Queries):
         from sweeps import tracking
 
         return [TrialRun.from_mlflow(r) for r in tracking.runs(self.st, self.sweep, role)]
+
+    def epochs_logged(self, run: TrialRun) -> int:
+        from sweeps import tracking
+
+        return tracking.last_logged_epoch(self.st, run.run_id)

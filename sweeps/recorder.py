@@ -13,7 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import progress, space, tracking
 from sweeps import tags as tag
-from sweeps.budget import Window
+from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
 from sweeps.trial import EPOCH_KEYS, FinalReport
 
@@ -29,14 +29,42 @@ class StudySearch(OptunaSearch):
     the storage and its URL, password included. The study in the database is the state a resume
     starts from (``Tuner.restore`` is never used), so nothing is lost."""
 
-    def __init__(self, *args, window: Window | None = None, **kwargs):
+    def __init__(self, *args, budget: Budget | None = None, spec: SweepSpec | None = None,
+                 n_train: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.window = window  # a budget's: no trial starts after its soft end
+        self.budget, self.spec, self.n_train = budget, spec, n_train
+        self.window = budget.search_window() if budget is not None else None
+        # a compute budget: images this command's trials reserved (their epochs), and spent
+        self.reserved: dict[str, int] = {}
+        self.spent = 0
+
+    @property
+    def committed(self) -> int:
+        return self.spent + sum(self.reserved.values())
 
     def suggest(self, trial_id: str):
         if self.window is not None and not self.window.may_start(time.time()):
             return Searcher.FINISHED
-        return super().suggest(trial_id)
+        counted = self.budget is not None and self.budget.counted and self.spec is not None
+        if counted and self.budget.trial_epochs(1, self.n_train, self.committed) == 0:
+            return Searcher.FINISHED  # not one epoch of the compute is left
+        config = super().suggest(trial_id)
+        if counted and isinstance(config, dict):
+            planned = space.trial_epochs(self.spec, config)
+            before = int((config.get(space.RESUME_KEY) or {}).get("epoch", 0))
+            epochs = self.budget.trial_epochs(planned - before, self.n_train, self.committed)
+            config[space.EPOCHS_KEY] = before + max(1, epochs)
+            self.reserved[trial_id] = max(1, epochs) * self.n_train
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        reserved = self.reserved.pop(trial_id, 0)
+        if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
+            ran = int((result or {}).get("epoch", 0)) - int(
+                (result or {}).get("resumed", 0) or 0)
+            self.spent += min(reserved, max(0, ran) * self.n_train)
+        super().on_trial_complete(trial_id, result=result, error=error)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         pass

@@ -11,6 +11,7 @@ rerun or logged twice.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ import optuna
 from fmnist import compat
 from fmnist.errors import UserError
 from sweeps import final, progress, record, recorder, resume, signals, space, tracking, warm
-from sweeps.budget import Budget, Window
+from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
 
 
@@ -45,16 +46,16 @@ class RunOptions:
 
 
 def refit_share_back(spec: SweepSpec, st: tracking.Store, split, budget: Budget,
-                     now: float) -> Budget | None:
+                     now: float, used: int = 0) -> Budget | None:
     """The budget that gives the refit's share to the search, where the search has ended and
     the best trial's refit cannot end in the budget at that trial's pace (a machine too slow
     for it: the share would go unspent), or where no trial has finished; None where the refit
     can, where there is no time budget or no refit, or where an earlier command trained it."""
-    if not budget.timed or not budget.refit:
+    if not (budget.timed or budget.counted) or not budget.refit:
         return None
     rec = record.MlflowRecord(st, spec)
     best = rec.best()
-    return final.share_back(budget, best, split, now,
+    return final.share_back(budget, best, split, now, used=used,
                             refit_done=best is not None and rec.refit_done(best))
 
 
@@ -174,7 +175,7 @@ def _plain_trial_actors() -> None:
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
     from fmnist import data
 
-    budget = Budget.of(spec, opts.started)
+    started = time.time() if opts.started is None else opts.started
     if opts.fresh:
         spec = spec.replace(name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -193,6 +194,13 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
                                 direction="maximize" if spec.mode == "max" else "minimize")
     warm.enqueue(study, starts, say)  # a new study's first trials
+    n_train = len(split.y_train)
+    budget = Budget.of(spec, started, n_train, images_used=record.MlflowRecord(
+        st, spec).images_used(n_train) if spec.budget_epochs else 0)
+    if budget.counted:
+        tracking.log_run(st, parent, {"sweep/budget_images": budget.images}, {})
+        say(f"sweep {spec.name}: compute budget {budget.images:,} training images "
+            f"({spec.budget_epochs:g} epochs of {n_train:,}), {budget.images_used:,} used")
     done, failed = resume.study_counts(study)
     remaining = spec.trials - done
     ran_now, images = 0, 0
@@ -201,27 +209,31 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
         say(f"sweep {spec.name}: all {spec.trials} trials are done; nothing to run")
     elif search_s is not None and search_s <= 0:
         say(f"sweep {spec.name}: the budget leaves no time for the search")
+    elif budget.trial_epochs(1, n_train) == 0:
+        say(f"sweep {spec.name}: the compute budget leaves no epoch for the search")
     else:
         if done:
             say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
         try:
             ran_now, images = _tune(spec, st, storage, study, split, parent, remaining, done,
-                                    opts, say, search_s, budget.search_window())
-            more = refit_share_back(spec, st, split, budget, time.time())
+                                    opts, say, search_s, budget)
+            more = refit_share_back(spec, st, split, budget, time.time(), images)
             done = resume.study_counts(study)[0]
-            window = more.search_window() if more is not None else None
-            if window is not None and done < spec.trials and window.may_start(time.time()):
-                left = window.soft - time.time()
-                say(f"sweep {spec.name}: the best trial's refit would not end within the "
-                    f"budget; its share goes to the search ({left:.0f} s more)")
-                r, i = _tune(spec, st, storage, study, split, parent, spec.trials - done, done,
-                             opts, say, left, window)
-                ran_now, images = ran_now + r, images + i
+            if more is not None and done < spec.trials:
+                more = dataclasses.replace(more, images_used=budget.images_used + images)
+                left = more.search_left(time.time())
+                if (left is None or left > 0) and more.trial_epochs(1, n_train) > 0:
+                    say(f"sweep {spec.name}: the best trial's refit would not fit in the "
+                        f"budget; its share goes to the search")
+                    r, i = _tune(spec, st, storage, study, split, parent, spec.trials - done,
+                                 done, opts, say, left, more)
+                    ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:  # said with what a resume needs to know
             raise signals.Interrupted(e.signum, done=resume.study_counts(study)[0],
                                       trials=spec.trials, name=spec.name) from None
         done, failed = resume.study_counts(study)
-    best = final.finish(st, spec, parent, split, say, study=study, until=budget.after_end())
+    best = final.finish(st, spec, parent, split, say, study=study, until=budget.after_end(),
+                        images_left=budget.images_left(images))
     # compute spent, machine-independent and in wall time, summed over the sweep's commands
     images += best.train_images if best is not None else 0  # a refit's, in this command
     tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started,
@@ -261,9 +273,10 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
 def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, split,
           parent: str, remaining: int, done_before: int, opts: RunOptions,
           say: Callable[[str], None], search_s: float | None,
-          window: Window | None) -> tuple[int, int]:
+          budget: Budget) -> tuple[int, int]:
     """Run the search's remaining trials: for at most ``search_s`` seconds (None: no limit),
-    within the budget's ``window``; returns (trials started, training images processed)."""
+    within the ``budget`` (its search window, its compute); returns (trials started,
+    training images processed)."""
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -281,10 +294,11 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     searcher = recorder.StudySearch(space=space.DefineByRun(spec), metric=spec.metric,
                                     mode=spec.mode, sampler=space.sampler(spec, len(study.trials)),
                                     study_name=spec.name, storage=storage,
-                                    window=window)
+                                    budget=budget, spec=spec, n_train=len(split.y_train))
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = record.trial_seed(spec)
+    window = budget.search_window()
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              window=window),

@@ -46,7 +46,9 @@ TRIAL_KEY = "optuna_trial"  # the Optuna trial number, carried in each Ray trial
 RESUME_KEY = ResumeAttr.KEY
 RECIPE_KEY = RecipeAttr.KEY
 WARM_KEY = record.WARM_KEY
-CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY)
+# the epochs a compute budget leaves a trial (``Budget.trial_epochs``), set by the searcher
+EPOCHS_KEY = "fmnist_epochs"
+CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY)
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +59,11 @@ def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
 
 def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
     """The epochs a trial whose config is ``config`` may train: its recipe's where it sets them
-    (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs``."""
+    (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs`` nor what a
+    compute budget left it (``EPOCHS_KEY``)."""
     recipe = config.get(RECIPE_KEY) or {}
-    return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
+    planned = min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
+    return min(planned, int(config.get(EPOCHS_KEY) or planned))
 
 
 def trial_setup(spec: SweepSpec, config: dict[str, Any]) -> tuple[str, str | None, dict]:

@@ -63,6 +63,9 @@ class SweepSpec:
     max_epochs: int = 20
     time_budget_s: float | None = None  # the search's alone
     budget_s: float | None = None  # the whole command's: search, final phase and report
+    # a compute budget: epochs of the training split (training images processed / training
+    # images), over every command of the sweep: its search, its refit and every model after it
+    budget_epochs: float | None = None
     sampler: str = "tpe"
     sampler_seed: int = 0
     scheduler: str = "asha"
@@ -139,8 +142,12 @@ class SweepSpec:
             "space": self.resolved()["space"], "fixed": dict(self.fixed),
             "final": {"refit": self.refit, "ensemble": self.ensemble, "tta": self.tta},
         }
-        if self.budget_s is not None:
+        if self.budget_s is not None and self.budget_epochs is not None:
+            d["budget"] = {"time": self.budget_s, "epochs": self.budget_epochs}
+        elif self.budget_s is not None:
             d["budget"] = self.budget_s
+        elif self.budget_epochs is not None:
+            d["budget"] = f"{self.budget_epochs:g} epochs"
         if self.presets:
             d["preset"] = self.preset if not self.multi else dict(self.presets)
         if self.spaces:
@@ -253,6 +260,36 @@ def format_duration(seconds: float) -> str:
 
 
 DURATION_RULE = "must be a duration above 0: seconds, or e.g. 2h, 45m, 90s, 1h30m"
+BUDGET_RULE = ("must be a duration above 0 (seconds, or e.g. 2h, 45m), a number of epochs "
+               "above 0 (e.g. 60 epochs), or both ({time: 2h, epochs: 60})")
+_EPOCHS = re.compile(r"(\d+(?:\.\d*)?)\s*epochs?")
+
+
+def parse_budget(value: Any) -> tuple[float | None, float | None] | None:
+    """(seconds, epochs) of a budget written as a duration (``2h``, ``90``), a compute budget
+    (``60 epochs``) or both (``{time: 2h, epochs: 60}``: whichever ends first); None where
+    ``value`` is none of them."""
+    if isinstance(value, Mapping):
+        if not value or set(value) - {"time", "epochs"}:
+            return None
+        seconds = parse_duration(value["time"]) if "time" in value else None
+        epochs = _epochs(value["epochs"]) if "epochs" in value else None
+        if ("time" in value and seconds is None) or ("epochs" in value and epochs is None):
+            return None
+        return seconds, epochs
+    if isinstance(value, str) and (m := _EPOCHS.fullmatch(value.strip().lower())):
+        epochs = _epochs(float(m.group(1)))
+        return None if epochs is None else (None, epochs)
+    seconds = parse_duration(value)
+    return None if seconds is None else (seconds, None)
+
+
+def _epochs(value: Any) -> float | None:
+    if isinstance(value, str) and (m := _EPOCHS.fullmatch(value.strip().lower())):
+        value = float(m.group(1))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(value)
 
 
 def load(path: str | Path) -> SweepSpec:
@@ -321,11 +358,12 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     if grace > max_epochs:
         raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
     budget = top.get("time_budget_s")
-    whole = None
+    whole = compute = None
     if top.get("budget") is not None:
-        whole = parse_duration(top["budget"])
-        if whole is None:
-            raise c.fail("budget", DURATION_RULE, top["budget"])
+        both = parse_budget(top["budget"])
+        if both is None:
+            raise c.fail("budget", BUDGET_RULE, top["budget"])
+        whole, compute = both
     subset = dat.get("subset")
 
     declared = {f: {**train.HYPERPARAMETERS, **models.hyperparameters(f)} for f in families}
@@ -371,7 +409,7 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         max_epochs=max_epochs,
         time_budget_s=None if budget is None else c.num("time_budget_s", budget, low=0,
                                                           low_open=True),
-        budget_s=whole,
+        budget_s=whole, budget_epochs=compute,
         sampler=c.choice("sampler.type", sampler.get("type", "tpe"), SAMPLERS),
         sampler_seed=c.num("sampler.seed", sampler.get("seed", 0), kind=int, low=0),
         scheduler=c.choice("scheduler.type", sched.get("type", "asha"), SCHEDULERS),

@@ -31,7 +31,7 @@ class TrainResult:
 
     model: Any
     history: list[dict[str, float]]
-    stop_reason: str  # "max_epochs", "early_stop" or "external"
+    stop_reason: str  # "max_epochs", "early_stop", "external" or "diverged" (a NaN/inf loss)
     seconds: float
     params: int
     hp: dict[str, Any]  # training knobs as resolved
@@ -155,7 +155,8 @@ def train(
                              None, smooth)
 
     recorder = EpochRecorder(n_train)
-    callbacks: list[Any] = [recorder]
+    # a loss that is NaN or inf stops the run at that batch: its epoch is the last, "diverged"
+    callbacks: list[Any] = [recorder, keras.callbacks.TerminateOnNaN()]
     if should_stop is not None:
         callbacks.append(StopWhenAsked(should_stop))
     stopper = plateau = None
@@ -197,13 +198,15 @@ def train(
         swa = None  # an interrupted run has no final averaging
     seconds = time.perf_counter() - t0
 
-    if recorder.external:
+    hist = recorder.history
+    if hist and not math.isfinite(hist[-1].get("train/loss", 0.0)):
+        reason = "diverged"
+    elif recorder.external:
         reason = "external"
     elif stopper is not None and stopper.stopped_epoch > 0:
         reason = "early_stop"
     else:
         reason = "max_epochs"
-    hist = recorder.history
     if stopper is not None and not swa and hist and stopper.best_weights is not None:
         best_epoch = 1 + stopper.best_epoch  # the epoch whose weights it restored
     else:

@@ -367,3 +367,97 @@ def test_a_warm_start_from_a_sweep_the_store_lacks_is_said_before_any_file_is_wr
         warm.check(_spec(warm_start=["earlier"]), st)
     assert not (tmp_path / "store").exists()
     warm.check(_spec(), st)  # no warm start: nothing to check
+
+
+# ---------------------------------------------------------------- the final choice, held out
+
+
+def _onehot(labels, confidence):
+    out = np.full((len(labels), 10), (1 - confidence) / 9)
+    out[np.arange(len(labels)), labels] = confidence
+    return out
+
+
+def test_the_ensemble_is_chosen_on_validation_data_that_did_not_pick_it():
+    from fmnist import ensemble
+
+    y = np.arange(200) % 10
+    pick, held = final.halves(len(y), seed=0)
+    wrong = (y + 1) % 10
+    best = _onehot(np.where(np.arange(200) % 10 < 8, y, wrong), 0.6)  # 80% right everywhere
+    # a member right on the whole picking half and on 70% of the other: on the whole split it
+    # validates above the best trial, on the half that did not pick it below
+    lucky_labels = y.copy()
+    lucky_labels[held[: int(0.3 * len(held))]] = wrong[held[: int(0.3 * len(held))]]
+    lucky = _onehot(lucky_labels, 0.9)
+    in_sample = ensemble.greedy_select([best, lucky], y, max_size=2)
+    assert in_sample.score > ensemble.accuracy(best, y)  # chosen where it picked itself
+    h = final.pick_held_out([best, lucky], y, max_size=2, seed=0)
+    assert 1 in h.picked.members
+    assert h.ensemble < h.best  # compared where it did not pick: the best trial is chosen
+    trial = final.Candidate(tag.TRIAL, "t", None, h.best)
+    assert final._choose([trial, final.Candidate(tag.ENSEMBLE, "e", None, h.ensemble)]) is trial
+
+
+def test_the_validation_halves_are_disjoint_seeded_and_cover_the_split():
+    a, b = final.halves(101, seed=3)
+    assert len(a) == 50 and len(b) == 51 and not set(a) & set(b)
+    assert sorted([*a, *b]) == list(range(101))
+    assert (final.halves(101, seed=3)[0] == a).all() and not (final.halves(101, 4)[0] == a).all()
+
+
+# ---------------------------------------------------------------- a compute budget
+
+
+@pytest.mark.parametrize("raw,seconds,epochs", [
+    ("60 epochs", None, 60.0), ("1 epoch", None, 1.0), ("2.5epochs", None, 2.5),
+    ({"time": "2h", "epochs": 60}, 7200.0, 60.0), ({"epochs": "25 epochs"}, None, 25.0),
+    ({"time": 90}, 90.0, None), ("45m", 2700.0, None),
+])
+def test_a_budget_is_time_compute_or_both_and_round_trips(raw, seconds, epochs):
+    sp = _spec(budget=raw)
+    assert (sp.budget_s, sp.budget_epochs) == (seconds, epochs)
+    assert spec_.parse(sp.as_mapping()) == sp
+
+
+@pytest.mark.parametrize("raw", ["60 apples", "0 epochs", {"time": "2h", "epochs": -1},
+                                 {"epoch": 5}, {}, True])
+def test_a_bad_budget_names_its_key_and_rule(raw):
+    with pytest.raises(spec_.SpecError, match=r"^<spec>: budget: must be a duration above 0 "
+                                              r"\(seconds.*a number of epochs above 0"):
+        _spec(budget=raw)
+
+
+def test_a_compute_budget_is_epochs_of_the_training_split_less_the_refits_share():
+    b = Budget.of(_spec(budget="10 epochs"), started=0.0, n_train=48_000)
+    assert b.images == 480_000 and b.search_images() == 360_000  # the refit keeps 25%
+    assert b.without_refit().search_images() == 480_000
+    no_refit = Budget.of(_spec(budget="10 epochs", final={"refit": False}), 0.0, 48_000)
+    assert no_refit.search_images() == 480_000  # the ensemble trains nothing
+
+
+def test_a_trial_trains_the_epochs_the_compute_left_holds_the_same_on_any_machine():
+    b = Budget.of(_spec(budget="10 epochs", final={"refit": False}), 0.0, n_train=1000)
+    assert b.trial_epochs(4, 1000) == 4
+    assert b.trial_epochs(4, 1000, committed=7_000) == 3  # 3,000 images left
+    assert b.trial_epochs(4, 1000, committed=9_500) == 0  # not one epoch: it does not start
+    assert Budget(started=0.0).trial_epochs(4, 1000, committed=10**9) == 4  # no compute budget
+    resumed = Budget.of(_spec(budget="10 epochs", final={"refit": False}), 0.0, 1000,
+                        images_used=8_000)  # an earlier command's
+    assert resumed.trial_epochs(4, 1000) == 2 and resumed.images_left() == 2_000
+
+
+def test_a_refit_that_does_not_fit_in_the_compute_left_gives_its_share_to_the_search():
+    b = Budget.of(_spec(budget="10 epochs"), started=0.0, n_train=100)  # 1,000 images
+    best = _trial("a", 0.9, epochs=4.0, best_epoch=2.0)  # its refit: 2 epochs of 125 images
+    assert final.refit_images(best, SPLIT) == 250
+    assert final.share_back(b, best, SPLIT, now=0.0, used=750) is None  # 250 left: it fits
+    assert final.share_back(b, best, SPLIT, now=0.0, used=751) == b.without_refit()
+
+
+def test_the_compute_a_sweep_has_spent_is_read_from_its_record():
+    rec = MemoryRecord("max", [_trial("a", 0.9, epoch=4.0), _trial("b", status="KILLED",
+                                                                   epoch=2.0),
+                               _trial("c", status="RUNNING", epoch=1.0)])
+    rec.add(TrialRun("r", metrics={"train_images": 1250.0}), tag.REFIT)
+    assert rec.images_used(n_train=100) == (4 + 2 + 1) * 100 + 1250

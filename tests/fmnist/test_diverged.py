@@ -1,0 +1,29 @@
+"""A run whose loss turns NaN or inf stops at once and says so (real Keras training, tiny)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def _split(n=256):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)
+    y = np.arange(n) % 10
+    return SimpleNamespace(x_train=x, y_train=y, x_val=x[:64], y_val=y[:64])
+
+
+def test_a_nan_loss_stops_the_run_at_that_epoch_as_diverged():
+    from fmnist import train
+    from fmnist.runtime import keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.Dense(10)(x)
+    x = keras.layers.Rescaling(float("inf"))(x)  # logits of inf: a NaN loss at the first batch
+    model = keras.Model(inputs, keras.layers.Activation("softmax")(x))
+    r = train.train(model, _split(), {"max_epochs": 3, "batch_size": 32,
+                                      "early_stopping": False})
+    assert r.stop_reason == "diverged"
+    assert r.epochs == 1 and not np.isfinite(r.history[0]["train/loss"])
