@@ -10,7 +10,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import ray
 
 from sweeps import tags as tag
 from sweeps.cli import main
@@ -21,6 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    import ray  # here: `make test-fast` imports this module too, and stays without Ray
+
     ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
              logging_level="ERROR",
              log_to_driver=False)
@@ -136,6 +137,38 @@ def test_asha_rung_at_the_last_epoch_does_not_throw_away_finished_trials(tmp_pat
         assert (Path(r.data.tags["fmnist.checkpoint"]) / "model.keras").is_file()
         history = client.get_metric_history(r.info.run_id, "val/acc")
         assert [m.step for m in history] == [1, 2]
+
+
+def test_a_shorter_schedule_sets_no_bar_at_ashas_rungs():
+    # (from test_families.py: it drives Ray Tune's ASHA scheduler, so not the unit tier)
+    # the quick look anneals by epoch 4 and validates higher there than the whole schedule's
+    # trial at its peak rate: ASHA must not stop the latter on the former's result
+    from types import SimpleNamespace as NS
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from sweeps import runner, trial
+    from sweeps import spec as specs
+    from tests.sweeps.test_families import _two
+
+    sp = specs.parse(_two(max_epochs=20, scheduler={"type": "asha", "grace_period": 4,
+                                                    "reduction_factor": 3}), "s.yaml")
+    asha = runner._scheduler(sp)
+    asha.set_search_properties("val/acc", "max")
+    quick, full, worse = NS(trial_id="quick"), NS(trial_id="full"), NS(trial_id="worse")
+    for t in (quick, full, worse):
+        asha.on_trial_add(None, t)
+    for epoch in range(1, 6):  # the quick look: 5 epochs, annealed by its 4th
+        assert asha.on_trial_result(None, quick, {"val/acc": 0.92, "epoch": epoch,
+                                                  **trial.rung(epoch, 5, sp)}) == "CONTINUE"
+    asha.on_trial_complete(None, quick, {"val/acc": 0.92, "epoch": 5, **trial.rung(5, 5, sp)})
+
+    def at_4(t, acc):
+        return asha.on_trial_result(None, t, {"val/acc": acc, "epoch": 4,
+                                              **trial.rung(4, 20, sp)})
+
+    assert at_4(full, 0.88) == TrialScheduler.CONTINUE  # the first on the whole schedule
+    assert at_4(worse, 0.80) == TrialScheduler.STOP  # ASHA still prunes among those
 
 
 def test_a_trial_whose_process_dies_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
@@ -435,3 +468,31 @@ def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_on
     _, _, runs, later_study = records(store, "later")
     assert later_study.trials[0].params == best.params
     assert runs[0].data.tags[tag.WARM_START] == f"sweep two trial {best.number}"
+
+
+def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_resumes(
+        tmp_path, capsys):
+    # TPE (every shipped spec's sampler), seeded; 600 training images an epoch
+    over = dict(name="compute", trials=10, max_epochs=2, max_concurrent=1,
+                sampler={"type": "tpe", "seed": 3}, budget="5 epochs")
+
+    def sweep(store, **more):
+        spec = write_spec(tmp_path / f"{store}.yaml", **{**over, **more})
+        assert main(["run", str(spec), "--store", str(tmp_path / store)]) == 0
+        client, parent, nested, study = records(tmp_path / store, "compute")
+        runs = sorted(nested, key=lambda r: int(r.data.tags[tag.OPTUNA_TRIAL]))
+        epochs = [len(client.get_metric_history(r.info.run_id, "epoch_s")) for r in runs]
+        keys = ("dropout", "learning_rate", "shuffle")
+        return parent, [(_params(r, keys), e) for r, e in zip(runs, epochs, strict=True)]
+
+    parent, first = sweep("a")
+    # 5 epochs of 600 images: two whole trials and one the budget gave its last epoch
+    assert [e for _, e in first] == [2, 2, 1]
+    assert parent.data.metrics["sweep/budget_images"] == 3000
+    assert parent.data.metrics["sweep/train_images"] == 3000
+    assert "compute budget 3,000 training images (5 epochs of 600), 0 used" in \
+        capsys.readouterr().out
+    assert sweep("b")[1] == first  # the same decisions in another run: nothing timed
+    parent, more = sweep("a", budget="7 epochs")  # the same sweep, given 2 epochs more
+    assert more[:3] == first and [e for _, e in more[3:]] == [2]  # only the rest is spent
+    assert parent.data.metrics["sweep/train_images"] == 4200
