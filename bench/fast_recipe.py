@@ -41,16 +41,18 @@ def _value(v: str):
     return yaml.safe_load(v)
 
 
-def run(split, overrides: dict, seed: int, epochs: int | None, keep: list | None = None) -> dict:
+def run(split, overrides: dict, seed: int, epochs: int | None, keep: list | None = None,
+        family: str = "fastcnn") -> dict:
     hp = {**overrides, "seed": seed}
     if epochs:
         hp["max_epochs"] = epochs
     t0 = time.perf_counter()
-    r = train.train("fastcnn", split, hp, preset="fast", on_epoch=lambda m: print(
+    r = train.train(family, split, hp, preset="fast", on_epoch=lambda m: print(
         f"    epoch {m['epoch']:2d} val/acc {m['val/acc']:.4f} {m['epoch_s']:.0f}s "
         f"{m['images_per_s']:.0f} img/s", flush=True))
     wall = time.perf_counter() - t0
-    out = {"overrides": overrides, "seed": seed, "epochs": r.epochs, "wall_s": round(wall, 1),
+    out = {"family": family, "overrides": overrides, "seed": seed, "epochs": r.epochs,
+           "wall_s": round(wall, 1),
            "train_images": r.epochs * len(split.y_train),
            "images_per_s": round(sum(h["images_per_s"] for h in r.history) / r.epochs),
            "val_acc": r.history[-1]["val/acc"]}
@@ -101,6 +103,7 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", default=[""],
                    help='overrides per run: "" (the preset) or "ema=0 crop=0"')
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--family", default="fastcnn", help="a family with a `fast` preset")
     p.add_argument("--epochs", type=int, help="max_epochs (default: the preset's, 20)")
     p.add_argument("--subset", type=int, help="at most N images per split (a quick check)")
     p.add_argument("--out", help="append one JSON line per run to this file")
@@ -130,7 +133,8 @@ def main() -> None:
             overrides = dict(kv.split("=", 1) for kv in spec.split()) if spec else {}
             overrides = {k: _value(v) for k, v in overrides.items()}
             print(f"run {overrides or 'preset fast'} seed {seed}", flush=True)
-            res = {**run(split, overrides, seed, args.epochs), "machine_ref_ips": round(ref_ips)}
+            res = {**run(split, overrides, seed, args.epochs, family=args.family),
+                   "machine_ref_ips": round(ref_ips)}
             print("  " + "  ".join(f"{k} {v}" for k, v in res.items()), flush=True)
             if args.out:
                 with open(args.out, "a") as f:

@@ -40,6 +40,8 @@ TRAIN_IMAGES = "train_images"  # images a refit trained on (its run's)
 
 # Optuna user attribute of a warm start: where it is from, e.g. "recipe 003-model5"
 WARM_KEY = "fmnist_warm"
+SEED_KEY = "fmnist_seed"  # Optuna user attribute: an ensemble member's training seed
+POLICY_KEY = "fmnist_policy"  # Ray config key: the budget policy's decision that made a trial
 
 # MLflow run statuses
 FINISHED, KILLED, FAILED, RUNNING = "FINISHED", "KILLED", "FAILED", "RUNNING"

@@ -11,7 +11,7 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps import progress, space, tracking
+from sweeps import policy, progress, space, tracking
 from sweeps import tags as tag
 from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
@@ -30,9 +30,14 @@ class StudySearch(OptunaSearch):
     starts from (``Tuner.restore`` is never used), so nothing is lost."""
 
     def __init__(self, *args, budget: Budget | None = None, spec: SweepSpec | None = None,
-                 n_train: int = 0, **kwargs):
+                 n_train: int = 0, study: Any = None, seed: int = 0,
+                 say: Any = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.budget, self.spec, self.n_train = budget, spec, n_train
+        # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
+        self.study, self.seed, self.say = study, seed, say
+        self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
+        self.paces: list[float] = []  # seconds an epoch of this command's finished trials
         self.window = budget.search_window() if budget is not None else None
         # a compute budget: images this command's trials reserved (their epochs), and spent
         self.reserved: dict[str, int] = {}
@@ -48,7 +53,17 @@ class StudySearch(OptunaSearch):
         counted = self.budget is not None and self.budget.counted and self.spec is not None
         if counted and self.budget.trial_epochs(1, self.n_train, self.committed) == 0:
             return Searcher.FINISHED  # not one epoch of the compute is left
+        decision = self._decide()
+        if decision is not None and decision.kind == "stop":
+            self._said(decision)
+            return Searcher.FINISHED
+        if decision is not None and decision.params is not None:
+            self.study.enqueue_trial(dict(decision.params), user_attrs=dict(
+                decision.user_attrs), skip_if_exists=False)
         config = super().suggest(trial_id)
+        if decision is not None and isinstance(config, dict):
+            config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
+            self._said(decision)
         if counted and isinstance(config, dict):
             planned = space.trial_epochs(self.spec, config)
             before = int((config.get(space.RESUME_KEY) or {}).get("epoch", 0))
@@ -57,8 +72,51 @@ class StudySearch(OptunaSearch):
             self.reserved[trial_id] = max(1, epochs) * self.n_train
         return config
 
+    def _said(self, decision: policy.Decision) -> None:
+        if self.say is not None:
+            self.say(f"policy: {decision.kind}: {decision.reason}")
+
+    def _decide(self) -> policy.Decision | None:
+        """The policy's next trial, where the study has none enqueued (warm starts and resumed
+        trials go first) and the spec has a budget to plan with; None: as the sampler says."""
+        if self.study is None or self.spec is None or self.budget is None or not (
+                self.budget.timed or self.budget.counted):
+            return None
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return None
+        done = [policy.Done(t.number, t.value, t.params, t.user_attrs,
+                            self.schedules.get(t.number) or space.trial_epochs(
+                                self.spec, {**t.params, **t.user_attrs}))
+                for t in trials if t.state == TrialState.COMPLETE]
+        return policy.decide(done, self._holds(), self.spec.max_epochs, self.spec.mode,
+                             self.seed)
+
+    def _holds(self) -> float | None:
+        """Full trials (the spec's max_epochs) the budget holds now, by its compute and by
+        its time at the pace measured; the fewer."""
+        out = []
+        if self.budget.counted and self.n_train:
+            left = (self.budget.search_images() or 0) - self.budget.images_used - self.committed
+            out.append(policy.holds(left, self.spec.max_epochs * self.n_train))
+        if self.window is not None and self.paces:
+            import statistics
+
+            out.append(policy.holds(self.window.soft - time.time(),
+                                    statistics.median(self.paces) * self.spec.max_epochs))
+        out = [h for h in out if h is not None]
+        return min(out) if out else None
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        r = result or {}
+        number = (r.get("config") or {}).get(space.TRIAL_KEY)
+        if r.get("final") and number is not None:
+            self.schedules[int(number)] = int(r.get("max_epochs") or 0)
+        if r.get("train_s") and r.get("epochs"):
+            self.paces.append(float(r["train_s"]) / float(r["epochs"]))
         reserved = self.reserved.pop(trial_id, 0)
         if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
             ran = int((result or {}).get("epoch", 0)) - int(
@@ -70,7 +128,8 @@ class StudySearch(OptunaSearch):
         pass
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_storage", "_ot_study")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_storage", "_ot_study", "study", "say")}
 
 
 class TrialRecorder(Callback):
@@ -123,6 +182,8 @@ class TrialRecorder(Callback):
                       "max_epochs": space.trial_epochs(self.spec, trial.config),
                       "seed": self.seed, **knobs}
             tags = {tag.TRIAL_DIR: _trial_dir(trial)}
+            if space.POLICY_KEY in trial.config:
+                tags[tag.POLICY] = trial.config[space.POLICY_KEY]
             if space.WARM_KEY in trial.config:
                 tags[tag.WARM_START] = trial.config[space.WARM_KEY]
             self.runs[trial.trial_id] = tracking.start_trial(

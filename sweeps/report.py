@@ -139,6 +139,8 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
         }
         for k in sw.searched:
             row[k] = p.get(k)
+        if any(t.data.tags.get(tag.POLICY) for t in sw.trials):  # what the budget chose
+            row["policy"] = r.data.tags.get(tag.POLICY, "").split(":")[0] or "-"
         row["run_id"] = r.info.run_id
         out.append(row)
     return out

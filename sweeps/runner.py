@@ -294,7 +294,8 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     searcher = recorder.StudySearch(space=space.DefineByRun(spec), metric=spec.metric,
                                     mode=spec.mode, sampler=space.sampler(spec, len(study.trials)),
                                     study_name=spec.name, storage=storage,
-                                    budget=budget, spec=spec, n_train=len(split.y_train))
+                                    budget=budget, spec=spec, n_train=len(split.y_train),
+                                    study=study, seed=record.trial_seed(spec))
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = record.trial_seed(spec)
@@ -308,6 +309,7 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)
+    searcher.say = display.note  # the policy's decisions, among the trials' lines
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)

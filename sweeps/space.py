@@ -48,7 +48,9 @@ RECIPE_KEY = RecipeAttr.KEY
 WARM_KEY = record.WARM_KEY
 # the epochs a compute budget leaves a trial (``Budget.trial_epochs``), set by the searcher
 EPOCHS_KEY = "fmnist_epochs"
-CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY)
+SEED_KEY = record.SEED_KEY  # an ensemble member's training seed (``sweeps.policy``)
+POLICY_KEY = record.POLICY_KEY  # the policy's decision that made the trial
+CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, SEED_KEY, POLICY_KEY)
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +77,8 @@ def trial_setup(spec: SweepSpec, config: dict[str, Any]) -> tuple[str, str | Non
     recipe = config.get(RECIPE_KEY) or {}
     preset = recipe["preset"] if "preset" in recipe else spec.preset_of(family)
     fixed = {k: v for k, v in spec.fixed.items() if k == "seed" or not recipe.get("exact")}
-    return family, preset, {**fixed, **recipe.get("hp", {}), **hyperparameters(config)}
+    seed = {"seed": int(config[SEED_KEY])} if config.get(SEED_KEY) is not None else {}
+    return family, preset, {**fixed, **recipe.get("hp", {}), **hyperparameters(config), **seed}
 
 
 class DefineByRun:
@@ -102,7 +105,7 @@ class DefineByRun:
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
         carried: dict[str, Any] = {TRIAL_KEY: trial.number}
-        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY):
+        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY):
             if key in trial.user_attrs:
                 carried[key] = trial.user_attrs[key]
         return carried

@@ -40,6 +40,7 @@ RESUMED_FROM_EPOCH = "fmnist.resumed_from_epoch"  # went on from the state after
 RESUMED_TRIAL = "fmnist.resumed_trial"  # the Optuna trial a resumed sweep went on from
 WARM_START = "fmnist.warm_start"  # where an enqueued first trial is from: "recipe 003-model5",
 # "sweep NAME trial 3"
+POLICY = "fmnist.policy"  # the budget policy's decision that made a trial, with its reason
 RECOVERED = "fmnist.recovered"  # closed by a resume's reconciliation
 ERROR, TRACEBACK = "fmnist.error", "fmnist.traceback"  # a failed trial's last line, its end
 

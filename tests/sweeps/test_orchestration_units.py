@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sweeps import final, record, resume, warm
+from sweeps import final, policy, record, resume, warm
 from sweeps import spec as spec_
 from sweeps import tags as tag
 from sweeps.budget import Budget, Window
@@ -461,3 +461,70 @@ def test_the_compute_a_sweep_has_spent_is_read_from_its_record():
                                _trial("c", status="RUNNING", epoch=1.0)])
     rec.add(TrialRun("r", metrics={"train_images": 1250.0}), tag.REFIT)
     assert rec.images_used(n_train=100) == (4 + 2 + 1) * 100 + 1250
+
+
+# ---------------------------------------------------------------- the budget policy
+
+
+def _done(number, value, epochs=10, seed=None, recipe=None, **params):
+    attrs = {}
+    if seed is not None:
+        attrs[record.SEED_KEY] = seed
+    if recipe is not None:
+        attrs[RecipeAttr.KEY] = recipe.to_attr()
+    return policy.Done(number, value, params or {"learning_rate": 0.1 * (number + 1)}, attrs,
+                       epochs)
+
+
+def test_without_a_budget_or_a_finished_trial_the_sweep_explores():
+    assert policy.decide([_done(0, 0.9)], None, 10).kind == "explore"
+    assert policy.decide([], 2.0, 10).kind == "explore"
+    assert policy.decide([_done(0, math.nan)], 2.0, 10).kind == "explore"  # diverged only
+
+
+def test_a_budget_that_holds_many_full_trials_searches():
+    d = policy.decide([_done(0, 0.9), _done(1, 0.8)], 40.0, 10)
+    assert d.kind == "explore" and "40.0 full trials" in d.reason and d.params is None
+
+
+def test_a_budget_that_holds_few_full_trials_runs_the_best_again_with_another_seed():
+    d = policy.decide([_done(0, 0.90), _done(1, 0.93)], 3.0, 10, seed=7)
+    assert d.kind == "ensemble" and d.params == {"learning_rate": 0.2}
+    assert d.user_attrs == {record.SEED_KEY: 8}  # the second seed of trial 1's configuration
+    two = policy.decide([_done(0, 0.90), _done(1, 0.93), _done(2, 0.92, seed=8,
+                                                                 learning_rate=0.2)], 3.0, 10,
+                        seed=7)
+    assert two.kind == "ensemble" and two.user_attrs == {record.SEED_KEY: 9}
+
+
+def test_once_the_best_configuration_has_its_members_the_sweep_searches_again():
+    same = [_done(i, 0.93, seed=i, learning_rate=0.2) for i in range(policy.MEMBERS)]
+    assert policy.decide(same, 2.0, 10).kind == "explore"
+
+
+def test_a_best_trial_from_a_quick_look_is_run_on_the_whole_schedule():
+    look = RecipeAttr("fast", "fast", {"lr": 0.2}, exact=True, max_epochs=5)
+    d = policy.decide([_done(0, 0.93, epochs=5, recipe=look), _done(1, 0.90)], 2.0, 20)
+    assert d.kind == "exploit" and "after 5 of 20 epochs" in d.reason
+    assert RecipeAttr.from_attr(d.user_attrs[RecipeAttr.KEY]) == RecipeAttr(
+        "fast", "fast", {"lr": 0.2}, exact=True)  # no max_epochs: the spec's whole schedule
+    full = _done(2, 0.92, epochs=20, recipe=RecipeAttr("fast", "fast", {"lr": 0.2}, True),
+                 learning_rate=0.1)  # the same recipe already ran in full
+    assert policy.decide([_done(0, 0.93, epochs=5, recipe=look), full], 2.0,
+                         20).kind == "ensemble"
+
+
+def test_a_budget_that_holds_less_than_a_full_trial_leaves_the_rest_to_the_refit():
+    d = policy.decide([_done(0, 0.9)], 0.6, 10)
+    assert d.kind == "stop" and "refit" in d.reason
+
+
+def test_the_policy_honours_the_specs_mode():
+    d = policy.decide([_done(0, 0.30), _done(1, 0.25)], 2.0, 10, mode="min")
+    assert d.params == {"learning_rate": 0.2}  # trial 1: the lower loss
+
+
+def test_what_the_budget_holds_is_its_rest_over_a_full_trials_cost():
+    assert policy.holds(300_000, 48_000 * 5) == pytest.approx(1.25)
+    assert policy.holds(-5.0, 100.0) == 0.0 and policy.holds(None, 10.0) is None
+    assert policy.holds(100.0, None) is None  # no pace measured yet

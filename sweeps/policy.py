@@ -1,0 +1,96 @@
+"""What the budget left buys most: the decision the searcher makes before each new trial.
+
+After each trial, from what the sweep has measured (each finished trial's configuration, its
+epochs and its objective; the full trials the budget still holds), the next trial is one of:
+
+- ``explore``: a new configuration, sampled (the budget holds many full trials: a GPU, a
+  cluster, or no budget at all);
+- ``exploit``: the best configuration on the spec's whole schedule, where it was trained on a
+  shorter one (a budget's quick look, or a trial the budget fitted to its time left);
+- ``ensemble``: the best configuration again with another seed, a member for the ensemble
+  after the search (the budget holds few full trials: this CPU);
+- ``stop``: none; what is left goes to the refit on all the training images.
+
+Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
+Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sweeps.record import POLICY_KEY, SEED_KEY, RecipeAttr  # noqa: F401 - POLICY_KEY: its config key
+
+FEW = 4.0  # full trials the budget holds at or below which the sweep exploits and ensembles
+MEMBERS = 3  # trials of the best configuration (seeds) the ensemble is given at most
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished trial as the policy sees it."""
+
+    number: int
+    value: float
+    params: Mapping[str, Any]
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int = 0  # epochs its schedule ran (its recipe's look, or the budget's fit)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str  # explore, exploit, ensemble or stop
+    reason: str
+    params: Mapping[str, Any] | None = None  # the configuration to enqueue (exploit, ensemble)
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def holds(left: float | None, full_cost: float | None) -> float | None:
+    """Full trials the budget still holds: ``left`` (images or seconds) over what one full
+    trial costs; None where either is unknown (no budget, no pace measured yet)."""
+    if left is None or not full_cost or full_cost <= 0:
+        return None
+    return max(0.0, left) / full_cost
+
+
+def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str = "max",
+           seed: int = 0) -> Decision:
+    """The next trial (see the module's docstring). ``done``: the finished trials; ``full``:
+    the full trials the budget holds (``holds``), None for no limit; ``seed``: the sweep's
+    trial seed, from which members' seeds count up."""
+    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
+    if full is None:
+        return Decision("explore", "no budget to plan: the spec's trials")
+    if not usable:
+        return Decision("explore", "no finished trial yet")
+    if full > FEW:
+        return Decision("explore", f"the budget holds {full:.1f} full trials: searching")
+    best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+    same = [d for d in usable if _config(d) == _config(best)]
+    attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
+    recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
+    if full < 1.0:
+        return Decision("stop", f"the budget holds {full:.2f} of a full trial: the refit "
+                                f"comes next")
+    if max(d.epochs for d in same) < max_epochs:
+        if recipe is not None:  # the recipe's whole schedule, not its quick look
+            attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()
+        return Decision("exploit", f"trial {best.number} is the best after {best.epochs} of "
+                                   f"{max_epochs} epochs: its configuration on the whole "
+                                   f"schedule", dict(best.params), attrs)
+    if len(same) < MEMBERS:
+        member_seed = seed + len(same)
+        return Decision("ensemble", f"the budget holds {full:.1f} full trials: trial "
+                                    f"{best.number}'s configuration again with seed "
+                                    f"{member_seed}, for the ensemble", dict(best.params),
+                        {**attrs, SEED_KEY: member_seed})
+    return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
+
+
+def _config(d: Done) -> tuple:
+    """A trial's configuration, its seed and its look aside."""
+    recipe = RecipeAttr.from_attr(d.user_attrs.get(RecipeAttr.KEY))
+    named = None if recipe is None else (recipe.name, recipe.preset)
+    return tuple(sorted((k, repr(v)) for k, v in d.params.items())), named
