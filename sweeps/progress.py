@@ -22,6 +22,8 @@ class _Running:
     val_acc: float | None = None
     epoch_s: float | None = None
     last: int | None = None  # its last epoch, where a budget moved it from the spec's
+    at: float = 0.0  # the clock when its latest epoch (or its start) came in
+    images_per_s: float | None = None  # its latest epoch's
 
 
 class Progress:
@@ -30,8 +32,10 @@ class Progress:
     bound, early stopping and the scheduler cut it) at the rate epochs have come in so far."""
 
     def __init__(self, trials: int, max_epochs: int, metric: str, done: int = 0,
-                 budget_s: float | None = None, clock: Callable[[], float] = time.monotonic):
+                 budget_s: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 n_train: int = 0):
         self.trials, self.max_epochs, self.metric = trials, max_epochs, metric
+        self.n_train = n_train  # training images an epoch
         self.done, self.failed, self.best = done, 0, None
         self.budget_s, self.clock = budget_s, clock
         self.running: dict[str, _Running] = {}
@@ -40,12 +44,13 @@ class Progress:
 
     # the recorder's events
     def started(self, trial_id: str, number: int | None, epoch: int = 0) -> None:
-        self.running[trial_id] = _Running(number, epoch)
+        self.running[trial_id] = _Running(number, epoch, at=self.clock())
 
     def epoch(self, trial_id: str, m: dict[str, Any]) -> str:
         r = self.running.setdefault(trial_id, _Running(None))
         r.epoch, r.val_acc, r.epoch_s = int(m["epoch"]), m.get("val/acc"), m.get("epoch_s")
         r.last = int(m["max_epochs"]) if m.get("max_epochs") else r.last
+        r.at, r.images_per_s = self.clock(), m.get("images_per_s") or r.images_per_s
         self.epochs_now += 1
         return (f"{self.summary()} trial {self._name(trial_id)} epoch {r.epoch}/"
                 f"{self._last(r)} val/acc {_f(r.val_acc)} {_f(r.epoch_s, '.1f')}s/epoch")
@@ -68,6 +73,14 @@ class Progress:
                 + not_started * self.max_epochs)
         return left * (self.clock() - self.t0) / self.epochs_now
 
+    def in_epoch(self, r: _Running) -> str:
+        """How far its current epoch has come, estimated at its latest epoch's pace (trials
+        report at an epoch's end): "~40%"; "-" before its first epoch's pace is known."""
+        if not r.images_per_s or not self.n_train:
+            return "-"
+        done = min(1.0, (self.clock() - r.at) * r.images_per_s / self.n_train)
+        return f"~{100 * done:.0f}%"
+
     def _last(self, r: _Running) -> int:
         return r.last or self.max_epochs
 
@@ -87,11 +100,11 @@ class Progress:
         from rich.text import Text
 
         t = Table(expand=False)
-        for col in ("trial", "epoch", "val/acc", "s/epoch"):
+        for col in ("trial", "epoch", "next epoch", "val/acc", "s/epoch"):
             t.add_column(col, justify="right" if col != "trial" else "left")
         for tid, r in self.running.items():
-            t.add_row(self._name(tid), f"{r.epoch}/{self._last(r)}", _f(r.val_acc),
-                      _f(r.epoch_s, ".1f"))
+            t.add_row(self._name(tid), f"{r.epoch}/{self._last(r)}", self.in_epoch(r),
+                      _f(r.val_acc), _f(r.epoch_s, ".1f"))
         return Group(t, Text(self.summary()))
 
     def _name(self, trial_id: str) -> str:

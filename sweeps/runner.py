@@ -305,7 +305,7 @@ def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, spl
                              window=window),
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
-                               search_s)
+                               search_s, n_train=len(split.y_train))
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)

@@ -96,3 +96,17 @@ def test_on_a_terminal_a_live_table_has_a_row_per_running_trial():
     assert "7 (t1)" in table and "3/5" in table and "0.8512" in table and "1.5" in table
     assert "8 (t2)" in table and "0.6001" in table
     assert "[0/2 done, 2 running, 0 failed;" in table
+
+
+def test_the_live_table_moves_within_an_epoch_at_the_trials_pace():
+    clock = Clock()
+    p = progress.Progress(trials=2, max_epochs=5, metric="val/acc", clock=clock,
+                          budget_s=600.0, n_train=48_000)
+    p.started("t1", 0)
+    assert p.in_epoch(p.running["t1"]) == "-"  # no pace before its first epoch
+    p.epoch("t1", {**_epoch(1), "images_per_s": 400.0})
+    clock.now += 60.0  # 24,000 of 48,000 images at 400 images/s
+    assert p.in_epoch(p.running["t1"]) == "~50%"
+    assert "budget left 9m" in p.summary()  # 600 s less the 60 s gone: it ticks too
+    clock.now += 600.0
+    assert p.in_epoch(p.running["t1"]) == "~100%"  # never past the epoch
