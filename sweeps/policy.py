@@ -9,7 +9,10 @@ epochs and its objective; the full trials the budget still holds), the next tria
   shorter one (a budget's quick look, or a trial the budget fitted to its time left);
 - ``ensemble``: the best configuration again with another seed, a member for the ensemble
   after the search (the budget holds few full trials: this CPU);
-- ``stop``: none; what is left goes to the refit on all the training images.
+- ``stop``: none, where not one epoch is left; the refit on all the training images follows.
+
+A trial the budget cannot hold in full is given the epochs it holds (``Budget.trial_epochs``,
+or its schedule fitted to the time left), so the budget is spent, not left over.
 
 Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
 Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
@@ -71,9 +74,9 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     same = [d for d in usable if _config(d) == _config(best)]
     attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
     recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
-    if full < 1.0:
-        return Decision("stop", f"the budget holds {full:.2f} of a full trial: the refit "
-                                f"comes next")
+    if full * max_epochs < 1.0:
+        return Decision("stop", f"the budget holds {full * max_epochs:.2f} of an epoch: the "
+                                f"refit comes next")
     if max(d.epochs for d in same) < max_epochs:
         if recipe is not None:  # the recipe's whole schedule, not its quick look
             attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()

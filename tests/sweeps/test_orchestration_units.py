@@ -514,9 +514,10 @@ def test_a_best_trial_from_a_quick_look_is_run_on_the_whole_schedule():
                          20).kind == "ensemble"
 
 
-def test_a_budget_that_holds_less_than_a_full_trial_leaves_the_rest_to_the_refit():
-    d = policy.decide([_done(0, 0.9)], 0.6, 10)
+def test_a_budget_that_holds_less_than_an_epoch_leaves_the_rest_to_the_refit():
+    d = policy.decide([_done(0, 0.9)], 0.09, 10)
     assert d.kind == "stop" and "refit" in d.reason
+    assert policy.decide([_done(0, 0.9)], 0.6, 10).kind == "ensemble"  # fitted to 6 epochs
 
 
 def test_the_policy_honours_the_specs_mode():
