@@ -7,6 +7,10 @@ turns off (absl's "All log messages before absl::InitializeLog() is called...", 
 Everything in ``fmnist`` imports ``keras`` and ``tf`` from here, so they come in with stderr's
 file descriptor pointed at ``/dev/null``; ``FMNIST_DEBUG=1`` (``fmnist-sweep --debug``) keeps
 them, and TensorFlow's later C++ log lines too (``TF_CPP_MIN_LOG_LEVEL``, 3 otherwise).
+
+Nothing else in ``fmnist`` imports Keras at import time (``fmnist.models`` declares its families
+without it, ``fmnist.train`` gives its names on first use), so this module is also where
+fmnist's own Keras objects are registered for loading saved models: as Keras comes in.
 """
 
 from __future__ import annotations
@@ -52,4 +56,17 @@ def _import():
     return keras, tf
 
 
+def _register_fmnist_objects() -> None:
+    """fmnist's own Keras objects registered for loading saved models (the custom layers of
+    ``fmnist.models``, the learning-rate schedule of ``fmnist.train``), and Keras's save/load
+    skip sets memoized (``fmnist.compat``): wherever ``fmnist`` brings Keras in, a saved model
+    of any family loads, whether or not a model was built or trained first."""
+    from fmnist import compat
+    from fmnist.models import _custom_layers  # noqa: F401 - @register_keras_serializable
+    from fmnist.train import schedules  # noqa: F401 - @register_keras_serializable
+
+    compat.cache_keras_skipsets()  # every model save and load: see fmnist.compat
+
+
 keras, tf = _import()
+_register_fmnist_objects()  # after the names above: these modules import them from here

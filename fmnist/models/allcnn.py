@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import image_input
+from fmnist.models._layers import image_input, keras_api
 from fmnist.models._registry import HP, register
 
 
@@ -22,6 +19,7 @@ def build(hp):
     of pooling (3x3, 2x2, strided 1x1 at `width1`; three 3x3 with the last strided at `width2`;
     3x3 and 1x1 at `width2`, a 1x1 to the 10 classes), BatchNormalization, global average
     pooling and softmax."""
+    keras, layers = keras_api()
     w1, w2, d = hp["width1"], hp["width2"], hp["dropout"]
     x_in, x = image_input()
     x = layers.Conv2D(w1, 3, padding="same", activation="relu")(x)

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -23,6 +20,7 @@ def build(hp):
     """The 004 write-up's "basic CNN with dropout and batch normalization": `blocks` blocks of
     two 3x3 conv-BN-ReLU, 2x2 max pooling (padded) and dropout, then Dense-BN-ReLU with dropout
     and a softmax."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     for b in range(hp["blocks"]):
         for _ in range(2):

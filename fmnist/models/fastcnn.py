@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import image_input
+from fmnist.models._layers import image_input, keras_api
 from fmnist.models._registry import HP, register
 
 
@@ -17,6 +14,10 @@ from fmnist.models._registry import HP, register
         HP("head_scale", "float", 1 / 9, 1e-3, 10.0,
            help="the logits' scale (a fixed temperature)"),
         HP("dropout", "float", 0.0, 0.0, 0.9, help="dropout before the classifier"),
+        HP("activation", "choice", "gelu", choices=("gelu", "celu", "relu"),
+           help="after each BatchNormalization (Page's ResNet series: CELU)"),
+        HP("bn_scale", "bool", True,
+           help="BatchNormalization learns its scale (airbench freezes it at 1)"),
     ],
     presets={"fast": {}},
     # the training recipe the `fast` preset also sets (knobs of fmnist.train)
@@ -36,6 +37,7 @@ def build(hp):
     Sized for a CPU: about 18M multiply-adds an image at the defaults. Its ``fast`` preset sets
     the speed-run recipe as well: Nesterov SGD at a high rate on a triangular schedule, label
     smoothing, flip and 2-pixel crop augmentation, and flip-and-shift test-time augmentation."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     m = hp["bn_momentum"]
 
@@ -43,8 +45,8 @@ def build(hp):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         if pool:
             x = layers.MaxPooling2D(2)(x)
-        x = layers.BatchNormalization(momentum=m)(x)
-        return layers.Activation("gelu")(x)
+        x = layers.BatchNormalization(momentum=m, scale=hp["bn_scale"])(x)
+        return layers.Activation(hp["activation"])(x)
 
     x = conv_bn_gelu(x, hp["stem"])
     for s in range(hp["stages"]):

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -27,6 +24,7 @@ def build(hp):
     padded so 28x28 is not shrunk), each with BatchNormalization, ELU and 2x2 max pooling, then
     Dense 120 and 84 with dropout 0.5 and a softmax. ELU and max pooling replace LeNet's tanh and
     average pooling, as in the write-up."""
+    keras, layers = keras_api()
     act, bn, k = hp["activation"], hp["batch_norm"], hp["kernel"]
     x_in, x = image_input()
     x = conv_bn_act(x, hp["conv1"], k, act=act, batch_norm=bn, padding="same")

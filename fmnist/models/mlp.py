@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import image_input, softmax_head
+from fmnist.models._layers import image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -28,6 +25,7 @@ def build(hp):
     """Flatten -> dropout -> `layers` x (Dense -> dropout) -> softmax (the 002 write-up's MLP,
     whose Keras Tuner grid searched input dropout 0-0.3, 1-4 layers of 32-512 units, dropout
     0-0.4 and the learning rate)."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     x = layers.Flatten()(x)
     if hp["input_dropout"] > 0:

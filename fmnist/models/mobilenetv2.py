@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 # (expansion t, channels c, repeats n, first stride s) of MobileNetV2, with the first two
@@ -30,6 +27,7 @@ def build(hp):
     """MobileNetV2 (Sandler et al. 2018; 004): inverted residual blocks with linear bottlenecks
     and ReLU6, channels scaled by `alpha`. Adapted to 28x28: a stride-1 stem and stride 1 in the
     first two stages, so the image is down-sampled three times (28-14-7-4) instead of five."""
+    keras, layers = keras_api()
     a = hp["alpha"]
     x_in, x = image_input()
     x = conv_bn_act(x, _divisible(32 * a), 3, act="relu6")

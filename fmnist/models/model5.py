@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import image_input, softmax_head
+from fmnist.models._layers import image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -26,6 +23,7 @@ def build(hp):
     BatchNormalization layers normalise axis 1 (image rows, not channels); its Dense 128 with a
     softmax activation acts on every position before the flatten, followed by dropout 0.7;
     then the 10-way softmax."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     x = layers.Conv2D(hp["conv1"], 3, activation="relu")(x)
     x = layers.BatchNormalization(axis=1)(x)

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 # depth -> basic blocks per stage (He et al. 2016); widths double per stage from `width`
@@ -38,6 +35,7 @@ def build(hp):
     """ResNet-10/18/34 with basic blocks (004: ResNet18 and ResNet34 with dropout 0.25).
     Adapted to 28x28x1 as CIFAR-style ResNets are: a 3x3 stride-1 stem and no max pooling, so
     the four stages see 28, 14, 7 and 4 pixels; global average pooling, dropout, softmax."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     x = stem(x, hp["width"])
     for s, (blocks, stride) in enumerate(zip(STAGES[hp["depth"]], STRIDES, strict=True)):

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import ShakeShake, conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 from fmnist.models.resnet import STAGES, STRIDES, shortcut, stem
 
 
 def _branch(x, filters: int, strides: int):
+    _, layers = keras_api()
     y = layers.Activation("relu")(x)
     y = conv_bn_act(y, filters, 3, strides)
     return conv_bn_act(y, filters, 3, act=None)
@@ -29,6 +27,9 @@ def build(hp):
     with two parallel branches mixed by the shake-shake regulariser (random per-image weights
     forward, other random weights backward, the mean at inference). Same 28x28 adaptation as
     `resnet`; the preset uses width 32 (the write-up does not give one)."""
+    from fmnist.models._custom_layers import ShakeShake
+
+    keras, layers = keras_api()
     x_in, x = image_input()
     x = stem(x, hp["width"])
     n = 0

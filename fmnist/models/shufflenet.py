@@ -1,15 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import (
-    ChannelSplit,
-    channel_shuffle,
-    conv_bn_act,
-    image_input,
-    softmax_head,
-)
+from fmnist.models._layers import channel_shuffle, conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 # width multiplier -> output channels of the three stages and the final 1x1 convolution
@@ -19,6 +10,9 @@ REPEATS = {"2-4-2": (2, 4, 2), "4-8-4": (4, 8, 4)}
 
 
 def _unit(x, out: int, stride: int):
+    from fmnist.models._custom_layers import ChannelSplit
+
+    _, layers = keras_api()
     if stride == 1:
         short, x = ChannelSplit()(x)
         branch_out = out // 2
@@ -46,6 +40,7 @@ def build(hp):
     """ShuffleNet v2 (Ma et al. 2018; 004): channel split, a depthwise-separable branch and a
     channel shuffle per unit, three stages that each halve the image. Adapted to 28x28: a 3x3
     stride-1 stem of 24 channels and no max pooling (28-14-7-4)."""
+    keras, layers = keras_api()
     *stage_out, last = WIDTHS[hp["width"]]
     x_in, x = image_input()
     x = conv_bn_act(x, 24, 3)

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import initializers, layers
-
-from fmnist.models._layers import image_input, softmax_head
+from fmnist.models._layers import image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -30,6 +27,8 @@ def build(hp):
     is broadcast over the filters, as in the write-up) and max-pools; then BatchNormalization,
     Dense 128 with dropout, softmax. Convolutions keep the write-up's initialisers (uniform
     kernels, normal biases)."""
+    keras, layers = keras_api()
+    initializers = keras.initializers
     x_in, x = image_input()
     for b in range(hp["blocks"]):
         x_bn = layers.BatchNormalization()(x)

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import image_input, softmax_head
+from fmnist.models._layers import image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 DEPTHS = (10, 16, 22, 28, 40)  # 6n + 4
 
 
 def _bn_relu(x):
+    _, layers = keras_api()
     return layers.Activation("relu")(layers.BatchNormalization()(x))
 
 
@@ -28,6 +26,7 @@ def build(hp):
     16 filters, three groups of (d-4)/6 pre-activation blocks at 16k, 32k and 64k filters with
     dropout between the convolutions, then BN-ReLU, global average pooling and softmax. On
     28x28 the groups see 28, 14 and 7 pixels, as CIFAR's 32, 16 and 8."""
+    keras, layers = keras_api()
     n = (hp["depth"] - 4) // 6
     x_in, x = image_input()
     x = layers.Conv2D(16, 3, padding="same", use_bias=False)(x)

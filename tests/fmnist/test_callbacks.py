@@ -1,19 +1,18 @@
-"""Unit tier: the training callbacks driven by hand, as Keras's own callback tests do: a tiny
-model, weights set directly, no fit."""
+"""The training callbacks driven by hand, as Keras's own callback tests do: a tiny model,
+weights set directly, no fit.
+
+Not the unit tier (``make test-fast``): every test here needs TensorFlow, which each imports
+where it runs (pytest imports this module for the unit tier too)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fmnist.runtime import keras
-from fmnist.train import augment, schedules, state
-from fmnist.train.callbacks import EMAWeights, EpochEnd, EpochRecorder, fitting_epochs
-
-pytestmark = pytest.mark.unit
-
 
 def _model():
+    from fmnist.runtime import keras
+
     m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
     m.compile(optimizer="sgd", loss="mse")
     return m
@@ -29,6 +28,8 @@ def _get(m):
 
 def _started(decay: float, start: float = 0.0, stopper=None):
     """A model at ``start`` and an EMA on it, as ``fit`` leaves them at an epoch's start."""
+    from fmnist.train.callbacks import EMAWeights
+
     m = _model()
     _set(m, start)
     ema = EMAWeights(decay, stopper)
@@ -66,6 +67,9 @@ def test_ema_counts_the_steps_of_each_execution():
 
 
 def test_ema_leaves_early_stoppings_restored_weights_alone():
+    from fmnist.runtime import keras
+    from fmnist.train.callbacks import EMAWeights
+
     m = _model()
     stopper = keras.callbacks.EarlyStopping(restore_best_weights=True)
     stopper.best_weights = [np.full((2, 1), 3.0, np.float32)]
@@ -78,6 +82,9 @@ def test_ema_leaves_early_stoppings_restored_weights_alone():
 
 
 def test_ema_state_round_trips_through_a_saved_state(tmp_path):
+    from fmnist.train import state
+    from fmnist.train.callbacks import EMAWeights
+
     m = _model()
     _set(m, 2.0)
     ema = EMAWeights(0.5)
@@ -94,6 +101,7 @@ def test_ema_state_round_trips_through_a_saved_state(tmp_path):
 
 def test_crop_keeps_the_size_moves_by_whole_pixels_and_is_seeded():
     from fmnist.runtime import tf
+    from fmnist.train import augment
 
     x = np.zeros((64, 28, 28, 1), np.float32)
     x[:, 14, 14, 0] = 255.0
@@ -117,14 +125,21 @@ def test_crop_keeps_the_size_moves_by_whole_pixels_and_is_seeded():
     (20, 10.0, 500.0, 20, 20),
 ])
 def test_fitting_epochs_ends_a_run_within_its_time(done, epoch_s, left_s, max_epochs, last):
+    from fmnist.train.callbacks import fitting_epochs
+
     assert fitting_epochs(done, epoch_s, left_s, max_epochs) == last
 
 
 def _triangle(max_epochs: int, steps: int = 10):
+    from fmnist.train import schedules
+
     return schedules.EpochSchedule("triangle", 0.1, steps, max_epochs, peak_at=0.25)
 
 
 def test_a_moved_horizon_reaches_the_compiled_step_and_the_saved_config():
+    from fmnist.runtime import keras
+    from fmnist.train import schedules
+
     # the rate the compiled training step uses must follow the horizon, not the value it was
     # traced with: from the new last epoch on, a plain SGD step at rate 0 moves no weight
     sched = _triangle(8)
@@ -149,6 +164,8 @@ def test_a_moved_horizon_reaches_the_compiled_step_and_the_saved_config():
 
 
 def _epoch_end(max_epochs: int, epoch_s: float, finish_by: float):
+    from fmnist.train.callbacks import EpochEnd, EpochRecorder
+
     got = []
     rec = EpochRecorder(100)
     rec.history = [{"epoch": 1, "epoch_s": epoch_s, "val/acc": 0.5}]
@@ -175,6 +192,8 @@ def test_the_epoch_end_fits_the_run_and_its_schedule_to_the_time_left():
 
 
 def test_the_run_s_pace_is_its_median_epoch_after_the_first():
+    from fmnist.train.callbacks import EpochEnd, EpochRecorder
+
     # the first epoch traces the compiled step; one noisy epoch must not move the run's end
     rec = EpochRecorder(100)
     rec.history = [{"epoch_s": s} for s in (15.0, 2.0, 3.0, 2.0)]

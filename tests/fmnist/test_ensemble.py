@@ -1,4 +1,5 @@
-"""Unit tier: greedy ensemble selection on made-up validation probabilities."""
+"""Unit tier: greedy ensemble selection on made-up validation probabilities. The ensemble as one
+Keras model is not: it builds, saves and loads real models (TensorFlow)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import pytest
 
 from fmnist import ensemble
 
-pytestmark = pytest.mark.unit
-
 
 def _probs(pred: list[int], classes: int = 3, confidence: float = 0.8) -> np.ndarray:
     out = np.full((len(pred), classes), (1 - confidence) / (classes - 1))
@@ -16,6 +15,7 @@ def _probs(pred: list[int], classes: int = 3, confidence: float = 0.8) -> np.nda
     return out
 
 
+@pytest.mark.unit
 def test_it_picks_the_members_whose_errors_differ_and_beats_each():
     y = np.array([0, 1, 2, 0, 1, 2])
     a = np.vstack([_probs([0, 1, 2, 0]), _probs([0, 0], confidence=0.4)])  # 4 right, unsure
@@ -28,6 +28,7 @@ def test_it_picks_the_members_whose_errors_differ_and_beats_each():
     assert sum(picked.weights) == pytest.approx(1.0) and picked.weights[2] == 0
 
 
+@pytest.mark.unit
 def test_it_never_scores_below_the_best_single_member():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, 200)
@@ -39,6 +40,7 @@ def test_it_never_scores_below_the_best_single_member():
         assert 1 <= len(picked.members) <= 5
 
 
+@pytest.mark.unit
 def test_an_identical_library_stays_one_member_and_bad_input_is_refused():
     y = np.array([0, 1, 1])
     p = _probs([0, 1, 0])

@@ -1,12 +1,13 @@
 """The model zoo, tested over the registry itself (as timm does): every family and every preset
-builds, predicts, and learns one step; the write-ups' parameter counts are exact."""
+builds, predicts, and learns one step; the write-ups' parameter counts are exact.
+
+Keras and TensorFlow are imported in the tests that use them: pytest imports this module for
+the unit tier (``make test-fast``) too, which stays without them."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from fmnist import models
 from fmnist.hparams import HP
@@ -35,6 +36,8 @@ def batch(arrays):
 
 @pytest.mark.parametrize(("family", "preset"), CASES, ids=[f"{f}-{p}" for f, p in CASES])
 def test_builds_predicts_and_learns_one_step(family, preset, batch):
+    from fmnist.runtime import keras, tf
+
     keras.utils.set_random_seed(0)
     model = models.build(family, preset=preset)
     x, y = batch
@@ -90,10 +93,15 @@ def test_input_may_be_uint8_28x28_or_float_28x28x1(batch):
 
 
 def _count(model, cls) -> int:
+    """Layers of ``model`` of type ``cls``, a class of ``keras.layers`` or its name."""
+    if isinstance(cls, str):
+        from fmnist.runtime import keras
+
+        cls = getattr(keras.layers, cls)
     return sum(isinstance(layer, cls) for layer in model.layers)
 
 
-Conv, Dense = keras.layers.Conv2D, keras.layers.Dense
+Conv, Dense = "Conv2D", "Dense"  # keras.layers' (by name: Keras comes in with the first test)
 
 
 @pytest.mark.parametrize(("family", "small", "big", "cls", "n_small", "n_big"), [
@@ -105,8 +113,7 @@ Conv, Dense = keras.layers.Conv2D, keras.layers.Dense
     ("resnet", {"depth": 10}, {"depth": 34}, Conv, 1 + 8 + 3, 1 + 32 + 3),
     ("wideresnet", {"depth": 10}, {"depth": 28}, Conv, 1 + 6 + 3, 1 + 24 + 3),
     ("shakeshake", {"depth": 10}, {"depth": 18}, Conv, 1 + 16 + 3, 1 + 32 + 3),
-    ("shufflenet", {"stages": "2-4-2"}, {"stages": "4-8-4"}, keras.layers.DepthwiseConv2D,
-     3 + 8, 3 + 16),
+    ("shufflenet", {"stages": "2-4-2"}, {"stages": "4-8-4"}, "DepthwiseConv2D", 3 + 8, 3 + 16),
 ])
 def test_depth_knobs_change_the_layer_count(family, small, big, cls, n_small, n_big):
     assert _count(models.build(family, small), cls) == n_small
@@ -131,15 +138,18 @@ def test_width_knobs_change_the_size(family, key, small, big):
 
 
 def test_mlp_shrink_halves_the_width_layer_by_layer():
+    from fmnist.runtime import keras
+
     m = models.build("mlp", {"layers": 4, "units": 256, "shrink": 0.5})
-    assert [layer.units for layer in m.layers if isinstance(layer, Dense)] == [256, 128, 64, 32, 10]
+    assert [layer.units for layer in m.layers if isinstance(layer, keras.layers.Dense)] == [
+        256, 128, 64, 32, 10]
 
 
 def test_dropout_knob_adds_and_removes_dropout_layers():
     with_d = models.build("minivgg", {"conv_dropout": 0.25, "dropout": 0.5})
     without = models.build("minivgg", {"conv_dropout": 0.0, "dropout": 0.0})
-    assert _count(with_d, keras.layers.Dropout) == 3
-    assert _count(without, keras.layers.Dropout) == 0
+    assert _count(with_d, "Dropout") == 3
+    assert _count(without, "Dropout") == 0
 
 
 # ---------------------------------------------------------------- bad values
@@ -204,9 +214,12 @@ def test_declarations_are_complete():
 def test_a_model_saves_without_throwaway_layers_and_loads_back_the_same(tmp_path, monkeypatch,
                                                                          batch):
     # Keras 3.15 rebuilds its attribute skip sets (a throwaway Layer, Optimizer, ...) on every
-    # save and load, missing its own cache; fmnist.models memoizes them (a trial saves its
-    # model at its end and, with per-epoch state, after every epoch)
+    # save and load, missing its own cache; fmnist memoizes them as Keras comes in (through
+    # fmnist.runtime; a trial saves its model at its end and, with per-epoch state, after
+    # every epoch)
     from keras.src.layers.layer import Layer
+
+    from fmnist.runtime import keras
 
     x, y = batch
     model = models.build("lenet5")

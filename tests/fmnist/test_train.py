@@ -1,4 +1,7 @@
-"""One training run, for real, on small stratified subsets of the real data."""
+"""One training run, for real, on small stratified subsets of the real data.
+
+TensorFlow (``fmnist.train.augment``, ``train.train``) and scikit-learn come in where a test uses
+them: pytest imports this module for the unit tier (``make test-fast``) too."""
 
 from __future__ import annotations
 
@@ -9,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
 
 from fmnist import data, evaluate, train
-from fmnist.train import augment
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,8 @@ def test_augmentation_and_label_smoothing_train(tiny):
 
 
 def test_augmenter_flips_and_erases(tiny):
+    from fmnist.train import augment
+
     hp, _ = train.split_hp(None, {"flip": 1.0})
     x = tiny.x_train[:8]
     out, _ = augment.augmenter(hp, 0)(x, tiny.y_train[:8])
@@ -320,6 +323,8 @@ def test_no_family_shadows_a_training_knob():
 
 
 def test_evaluation_agrees_with_scikit_learn(lenet_run, small):
+    from sklearn.metrics import f1_score
+
     ev = evaluate.evaluate(lenet_run.model, small.x_test, small.y_test)
     n = len(small.y_test)
     assert ev.confusion.sum() == n

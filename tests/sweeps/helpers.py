@@ -4,9 +4,10 @@ import contextlib
 import re
 from pathlib import Path
 
-import optuna
 import yaml
-from mlflow.tracking import MlflowClient
+
+# MLflow and Optuna are imported where used: `make test-fast` imports this module (pytest
+# imports every test module, the deselected ones too) and stays without MLflow
 
 # TensorFlow's, absl's and CUDA's native log lines, and abseil's stack dump on a signal
 NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|cuInit|cuda drivers|oneDNN|\*\*\* SIG",
@@ -31,6 +32,9 @@ def write_spec(path: Path, **over) -> Path:
 
 def records(store: Path, name: str):
     """(client, parent run, nested runs, study) read back from the real stores."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     exp = client.get_experiment_by_name(name)
     runs = client.search_runs([exp.experiment_id], max_results=1000)

@@ -6,13 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
 from tests.sweeps.helpers import NATIVE_LOG
 
 
 def test_train_command_records_one_mlflow_run_with_history_and_test_scores(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient  # here: `make test-fast` imports this module too
+
     store = tmp_path / "store"
     rc = main(["train", "lenet5", "--epochs", "2", "--subset", "600", "--store", str(store),
                "--set", "batch_size=32", "--set", "dropout=0.3", "--set", "shuffle=false"])

@@ -160,35 +160,6 @@ def test_under_a_budget_the_first_recipe_goes_first_for_a_quarter_then_half_its_
                                                                      "recipe 002-mlp"]
 
 
-def test_a_shorter_schedule_sets_no_bar_at_ashas_rungs():
-    # the quick look anneals by epoch 4 and validates higher there than the whole schedule's
-    # trial at its peak rate: ASHA must not stop the latter on the former's result
-    from types import SimpleNamespace as NS
-
-    from ray.tune.schedulers import TrialScheduler
-
-    from sweeps import runner, trial
-
-    sp = specs.parse(_two(max_epochs=20, scheduler={"type": "asha", "grace_period": 4,
-                                                    "reduction_factor": 3}), "s.yaml")
-    asha = runner._scheduler(sp)
-    asha.set_search_properties("val/acc", "max")
-    quick, full, worse = NS(trial_id="quick"), NS(trial_id="full"), NS(trial_id="worse")
-    for t in (quick, full, worse):
-        asha.on_trial_add(None, t)
-    for epoch in range(1, 6):  # the quick look: 5 epochs, annealed by its 4th
-        assert asha.on_trial_result(None, quick, {"val/acc": 0.92, "epoch": epoch,
-                                                  **trial.rung(epoch, 5, sp)}) == "CONTINUE"
-    asha.on_trial_complete(None, quick, {"val/acc": 0.92, "epoch": 5, **trial.rung(5, 5, sp)})
-
-    def at_4(t, acc):
-        return asha.on_trial_result(None, t, {"val/acc": acc, "epoch": 4,
-                                              **trial.rung(4, 20, sp)})
-
-    assert at_4(full, 0.88) == TrialScheduler.CONTINUE  # the first on the whole schedule
-    assert at_4(worse, 0.80) == TrialScheduler.STOP  # ASHA still prunes among those
-
-
 def test_a_recipe_the_space_cannot_hold_is_left_out_and_said():
     raw = _two(start_from="recipe")
     raw["spaces"]["mlp"]["layers"] = {"type": "int", "low": 1, "high": 3}  # 002's has 4
@@ -232,18 +203,3 @@ def test_the_report_groups_a_multi_family_sweep_by_family_and_colours_each():
                                                  ("lenet5", 2, 2, 0.82, "c")]
     colours = report.family_colours(sw)
     assert set(colours) == {"lenet5", "mlp"} and colours["lenet5"] != colours["mlp"]
-
-
-def test_an_unknown_warm_start_sweep_exits_2_and_writes_nothing(tmp_path, capsys):
-    store = tmp_path / "st"
-    store.mkdir()
-    earlier = optuna.create_study(study_name="first", storage=f"sqlite:///{store / 'optuna.db'}")
-    earlier.enqueue_trial({"family": "mlp"})  # the store's other sweep, which must stay as it is
-    spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump(_two(warm_start=["nosuch"], data={"subset": 100})))
-    assert main(["run", str(spec), "--store", str(store)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"error: {spec}: warm_start: no sweep 'nosuch'" in err[0], err
-    summaries = optuna.get_all_study_summaries(f"sqlite:///{store / 'optuna.db'}")
-    assert [(s.study_name, s.n_trials) for s in summaries] == [("first", 1)]
-    assert sorted(p.name for p in store.iterdir()) == ["optuna.db"]  # no MLflow store made

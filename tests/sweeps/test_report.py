@@ -8,14 +8,16 @@ import math
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import ray
-from mlflow.tracking import MlflowClient
 
 from sweeps import report
 from sweeps.cli import main
 from tests.sweeps.helpers import mlflow_ui, write_spec
+
+if TYPE_CHECKING:  # Ray and MLflow where used: `make test-fast` imports this module too
+    from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("FMNIST_CI_ARTIFACTS", Path(__file__).parents[2] / "ci-artifacts"))
@@ -23,6 +25,8 @@ ARTIFACTS = Path(os.environ.get("FMNIST_CI_ARTIFACTS", Path(__file__).parents[2]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
+    import ray
+
     tmp = tmp_path_factory.mktemp("report")
     st = tmp / "store"
     for name, family, space in (
@@ -38,6 +42,8 @@ def store(tmp_path_factory):
 
 
 def _client(st: Path) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=f"sqlite:///{st / 'mlflow.db'}")
 
 

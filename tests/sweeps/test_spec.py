@@ -138,26 +138,6 @@ def test_validate_command(tmp_path, capsys):
     assert f"{bad}: trials: must be an integer >= 1, but got 0." in capsys.readouterr().err
 
 
-def test_run_with_a_bad_spec_exits_2_and_writes_nothing(tmp_path, capsys):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(_with("space.dropout", {"type": "uniform", "low": 0.6,
-                                                          "high": 0.2})))
-    store = tmp_path / "store"
-    assert main(["run", str(bad), "--store", str(store)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "space.dropout: low < high must hold" in err[0]
-    assert not store.exists()
-
-
-def test_run_with_a_bad_store_url_exits_2(tmp_path, capsys):
-    spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump(_with("data", {"subset": 100})))
-    assert main(["run", str(spec), "--store", str(tmp_path / "st"),
-                 "--storage", "nosuchdb://x/y"]) == 2
-    err = capsys.readouterr().err
-    assert "--storage nosuchdb://x/y: cannot open the Optuna storage" in err
-
-
 def test_overrides_obey_the_files_rules():
     sp = specs.parse(_with("scheduler", {"type": "asha", "grace_period": 3}), "s.yaml")
     assert specs.override(sp) is sp and specs.override(sp, trials=None) is sp
@@ -167,16 +147,6 @@ def test_overrides_obey_the_files_rules():
     assert specs.override(sp, max_epochs=10).grace_period == 3
     with pytest.raises(specs.SpecError, match=r"s\.yaml: max_epochs: must be an integer >= 1"):
         specs.override(sp, max_epochs=0)
-
-
-def test_run_with_a_bad_override_exits_2_and_writes_nothing(tmp_path, capsys):
-    store = tmp_path / "store"
-    assert main(["run", "search_spaces/minivgg.yaml", "--trials", "0",
-                 "--store", str(store)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].endswith(
-        "search_spaces/minivgg.yaml: trials: must be an integer >= 1, but got 0.")
-    assert not store.exists()
 
 
 @pytest.mark.unit

@@ -14,7 +14,6 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
 from sweeps.redact import mask
@@ -43,6 +42,8 @@ def pg_urls():
 
 
 def _nested(tracking_uri: str, name: str):
+    from mlflow.tracking import MlflowClient  # here: `make test-fast` imports this module too
+
     c = MlflowClient(tracking_uri=tracking_uri)
     exp = c.get_experiment_by_name(name)
     runs = c.search_runs([exp.experiment_id])
@@ -194,6 +195,8 @@ def test_a_store_folder_that_cannot_be_made_fails_with_one_line(tmp_path, capsys
 
 
 def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
+    from mlflow.tracking import MlflowClient
+
     server_store = tmp_path / "server-store"
     server_store.mkdir()
     (server_store / "mlflow.db").touch()  # `ui` serves an existing store
