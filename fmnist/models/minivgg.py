@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from fmnist.models._layers import conv_bn_act, image_input, softmax_head
+from fmnist.models._layers import conv_bn_act, image_input, keras_api, softmax_head
 from fmnist.models._registry import HP, register
 
 
@@ -21,13 +18,22 @@ from fmnist.models._registry import HP, register
     presets={
         "mini_vgg": {"batch_norm": False},  # 000: four ReLU convolutions, max pooling, Dense 512
         "mini_vgg_bn": {},  # 004: the same with BatchNormalization
+        # the speed runs' recipe (fastcnn's `fast`) on 004's architecture, with less dropout
+        # beside its augmentation and label smoothing; measured in BENCHMARKS.md
+        "fast": {"conv_dropout": 0.1, "dropout": 0.3},
     },
+    recipes={"fast": {
+        "optimizer": "sgd", "nesterov": True, "momentum": 0.9, "learning_rate": 0.1,
+        "weight_decay": 5e-4, "schedule": "triangle", "peak_at": 0.2, "label_smoothing": 0.2,
+        "batch_size": 128, "max_epochs": 15, "early_stopping": False, "flip": 0.5, "crop": 2,
+        "tta": "flip_shift"}},
     source="000, 004",
 )
 def build(hp):
     """Mini-VGG (000, 004): `blocks` blocks of `convs` 3x3 ReLU convolutions (filters doubling
     per block), 2x2 max pooling and dropout, then Dense `dense` with dropout and a softmax.
     Pooling pads ('same') so four blocks fit a 28x28 image (28-14-7-4-2)."""
+    keras, layers = keras_api()
     x_in, x = image_input()
     for b in range(hp["blocks"]):
         for _ in range(hp["convs"]):
