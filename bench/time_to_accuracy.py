@@ -55,10 +55,10 @@ GAP, RATIO = 0.5, 0.5  # the targets: test/acc points above each peer; share of 
 
 def _setup(sp, config: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
     """(family, preset, knobs) of a peer's sampled ``config``, as a trial of ours trains it."""
-    from sweeps import space
+    from sweeps import record, space
 
     family, preset, knobs = space.trial_setup(sp, config)
-    seed = int(sp.fixed.get("seed", sp.data_seed))
+    seed = record.trial_seed(sp)
     return family, preset, {"seed": seed, **knobs, "max_epochs": sp.max_epochs}
 
 

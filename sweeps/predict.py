@@ -68,7 +68,7 @@ def model_source(model: str, st) -> str:
     if exp is None:
         raise PredictError(f"--model {model}: not a .keras file, a model URI or a sweep at "
                            f"{st.tracking_uri}")
-    parents = c.search_runs([exp.experiment_id], f"tags.`{tag.ROLE}` = '{tag.PARENT}'",
+    parents = c.search_runs([exp.experiment_id], tracking.role_filter(tag.PARENT),
                             max_results=1)
     uri = parents[0].data.tags.get(tag.MODEL_URI) if parents else None
     if not uri:

@@ -285,12 +285,17 @@ def _commit() -> str:
         return "unknown"
 
 
+def role_filter(role: str) -> str:
+    """MLflow's filter for a sweep's runs of ``role`` (tags.PARENT, TRIAL, REFIT, ENSEMBLE)."""
+    return f"tags.`{tag.ROLE}` = '{role}'"
+
+
 def runs(st: Store, sweep: str, role: str, status: str | None = None):
     c = client(st)
     exp = c.get_experiment_by_name(sweep)
     if exp is None:
         return []
-    flt = f"tags.`{tag.ROLE}` = '{role}'"
+    flt = role_filter(role)
     if status:
         flt += f" and attributes.status = '{status}'"
     return c.search_runs([exp.experiment_id], filter_string=flt, max_results=5000)
@@ -420,7 +425,7 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
     rows = []
     for parent in c.search_runs(
             [e.experiment_id for e in c.search_experiments()],
-            filter_string=f"tags.`{tag.ROLE}` = '{tag.PARENT}'", max_results=1000):
+            filter_string=role_filter(tag.PARENT), max_results=1000):
         name = parent.data.tags.get(tag.SWEEP, parent.info.run_name)
         trials = trial_runs(st, name)
         finished = [r for r in trials if r.info.status == "FINISHED"]

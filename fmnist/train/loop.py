@@ -78,6 +78,23 @@ def configure_runtime(hp: Mapping[str, Any]) -> None:
                               RuntimeWarning, stacklevel=2)
 
 
+# The order Keras calls a run's callbacks in, each after those it depends on: the recorder
+# first (every later one reads the epoch's metrics it keeps); TerminateOnNaN (a NaN/inf loss ends
+# the run at that batch: "diverged"); a caller's stop; early stopping and the plateau schedule;
+# SWA; the EMA after early stopping (which keeps the average as an epoch's weights); ``end``
+# last (``EpochEnd``: early stopping and the plateau schedule have seen the epoch before it is
+# handed on, and its state saved).
+CALLBACK_ORDER = ("recorder", "nan", "stop", "early_stopping", "plateau", "swa", "ema", "end")
+
+
+def in_order(callbacks: Mapping[str, Any]) -> list[Any]:
+    """The run's callbacks (``CALLBACK_ORDER``'s names; None: not in this run) in that order."""
+    unknown = set(callbacks) - set(CALLBACK_ORDER)
+    if unknown:
+        raise ValueError(f"callbacks {sorted(unknown)} have no place in CALLBACK_ORDER")
+    return [callbacks[k] for k in CALLBACK_ORDER if callbacks.get(k) is not None]
+
+
 def _loss_and_metric(label_smoothing: float):
     if label_smoothing > 0:  # Keras smooths only one-hot labels
         return (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -155,36 +172,29 @@ def train(
                              None, smooth)
 
     recorder = EpochRecorder(n_train)
-    # a loss that is NaN or inf stops the run at that batch: its epoch is the last, "diverged"
-    callbacks: list[Any] = [recorder, keras.callbacks.TerminateOnNaN()]
-    if should_stop is not None:
-        callbacks.append(StopWhenAsked(should_stop))
     stopper = plateau = None
     if thp["early_stopping"]:
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=thp["patience"], mode="min",
             restore_best_weights=not thp["swa_epochs"])
-        callbacks.append(stopper)
     if thp["schedule"] == "plateau":
         plateau = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=thp["step_factor"], patience=thp["plateau_patience"])
-        callbacks.append(plateau)
     swa = SWA(thp["swa_epochs"], split.x_train, thp["batch_size"]) if thp["swa_epochs"] else None
-    if swa:
-        callbacks.append(swa)
     resume = None
     if resume_from is not None and not thp["swa_epochs"]:
         resume = state.load(model, Path(resume_from))
         recorder.history = list(resume["history"])
-    ema = None
-    if thp["ema"]:  # after early stopping, which keeps the average as an epoch's weights
-        ema = EMAWeights(thp["ema"], stopper if not thp["swa_epochs"] else None, resume)
-        callbacks.append(ema)
-    # last: early stopping and the plateau schedule have seen the epoch before it is handed on
+    ema = (EMAWeights(thp["ema"], stopper if not thp["swa_epochs"] else None, resume)
+           if thp["ema"] else None)
     end = EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
                    save_state=epoch_state and not thp["swa_epochs"], resume=resume, ema=ema,
                    finish_by=finish_by, schedule=lr)
-    callbacks.append(end)
+    callbacks = in_order({
+        "recorder": recorder,
+        "nan": keras.callbacks.TerminateOnNaN(),
+        "stop": StopWhenAsked(should_stop) if should_stop is not None else None,
+        "early_stopping": stopper, "plateau": plateau, "swa": swa, "ema": ema, "end": end})
     initial_epoch = resume["epoch"] if resume else 0
 
     t0 = time.perf_counter()

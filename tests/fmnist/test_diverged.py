@@ -1,4 +1,5 @@
-"""A run whose loss turns NaN or inf stops at once and says so (real Keras training, tiny)."""
+"""A run whose loss turns NaN or inf stops at once and says so (real Keras training, tiny);
+a run's callbacks in their declared order."""
 
 from __future__ import annotations
 
@@ -27,3 +28,17 @@ def test_a_nan_loss_stops_the_run_at_that_epoch_as_diverged():
                                       "early_stopping": False})
     assert r.stop_reason == "diverged"
     assert r.epochs == 1 and not np.isfinite(r.history[0]["train/loss"])
+
+
+def test_a_runs_callbacks_go_in_the_declared_order_whatever_order_they_are_given_in():
+    from fmnist.train import loop
+
+    assert loop.in_order({"end": "E", "ema": "M", "recorder": "R", "stop": None,
+                          "early_stopping": "S"}) == ["R", "S", "M", "E"]
+    assert loop.CALLBACK_ORDER[0] == "recorder" and loop.CALLBACK_ORDER[-1] == "end"
+    try:
+        loop.in_order({"mystery": object()})
+    except ValueError as e:
+        assert "mystery" in str(e)
+    else:
+        raise AssertionError("an undeclared callback must have no place")
