@@ -6,7 +6,8 @@ epochs and its objective; the full trials the budget still holds), the next tria
 - ``explore``: a new configuration, sampled (the budget holds many full trials: a GPU, a
   cluster, or no budget at all);
 - ``exploit``: the best configuration on the spec's whole schedule, where it was trained on a
-  shorter one (a budget's quick look, or a trial the budget fitted to its time left);
+  shorter one (a budget's quick look, or a trial the budget fitted to its time left) and the
+  budget holds the whole schedule;
 - ``ensemble``: the best configuration again with another seed, a member for the ensemble
   after the search (the budget holds few full trials: this CPU);
 - ``stop``: none, where not one epoch is left; the refit on all the training images follows.
@@ -77,7 +78,7 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     if full * max_epochs < 1.0:
         return Decision("stop", f"the budget holds {full * max_epochs:.2f} of an epoch: the "
                                 f"refit comes next")
-    if max(d.epochs for d in same) < max_epochs:
+    if max(d.epochs for d in same) < max_epochs and full >= 1.0:
         if recipe is not None:  # the recipe's whole schedule, not its quick look
             attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()
         return Decision("exploit", f"trial {best.number} is the best after {best.epochs} of "

@@ -89,8 +89,8 @@ def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
                                "hp": {k: v for k, v in knobs.items() if k not in searched},
                                "exact": True},
             space.WARM_KEY: f"recipe {ref.row}"}))
-    if spec.budget_s and starts:
-        starts[:0] = _looks(starts[0], spec.max_epochs)
+    if spec.budget_s and not spec.budget_epochs and starts:  # a deadline's insurance; a
+        starts[:0] = _looks(starts[0], spec.max_epochs)  # compute budget has no deadline
     return starts, notes
 
 

@@ -512,6 +512,8 @@ def test_a_best_trial_from_a_quick_look_is_run_on_the_whole_schedule():
                  learning_rate=0.1)  # the same recipe already ran in full
     assert policy.decide([_done(0, 0.93, epochs=5, recipe=look), full], 2.0,
                          20).kind == "ensemble"
+    # a budget that cannot hold the whole schedule: another seed of it, fitted, instead
+    assert policy.decide([_done(0, 0.93, epochs=5, recipe=look)], 0.5, 20).kind == "ensemble"
 
 
 def test_a_budget_that_holds_less_than_an_epoch_leaves_the_rest_to_the_refit():
@@ -529,3 +531,14 @@ def test_what_the_budget_holds_is_its_rest_over_a_full_trials_cost():
     assert policy.holds(300_000, 48_000 * 5) == pytest.approx(1.25)
     assert policy.holds(-5.0, 100.0) == 0.0 and policy.holds(None, 10.0) is None
     assert policy.holds(100.0, None) is None  # no pace measured yet
+
+
+def test_quick_looks_at_the_first_recipe_are_for_a_deadline_not_a_compute_budget():
+    def labels(**raw):
+        return [s.label for s in warm.recipe_starts(_spec(family="fastcnn", start_from="recipe",
+                                                          **raw))[0]]
+
+    assert labels(budget="2h") == ["recipe fast for 5 epochs", "recipe fast for 10 epochs",
+                                   "recipe fast"]
+    assert labels(budget="25 epochs") == ["recipe fast"]
+    assert labels(budget={"time": "2h", "epochs": 25}) == ["recipe fast"]
