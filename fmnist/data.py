@@ -155,7 +155,8 @@ def _ensure_writable(root: Path) -> None:
 
 def _download(name: str, md5: str, root: Path, mirrors: Sequence[str], timeout: float) -> None:
     """Fetch one file with Keras' ``get_file`` (hash-verified), trying each mirror in turn."""
-    from keras.utils import get_file  # heavy import, only when something is missing
+    from fmnist.runtime import keras  # heavy, only when something is missing; its native
+    get_file = keras.utils.get_file  # start-up lines silenced (fmnist.runtime)
 
     errors = []
     old_timeout = socket.getdefaulttimeout()

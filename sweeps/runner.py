@@ -215,8 +215,8 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
         if done:
             say(f"sweep {spec.name}: resuming, {done} of {spec.trials} trials done")
         try:
-            ran_now, images = _tune(spec, st, storage, study, split, parent, remaining, done,
-                                    opts, say, search_s, budget)
+            sweep = _Sweep(spec, st, storage, study, split, parent, opts, say)
+            ran_now, images = _tune(sweep, remaining, done, search_s, budget)
             more = refit_share_back(spec, st, split, budget, time.time(), images)
             done = resume.study_counts(study)[0]
             if more is not None and done < spec.trials:
@@ -225,8 +225,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
                 if (left is None or left > 0) and more.trial_epochs(1, n_train) > 0:
                     say(f"sweep {spec.name}: the best trial's refit would not fit in the "
                         f"budget; its share goes to the search")
-                    r, i = _tune(spec, st, storage, study, split, parent, spec.trials - done,
-                                 done, opts, say, left, more)
+                    r, i = _tune(sweep, spec.trials - done, done, left, more)
                     ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:  # said with what a resume needs to know
             raise signals.Interrupted(e.signum, done=resume.study_counts(study)[0],
@@ -270,13 +269,28 @@ def _open_stores(st: tracking.Store, opts: RunOptions) -> optuna.storages.BaseSt
         return opening.result()
 
 
-def _tune(spec: SweepSpec, st: tracking.Store, storage, study: optuna.Study, split,
-          parent: str, remaining: int, done_before: int, opts: RunOptions,
-          say: Callable[[str], None], search_s: float | None,
+@dataclass(frozen=True)
+class _Sweep:
+    """What a search's Tuner works with, opened once by ``run``."""
+
+    spec: SweepSpec
+    st: tracking.Store
+    storage: Any  # Optuna's
+    study: optuna.Study
+    split: Any
+    parent: str  # the parent run's id
+    opts: RunOptions
+    say: Callable[[str], None]
+
+
+def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | None,
           budget: Budget) -> tuple[int, int]:
     """Run the search's remaining trials: for at most ``search_s`` seconds (None: no limit),
     within the ``budget`` (its search window, its compute); returns (trials started,
     training images processed)."""
+    spec, st, storage, study, split = (sweep.spec, sweep.st, sweep.storage, sweep.study,
+                                       sweep.split)
+    parent, opts, say = sweep.parent, sweep.opts, sweep.say
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
