@@ -33,9 +33,10 @@ class Progress:
 
     def __init__(self, trials: int, max_epochs: int, metric: str, done: int = 0,
                  budget_s: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 n_train: int = 0):
+                 n_train: int = 0, compute_epochs: float | None = None):
         self.trials, self.max_epochs, self.metric = trials, max_epochs, metric
         self.n_train = n_train  # training images an epoch
+        self.compute_epochs = compute_epochs  # a compute budget's epochs left for the search
         self.done, self.failed, self.best = done, 0, None
         self.budget_s, self.clock = budget_s, clock
         self.running: dict[str, _Running] = {}
@@ -87,9 +88,11 @@ class Progress:
     def summary(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4f}"
         tail = ""
+        if self.compute_epochs is not None:
+            tail = f", compute left {max(0.0, self.compute_epochs - self.epochs_now):.0f} epochs"
         if self.budget_s:
-            tail = f", budget left {_duration(self.budget_s - (self.clock() - self.t0))}"
-        elif (eta := self.eta_s()) is not None:
+            tail += f", budget left {_duration(self.budget_s - (self.clock() - self.t0))}"
+        elif self.compute_epochs is None and (eta := self.eta_s()) is not None:
             tail = f", eta <= {_duration(eta)}"
         return (f"[{self.done}/{self.trials} done, {len(self.running)} running, "
                 f"{self.failed} failed; best {self.metric} {best}{tail}]")

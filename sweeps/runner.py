@@ -319,7 +319,10 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                              window=window),
         {"cpu": spec.cpu, "gpu": gpu})
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
-                               search_s, n_train=len(split.y_train))
+                               search_s, n_train=len(split.y_train),
+                               compute_epochs=None if not budget.counted else (
+                                   budget.search_images() - budget.images_used)
+                               / len(split.y_train))
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         status.best = study.best_value  # the study's direction is the spec's mode
     display = progress.Display(status, say)

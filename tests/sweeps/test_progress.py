@@ -110,3 +110,12 @@ def test_the_live_table_moves_within_an_epoch_at_the_trials_pace():
     assert "budget left 9m" in p.summary()  # 600 s less the 60 s gone: it ticks too
     clock.now += 600.0
     assert p.in_epoch(p.running["t1"]) == "~100%"  # never past the epoch
+
+
+def test_under_a_compute_budget_the_epochs_left_replace_the_eta():
+    p = progress.Progress(trials=20, max_epochs=5, metric="val/acc", clock=Clock(),
+                          n_train=1000, compute_epochs=12.0)
+    p.started("t1", 0)
+    p.epoch("t1", _epoch(1))
+    p.epoch("t1", _epoch(2))
+    assert p.summary().endswith("best val/acc -, compute left 10 epochs]")
