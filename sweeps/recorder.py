@@ -11,7 +11,7 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps import policy, progress, space, tracking
+from sweeps import policy, progress, space, tracking, warm
 from sweeps import tags as tag
 from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
@@ -60,7 +60,11 @@ class StudySearch(OptunaSearch):
         if decision is not None and decision.kind == "stop":
             self._said(decision)
             return Searcher.FINISHED
-        if decision is not None and decision.params is not None:
+        if decision is not None and decision.kind == "explore":
+            start = warm.take_pending(self.study)  # the recipes held back, before sampling
+            if start is not None:
+                decision = policy.Decision("explore", f"{start.label}: {decision.reason}")
+        elif decision is not None and decision.params is not None:
             self.study.enqueue_trial(dict(decision.params), user_attrs=dict(
                 decision.user_attrs), skip_if_exists=False)
         config = super().suggest(trial_id)

@@ -193,7 +193,8 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     parent = tracking.parent_run(st, spec, opts.argv)
     study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
                                 direction="maximize" if spec.mode == "max" else "minimize")
-    warm.enqueue(study, starts, say)  # a new study's first trials
+    warm.enqueue(study, starts, say,  # a new study's first trials
+                 budgeted=bool(spec.budget_s or spec.budget_epochs))
     n_train = len(split.y_train)
     budget = Budget.of(spec, started, n_train, images_used=record.MlflowRecord(
         st, spec).images_used(n_train) if spec.budget_epochs else 0)

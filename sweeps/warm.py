@@ -187,11 +187,50 @@ def plan(spec: SweepSpec, storage, st: tracking.Store,
     return out
 
 
-def enqueue(study: optuna.Study, starts: list[Start], say: Callable[[str], None]) -> None:
-    """Enqueue ``starts`` (``plan``'s) as ``study``'s next trials, where it has none yet."""
+PENDING = "fmnist_pending"  # study user attribute: a budget's warm starts not enqueued yet
+
+
+def enqueue(study: optuna.Study, starts: list[Start], say: Callable[[str], None],
+            budgeted: bool = False) -> None:
+    """Enqueue ``starts`` (``plan``'s) as ``study``'s next trials, where it has none yet.
+    ``budgeted``: only the first recipe (with its quick looks) is enqueued; the others wait in
+    the study (``PENDING``) for the budget policy, which runs them where the budget holds
+    enough full trials to explore (``pending``, ``take_pending``)."""
     if study.trials or not starts:
         return
-    for s in starts:
+    first = starts
+    if budgeted:
+        name = _recipe_name(starts[0])
+        first = [s for s in starts if name is not None and _recipe_name(s) == name] or starts[:1]
+    for s in first:
         study.enqueue_trial(s.params, user_attrs=s.user_attrs, skip_if_exists=False)
-    say(f"sweep {study.study_name}: {len(starts)} warm start{'s' if len(starts) > 1 else ''} "
-        f"first: {', '.join(s.label for s in starts)}")
+    rest = [s for s in starts if s not in first]
+    if rest:
+        study.set_user_attr(PENDING, [{"label": s.label, "params": s.params,
+                                       "user_attrs": s.user_attrs} for s in rest])
+    say(f"sweep {study.study_name}: {len(first)} warm start{'s' if len(first) > 1 else ''} "
+        f"first: {', '.join(s.label for s in first)}"
+        + (f"; then, where the budget holds enough to explore: "
+           f"{', '.join(s.label for s in rest)}" if rest else ""))
+
+
+def _recipe_name(s: Start) -> str | None:
+    return (s.user_attrs.get(space.RECIPE_KEY) or {}).get("name")
+
+
+def pending(study: optuna.Study) -> list[Start]:
+    """The warm starts a budgeted study holds back for the policy, next first."""
+    return [Start(p["label"], p["params"], p["user_attrs"])
+            for p in study.user_attrs.get(PENDING, [])]
+
+
+def take_pending(study: optuna.Study) -> Start | None:
+    """Enqueue the next held-back warm start; None where none is left."""
+    waiting = pending(study)
+    if not waiting:
+        return None
+    s = waiting[0]
+    study.enqueue_trial(s.params, user_attrs=s.user_attrs, skip_if_exists=False)
+    study.set_user_attr(PENDING, [{"label": p.label, "params": p.params,
+                                   "user_attrs": p.user_attrs} for p in waiting[1:]])
+    return s

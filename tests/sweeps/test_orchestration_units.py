@@ -542,3 +542,25 @@ def test_quick_looks_at_the_first_recipe_are_for_a_deadline_not_a_compute_budget
                                    "recipe fast"]
     assert labels(budget="25 epochs") == ["recipe fast"]
     assert labels(budget={"time": "2h", "epochs": 25}) == ["recipe fast"]
+
+
+def test_a_budget_holds_the_other_recipes_back_for_the_policy_to_explore_with():
+    import optuna
+
+    sp = _spec(family=["fastcnn", "minivgg"], preset={"fastcnn": "fast"}, start_from="recipe",
+               budget="2h", spaces={"minivgg": {"dropout": {"type": "uniform", "low": 0.2,
+                                                            "high": 0.6}}})
+    starts, _ = warm.recipe_starts(sp)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    said = []
+    warm.enqueue(study, starts, said.append, budgeted=True)
+    assert [t.user_attrs[record.WARM_KEY] for t in study.trials] == [
+        "recipe fast for 5 epochs", "recipe fast for 10 epochs", "recipe fast"]
+    held = [s.label for s in warm.pending(study)]
+    assert held[0] == "recipe fast-minivgg" and "then, where the budget holds" in said[0]
+    assert warm.take_pending(study).label == "recipe fast-minivgg"
+    assert study.trials[-1].user_attrs[record.WARM_KEY] == "recipe fast-minivgg"
+    assert [s.label for s in warm.pending(study)] == held[1:]
+    unbudgeted = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    warm.enqueue(unbudgeted, starts, said.append)  # no budget: every recipe first, as before
+    assert len(unbudgeted.trials) == len(starts) and warm.pending(unbudgeted) == []
