@@ -224,8 +224,9 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
                 more = dataclasses.replace(more, images_used=budget.images_used + images)
                 left = more.search_left(time.time())
                 if (left is None or left > 0) and more.trial_epochs(1, n_train) > 0:
-                    say(f"sweep {spec.name}: the best trial's refit would not fit in the "
-                        f"budget; its share goes to the search")
+                    say(f"sweep {spec.name}: the best trial's refit would not end within the "
+                        f"budget; its share goes to the search"
+                        + (f" ({left:.0f} s more)" if left is not None else ""))
                     r, i = _tune(sweep, spec.trials - done, done, left, more)
                     ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:  # said with what a resume needs to know

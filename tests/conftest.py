@@ -33,3 +33,65 @@ def split(data_root):
     from fmnist import data
 
     return data.load_split(data_root, val_fraction=0.2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def finished_store(tmp_path_factory, data_root):
+    """A store of two finished sweeps, shared by the tests that only read one: rep-lenet5 (4
+    trials of lenet5 on a step schedule, run in this process, then run again, a no-op, then
+    listed) and rep-mlp (3 trials of mlp, run twice by deploy/cron/run-sweep.sh). Every change
+    to the store is made here, the newer champion version test_predict checks included; what
+    each command said and the records as its first run left them are kept for the tests:
+    test_runner's end-to-end records, test_report, test_predict's registered model and
+    test_deploy's cron script."""
+    import contextlib
+    import io
+    import subprocess
+    from types import SimpleNamespace
+
+    import ray
+    from mlflow.tracking import MlflowClient
+
+    from sweeps import final, tracking
+    from sweeps.cli import main
+    from tests.sweeps.helpers import records, write_spec
+
+    tmp = tmp_path_factory.mktemp("finished")
+    store = tmp / "store"
+    lenet5 = write_spec(tmp / "rep-lenet5.yaml", name="rep-lenet5",
+                        fixed={"batch_size": 32, "schedule": "step", "step_epochs": 1})
+
+    def said(argv: list[str]) -> tuple[int, str]:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            rc = main(argv)
+        return rc, out.getvalue()
+
+    started = not ray.is_initialized()  # else a module's own (tests/sweeps/test_runner.py's)
+    try:
+        first = said(["run", str(lenet5), "--store", str(store)])
+    finally:
+        if started:
+            ray.shutdown()
+    first_records = records(store, "rep-lenet5")
+    again = said(["run", str(lenet5), "--store", str(store)])
+    listed = said(["list", "--store", str(store)])
+
+    mlp = write_spec(tmp / "rep-mlp.yaml", name="rep-mlp", family="mlp", trials=3, space={
+        "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "layers": {"type": "int", "low": 1, "high": 3}})
+    cron = [str(REPO / "deploy" / "cron" / "run-sweep.sh"), str(mlp), "--store", str(store)]
+    cron_first = subprocess.run(cron, capture_output=True, text=True, timeout=400)
+    cron_records = records(store, "rep-mlp") if cron_first.returncode == 0 else None
+    cron_again = subprocess.run(cron, capture_output=True, text=True, timeout=400)
+
+    # a newer final model of rep-lenet5's name: a new version, the alias moved to it
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("fmnist-rep-lenet5", "champion")
+    newer = final.register_champion(tracking.store(store), "rep-lenet5",
+                                    f"runs:/{champion.run_id}/model")
+    return SimpleNamespace(
+        root=store, lenet5="rep-lenet5", mlp="rep-mlp", lenet5_spec=lenet5,
+        first=first, first_records=first_records, again=again, listed=listed,
+        cron=(cron_first, cron_again), cron_records=cron_records,
+        champion=champion, newer=newer,
+        champion_after=client.get_model_version_by_alias("fmnist-rep-lenet5", "champion"))

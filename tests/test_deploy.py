@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from sweeps.cli import build_parser
-from tests.sweeps.helpers import records, write_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -67,14 +66,12 @@ def test_scripts_are_valid_bash(script):
 
 
 @pytest.mark.slow
-def test_cron_script_runs_a_tiny_sweep_and_a_rerun_is_a_no_op(tmp_path):
-    spec = write_spec(tmp_path / "s.yaml", name="cron", trials=2, max_epochs=1,
-                      data={"subset": 200, "seed": 0})
-    cmd = [str(DEPLOY / "cron" / "run-sweep.sh"), str(spec), "--store", str(tmp_path / "st")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+def test_cron_script_runs_a_tiny_sweep_and_a_rerun_is_a_no_op(finished_store):
+    # tests/conftest.py's finished_store runs its rep-mlp sweep (3 trials) with the script,
+    # twice, and keeps the records as the first run left them
+    first, second = finished_store.cron
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    _, parent, nested, _ = records(tmp_path / "st", "cron")
-    assert len(nested) == 2 and "test/acc" in parent.data.metrics
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    _, parent, nested, _ = finished_store.cron_records
+    assert len(nested) == 3 and "test/acc" in parent.data.metrics
     assert second.returncode == 0
-    assert "all 2 trials are done; nothing to run" in second.stdout
+    assert "all 3 trials are done; nothing to run" in second.stdout

@@ -1,12 +1,15 @@
 """An existing multi-node Ray cluster on this machine: `ray start --head` plus a second
 `ray start --address` worker node, separate processes, one CPU each. A sweep given --address runs
 its trials on both nodes. Ray >= 2.59 starts such clusters with token authentication: every node
-and the driver run with RAY_AUTH_MODE=token and share the token in ~/.ray/auth_token."""
+and the driver run with RAY_AUTH_MODE=token and share the token in ~/.ray/auth_token. One such
+cluster for the module, its head with the dashboard for `ray job submit`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,33 +24,83 @@ pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    port = free_port()
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    env = dict(os.environ)
+def _sessions_alive(sessions: set[int]) -> set[int]:
+    """The live processes of these sessions (Linux /proc)."""
+    alive = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[3]) in sessions:
+                alive.add(int(entry))
+    return alive
+
+
+def _node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`ray start ARGS --block` in a session of its own, once its node has started."""
+    with open(log, "w") as out:
+        node = subprocess.Popen([RAY, "start", *args, "--block"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + 180
+    while "Ray runtime started." not in log.read_text():
+        assert node.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    return node
+
+
+def _stop(nodes: list[subprocess.Popen]) -> None:
+    """SIGKILL to every process in these nodes' sessions, as `ray stop --force` does to every
+    Ray process on the machine (other test runs' and benchmarks' included): these alone."""
+    sessions = {n.pid for n in nodes}  # a new session's id is its leader's pid
+    deadline = time.monotonic() + 30
+    while (left := _sessions_alive(sessions)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    for n in nodes:
+        n.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two nodes of one CPU each: a head with the dashboard (`ray job submit` goes there) and
+    a worker node. (the cluster's address, the dashboard's URL, the environment to reach it)"""
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True,
                    timeout=60)
-    common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
-    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                    "--include-dashboard=false", *common], check=True, capture_output=True,
-                   timeout=180, env=env)
+    port, dash = free_port(), free_port()
+    logs = tmp_path_factory.mktemp("cluster")
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0",
+              "--disable-usage-stats"]
+    nodes: list[subprocess.Popen] = []
     try:
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}",
-                        "--node-ip-address=127.0.0.1", *common], check=True,
-                       capture_output=True, timeout=180, env=env)
-        yield f"127.0.0.1:{port}"
+        # each node's agent on a port of its own: Ray's default (52365) is one for the machine,
+        # and the job API reaches the head's agent there
+        nodes.append(_node(["--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+                            f"--dashboard-port={dash}",
+                            f"--dashboard-agent-listen-port={free_port()}", *common], env,
+                           logs / "head.log"))
+        nodes.append(_node([f"--address=127.0.0.1:{port}",
+                            f"--dashboard-agent-listen-port={free_port()}", *common], env,
+                           logs / "worker.log"))
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dash}", env
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        _stop(nodes)
 
 
 def test_trials_run_on_both_nodes_of_an_existing_cluster(cluster, tmp_path):
+    address, _, env = cluster
     spec = write_spec(tmp_path / "s.yaml", name="cluster", trials=2, max_epochs=1,
                       data={"subset": 300, "seed": 0})
     store = tmp_path / "store"
     cli = str(Path(sys.executable).with_name("fmnist-sweep"))
-    done = subprocess.run([cli, "run", str(spec), "--store", str(store), "--address", cluster],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    done = subprocess.run([cli, "run", str(spec), "--store", str(store), "--address", address],
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     _, parent, nested, _ = records(store, "cluster")
     assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
@@ -68,28 +121,19 @@ def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
     assert not (tmp_path / "st").exists(), "nothing written"
 
 
-def test_ray_job_submit_runs_a_sweep_on_the_cluster(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    env = dict(os.environ)
-    port, dash = free_port(), free_port()
-    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                    "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",
-                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"],
-                   check=True, capture_output=True, timeout=180, env=env)
-    try:
-        spec = write_spec(tmp_path / "s.yaml", name="job", trials=2, max_epochs=1,
-                          data={"subset": 200, "seed": 0})
-        store = tmp_path / "store"
-        cli = str(Path(sys.executable).with_name("fmnist-sweep"))
-        runtime_env = json.dumps({"env_vars": {"FMNIST_DATA_DIR":
-                                                os.environ.get("FMNIST_DATA_DIR", "")}})
-        done = subprocess.run(
-            [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dash}",
-             "--runtime-env-json", runtime_env, "--", cli, "run", str(spec), "--store",
-             str(store)], capture_output=True, text=True, timeout=400, env=env)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        assert "succeeded" in done.stdout + done.stderr
-        _, parent, nested, _ = records(store, "job")
-        assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+def test_ray_job_submit_runs_a_sweep_on_the_cluster(cluster, tmp_path):
+    _, dashboard, env = cluster
+    spec = write_spec(tmp_path / "s.yaml", name="job", trials=2, max_epochs=1,
+                      data={"subset": 200, "seed": 0})
+    store = tmp_path / "store"
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+    runtime_env = json.dumps({"env_vars": {"FMNIST_DATA_DIR":
+                                            os.environ.get("FMNIST_DATA_DIR", "")}})
+    done = subprocess.run(
+        [RAY, "job", "submit", "--address", dashboard, "--runtime-env-json", runtime_env, "--",
+         cli, "run", str(spec), "--store", str(store)], capture_output=True, text=True,
+        timeout=400, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "succeeded" in done.stdout + done.stderr
+    _, parent, nested, _ = records(store, "job")
+    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)

@@ -1,6 +1,6 @@
 """`fmnist-sweep predict` end to end: a real trained model on made photos and a made video,
-a tiny sweep's registered model found by its name, its URI and served by `mlflow models serve`,
-and each bad input's one line and exit code 2."""
+a small sweep's registered model (tests/conftest.py's finished_store) found by its name, its URI
+and served by `mlflow models serve`, and each bad input's one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from PIL import Image
 
 from fmnist import synth
 from sweeps.cli import main
-from tests.sweeps.helpers import free_port, wait_until_answers, write_spec
+from tests.sweeps.helpers import free_port, wait_until_answers
 
 pytestmark = pytest.mark.slow
 
@@ -138,49 +138,38 @@ def test_each_bad_input_gets_one_line_and_exit_2_and_writes_nothing(model_file, 
     assert not store.exists() and not (tmp_path / "o.mp4").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory, data_root):
-    """A finished two-trial sweep with its final model registered, in its own store."""
-    import ray
-
-    root = tmp_path_factory.mktemp("sweep")
-    spec = write_spec(root / "s.yaml", name="tiny", trials=2, max_concurrent=1)
-    try:  # the run starts a local Ray where an earlier module left none
-        assert main(["run", str(spec), "--store", str(root / "store")]) == 0
-    finally:
-        ray.shutdown()
-    return root / "store"
-
-
 def test_the_final_model_is_registered_as_champion_and_found_by_the_sweeps_name(
-        tiny_sweep, photos, capsys):
+        finished_store, photos, capsys):
+    # tests/conftest.py's rep-lenet5, a finished sweep with its final model registered; the
+    # fixture registers the newer version checked at the end (the store is shared, and changed
+    # only there)
+    store, name = finished_store.root, finished_store.lenet5
+    registered = f"fmnist-{name}"
     from mlflow.tracking import MlflowClient
 
-    c = MlflowClient(tracking_uri=f"sqlite:///{tiny_sweep / 'mlflow.db'}")
+    c = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     import mlflow
 
-    version = c.get_model_version_by_alias("fmnist-tiny", "champion")
+    version = finished_store.champion  # as the sweep registered it
     assert str(version.version) == "1"
     parent = c.get_run(version.run_id)
     assert parent.data.tags["fmnist.role"] == "parent"
-    assert parent.data.tags["fmnist.model_uri"] == "models:/fmnist-tiny/1"
-    mlflow.set_tracking_uri(f"sqlite:///{tiny_sweep / 'mlflow.db'}")
-    info = mlflow.models.get_model_info("models:/fmnist-tiny@champion")
+    assert parent.data.tags["fmnist.model_uri"] == f"models:/{registered}/1"
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    info = mlflow.models.get_model_info(f"models:/{registered}@champion")
     assert info.signature is not None and info.saved_input_example_info is not None
     capsys.readouterr()
     by_name, by_uri = [], []
-    for model, out in (("tiny", by_name), ("models:/fmnist-tiny@champion", by_uri)):
+    for model, out in ((name, by_name), (f"models:/{registered}@champion", by_uri)):
         assert main(["predict", str(photos[0]), "--json", "--model", model,
-                     "--store", str(tiny_sweep)]) == 0
+                     "--store", str(store)]) == 0
         out.append(json.loads(capsys.readouterr().out)[0]["top"])
     assert by_name == by_uri
 
     # a newer final model of the sweep's name: a new version, and the alias moves to it
-    from sweeps import final, tracking
-
-    st = tracking.store(tiny_sweep)
-    assert final.register_champion(st, "tiny", f"runs:/{version.run_id}/model") == "2"
-    assert str(c.get_model_version_by_alias("fmnist-tiny", "champion").version) == "2"
+    assert finished_store.newer == "2"
+    assert str(finished_store.champion_after.version) == "2"
+    assert str(c.get_model_version_by_alias(registered, "champion").version) == "2"
 
 
 def test_a_sweep_with_no_final_model_gets_one_line(tmp_path, photos, capsys):
@@ -195,21 +184,22 @@ def test_a_sweep_with_no_final_model_gets_one_line(tmp_path, photos, capsys):
     assert "unfinished: the sweep has no final model yet" in line
 
 
-def test_mlflow_models_serve_answers_a_converted_photo_with_its_class(tiny_sweep, photos,
+def test_mlflow_models_serve_answers_a_converted_photo_with_its_class(finished_store, photos,
                                                                      capsys):
     from fmnist import photo
     from sweeps import predict
 
-    assert main(["predict", str(photos[1]), "--json", "--model", "tiny",
-                 "--store", str(tiny_sweep)]) == 0
+    store, name = finished_store.root, finished_store.lenet5  # tests/conftest.py's rep-lenet5
+    assert main(["predict", str(photos[1]), "--json", "--model", name,
+                 "--store", str(store)]) == 0
     expected = json.loads(capsys.readouterr().out)[0]["top"][0]["class"]
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # the server's uvicorn is found on PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tiny_sweep / 'mlflow.db'}",
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     mlflow_cli = str(Path(bin_dir) / "mlflow")
     server = subprocess.Popen([mlflow_cli, "models", "serve", "-m",
-                               "models:/fmnist-tiny@champion", "--env-manager", "local",
+                               f"models:/fmnist-{name}@champion", "--env-manager", "local",
                                "--host", "127.0.0.1", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)

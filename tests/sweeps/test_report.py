@@ -1,5 +1,5 @@
-"""The report, from a real small store of two sweeps (lenet5 and mlp), checked against the MLflow
-records, and opened in a real headless Chromium."""
+"""The report, from a real small store of two sweeps (lenet5 and mlp; tests/conftest.py's
+finished_store), checked against the MLflow records, and opened in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from sweeps import report
 from sweeps.cli import main
-from tests.sweeps.helpers import mlflow_ui, write_spec
+from tests.sweeps.helpers import mlflow_ui
 
 if TYPE_CHECKING:  # Ray and MLflow where used: `make test-fast` imports this module too
     from mlflow.tracking import MlflowClient
@@ -24,21 +24,10 @@ ARTIFACTS = Path(os.environ.get("FMNIST_CI_ARTIFACTS", Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    import ray
-
-    tmp = tmp_path_factory.mktemp("report")
-    st = tmp / "store"
-    for name, family, space in (
-        ("rep-lenet5", "lenet5", None),
-        ("rep-mlp", "mlp", {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
-                            "layers": {"type": "int", "low": 1, "high": 3}}),
-    ):
-        extra = {"space": space} if space else {}
-        spec = write_spec(tmp / f"{name}.yaml", name=name, family=family, trials=3, **extra)
-        assert main(["run", str(spec), "--store", str(st)]) == 0
-    ray.shutdown()
-    return st
+def store(finished_store):
+    """tests/conftest.py's store of two finished sweeps: rep-lenet5 (4 trials of lenet5) and
+    rep-mlp (3 trials of mlp)."""
+    return finished_store.root
 
 
 def _client(st: Path) -> MlflowClient:
@@ -55,7 +44,7 @@ def test_run_writes_its_report_and_the_table_equals_the_mlflow_records(store):
     c = _client(store)
     parent = c.search_runs([c.get_experiment_by_name("rep-lenet5").experiment_id],
                            filter_string="tags.`fmnist.role` = 'parent'")[0]
-    assert len(rows) == 3
+    assert len(rows) == 4
     for row in rows:
         run = c.get_run(row["run_id"])
         m, p = run.data.metrics, run.data.params
@@ -115,7 +104,10 @@ def test_unknown_sweep_lists_the_known_ones(store, capsys):
     assert "unknown sweep 'nosuch'; sweeps in" in err and "rep-lenet5, rep-mlp" in err
 
 
-def test_sweep_without_a_finished_trial_says_so(store, capsys):
+def test_sweep_without_a_finished_trial_says_so(tmp_path, capsys):
+    # a store of its own: the shared one keeps its two sweeps alone (other modules list it)
+    store = tmp_path / "store"
+    store.mkdir()
     c = _client(store)  # a sweep killed before its first trial finished leaves just this
     exp = c.create_experiment("empty-sweep")
     c.create_run(exp, tags={"fmnist.role": "parent", "fmnist.sweep": "empty-sweep"})
@@ -169,7 +161,7 @@ def test_mlflow_ui_lists_the_sweep_with_trials_nested_under_the_parent(store):
                        f"?workflowType=machine_learning")
         kids = [r.info.run_name for r in c.search_runs([exp.experiment_id])
                 if "mlflow.parentRunId" in r.data.tags]
-        assert len(kids) == 3
+        assert len(kids) == 4
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -27,27 +28,59 @@ EPOCH_LINE = re.compile(r"trial (\d+) \(\w+\) epoch (\d+)/4 val/acc 0\.\d{4} [\d
                         re.MULTILINE)
 
 
-def _until(proc: subprocess.Popen, pattern: str, timeout: float = 300) -> str:
-    """The process's output up to the first line matching ``pattern`` (read as it comes)."""
-    seen: list[str] = []
-    found = threading.Event()
+class _Output:
+    """A process's output (stdout and stderr together), read as it comes."""
 
-    def read():
-        for line in proc.stdout:
-            seen.append(line)
-            if re.search(pattern, line):
-                found.set()
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines = proc, []
+        self.changed = threading.Condition()
+        self.closed = False
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    assert found.wait(timeout), "".join(seen)[-3000:]
-    return reader, seen
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 300) -> re.Match:
+        """The first match of ``pattern`` in a line of the output so far, waiting for it."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for line in self.lines:
+                    if m := re.search(pattern, line):
+                        return m
+                left = deadline - time.monotonic()
+                assert not self.closed and left > 0, f"{pattern!r} not seen:\n" + "".join(
+                    self.lines)[-3000:]
+                self.changed.wait(left)
+
+    def text(self) -> str:
+        """All of it, once the process has ended."""
+        self.reader.join(timeout=30)
+        return "".join(self.lines)
 
 
-# SIGINT takes SIGTERM's path (the same handler, tests/sweeps/test_signals.py); the exit code
-# and the stop line differ only by the signal's number and name
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(tmp_path, sig):
+def _start(cmd: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen,
+                                                                         _Output]:
+    # stdout a pipe, not a terminal: a plain line per epoch report; a session of its own, for
+    # a kill of the driver and everything it started
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    return proc, _Output(proc)
+
+
+# One store, three commands: a kill of the driver and everything it started (SIGKILL, as a lost
+# machine does), then a signal to the driver alone (SIGTERM, as `timeout`, systemd and Slurm
+# send), then the resume that ends the sweep. SIGINT takes SIGTERM's path (the same handler,
+# tests/sweeps/test_signals.py); the exit code and the stop line differ only by the signal's
+# number and name.
+def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(tmp_path):
     spec = write_spec(tmp_path / "s.yaml", name="resume", trials=3, max_concurrent=1, max_epochs=4,
                       data={"subset": 3000, "seed": 0})
     store = tmp_path / "store"
@@ -55,53 +88,61 @@ def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(t
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
                                                              "FMNIST_DEBUG")}
 
-    # stdout a pipe, not a terminal: a plain line per epoch report
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
-    reader, seen = _until(first, r"trial 1 \(\w+\) epoch 2/4 ")  # trial 0 done, 1 mid-way
-    if sig == signal.SIGKILL:
-        os.killpg(first.pid, sig)  # the driver and everything it started
-    else:
-        os.kill(first.pid, sig)  # the driver alone, as `timeout`, systemd and Slurm do
+    # 1: SIGKILL to the whole process group, trial 0 done and trial 1 mid-way
+    first, output = _start(cmd, env)
+    killed = output.wait_for(r"trial 1 \((\w+)\) epoch 2/4 ").group(1)  # its MLflow run's name
+    os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=120)
-    reader.join(timeout=30)
-    out = "".join(seen)
+    out = output.text()
     assert not NATIVE_LOG.search(out), out
     assert {(int(t), int(e)) for t, e in EPOCH_LINE.findall(out)} >= {(0, 1), (0, 2), (0, 3),
                                                                       (0, 4), (1, 1), (1, 2)}
-    if sig != signal.SIGKILL:
-        assert first.returncode == 128 + sig, out
-        assert "Traceback" not in out, out
-        last = out.strip().splitlines()[-1]
-        assert last.startswith(f"fmnist-sweep run: stopped by {signal.Signals(sig).name}; "
-                               f"1 of 3 trials done"), out
-        assert last.endswith(f"the same command resumes: fmnist-sweep run {spec} --store "
-                             f"{store}"), out
 
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "resuming, 1 of 3 trials done" in second.stdout
-    assert re.search(r"trial 1 was interrupted; it goes on after epoch [234]", second.stdout)
-    assert not NATIVE_LOG.search(second.stdout + second.stderr)
+    # 2: trial 1 goes on; SIGTERM to the driver alone once a new trial is mid-way
+    second, output = _start(cmd, env)
+    new = output.wait_for(r" started (\w+)$").group(1)  # no "(trial ... going on ...)": new
+    stopped = int(output.wait_for(rf"trial (\d+) \({new}\) epoch 2/4 ").group(1))
+    os.kill(second.pid, signal.SIGTERM)
+    second.wait(timeout=120)
+    out = output.text()
+    assert "resuming, 1 of 3 trials done" in out
+    assert re.search(r"trial 1 was interrupted; it goes on after epoch [234]", out)
+    assert not NATIVE_LOG.search(out), out
+    assert second.returncode == 128 + signal.SIGTERM, out
+    assert "Traceback" not in out, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("fmnist-sweep run: stopped by SIGTERM; 2 of 3 trials done"), out
+    assert last.endswith(f"the same command resumes: fmnist-sweep run {spec} --store "
+                         f"{store}"), out
+
+    # 3: the stopped trial goes on from its last saved epoch; the sweep ends
+    third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "resuming, 2 of 3 trials done" in third.stdout
+    assert re.search(rf"trial {stopped} was interrupted; it goes on after epoch [234]",
+                     third.stdout), third.stdout[-3000:]
+    assert not NATIVE_LOG.search(third.stdout + third.stderr)
 
     client, parent, nested, study = records(store, "resume")
     assert len(nested) == 3 and all(r.info.status == "FINISHED" for r in nested), \
-        "one MLflow run per trial, the interrupted one continued, none left over"
-    for r in nested:  # every epoch recorded once, the continued trial's too
+        "one MLflow run per trial, the interrupted ones continued, none left over"
+    for r in nested:  # every epoch recorded once, the continued trials' too
         assert [m.step for m in client.get_metric_history(r.info.run_id, "val/acc")] == \
             [1, 2, 3, 4]
     continued = [r for r in nested if "fmnist.resumed_from_epoch" in r.data.tags]
-    assert len(continued) == 1 and continued[0].info.run_name == re.search(
-        r"trial 1 \((\w+)\)", out).group(1)
-    assert int(continued[0].data.tags["fmnist.resumed_from_epoch"]) >= 2, "not from epoch 1"
+    assert sorted(r.info.run_name for r in continued) == sorted([killed, new])
+    for r in continued:
+        assert int(r.data.tags["fmnist.resumed_from_epoch"]) >= 2, "not from epoch 1"
 
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 3
     configs = [tuple(sorted(t.params.items())) for t in complete]
     assert len(set(configs)) == 3, "no configuration proposed twice"
     interrupted = [t for t in study.trials if t.user_attrs.get("fmnist_interrupted")]
-    assert [t.number for t in interrupted] == [1] and interrupted[0].state.name == "FAIL"
-    assert tuple(sorted(interrupted[0].params.items())) in configs, "it went on, same params"
+    assert [t.number for t in interrupted] == [1, stopped]
+    for t in interrupted:
+        assert t.state.name == "FAIL"
+        assert tuple(sorted(t.params.items())) in configs, "it went on, same params"
     # MLflow and Optuna agree: each finished run is one complete trial, with its value
     by_number = {int(r.data.tags["fmnist.optuna_trial"]): r for r in nested}
     assert set(by_number) == {t.number for t in complete}
@@ -197,29 +238,37 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
     assert len(optuna.load_study(study_name=spec.name, storage=storage).trials) == 8
 
 
-@pytest.mark.parametrize("phase", ["refit of", "ensemble of"])
-def test_a_sweep_killed_after_its_search_finishes_that_phase_without_retraining(tmp_path,
-                                                                              phase):
+def test_a_sweep_killed_after_its_search_finishes_each_phase_without_retraining(tmp_path):
+    # killed as the refit starts, then (the refit done) as the ensemble is picked: neither
+    # resume trains a trial again, the second reuses the refit
     spec = write_spec(tmp_path / "s.yaml", name="after", trials=2, max_epochs=2,
                       data={"subset": 1500, "seed": 0},
                       final={"refit": True, "ensemble": 2, "tta": True})
     store = tmp_path / "store"
     cmd = [CLI, "run", str(spec), "--store", str(store)]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-    reader, seen = _until(first, f"final: {phase} ")
+    first, output = _start(cmd)
+    output.wait_for("final: refit of ")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=120)
-    reader.join(timeout=30)
+    output.text()
     client, _, nested, _ = records(store, "after")
     trials = {r.info.run_id: client.get_metric_history(r.info.run_id, "val/acc")
               for r in nested if r.data.tags["fmnist.role"] == "trial"}
 
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "all 2 trials are done; nothing to run" in second.stdout
-    assert "started " not in second.stdout, "no trial trained again"
-    assert ("final: refit done before, reused" in second.stdout) == (phase == "ensemble of")
+    second, output = _start(cmd)
+    output.wait_for("final: ensemble of ")
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait(timeout=120)
+    out = output.text()
+    assert "all 2 trials are done; nothing to run" in out, out[-3000:]
+    assert "started " not in out, "no trial trained again"
+    assert "final: refit done before, reused" not in out, "the killed refit trained again"
+
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "all 2 trials are done; nothing to run" in third.stdout
+    assert "started " not in third.stdout, "no trial trained again"
+    assert "final: refit done before, reused" in third.stdout
 
     client, parent, nested, study = records(store, "after")
     roles = sorted(r.data.tags["fmnist.role"] for r in nested)

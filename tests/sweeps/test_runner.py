@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 def local_ray():
     import ray  # here: `make test-fast` imports this module too, and stays without Ray
 
+    ray.shutdown()  # a Ray an earlier module's in-process sweep left, if any
     ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
              logging_level="ERROR",
              log_to_driver=False)
@@ -33,15 +34,15 @@ def _params(run, keys):
     return tuple(run.data.params[k] for k in keys)
 
 
-def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
+def test_four_trial_sweep_is_recorded_end_to_end(finished_store):
     # a step schedule (003's model5 recipe) as well: the best trial's model must load back for
-    # the test evaluation, which it once did not
-    spec = write_spec(tmp_path / "s.yaml", name="e2e",
-                      fixed={"batch_size": 32, "schedule": "step", "step_epochs": 1})
-    store = tmp_path / "store"
-    assert main(["run", str(spec), "--store", str(store)]) == 0
-    out = capsys.readouterr().out
-    client, parent, nested, study = records(store, "e2e")
+    # the test evaluation, which it once did not. The sweep is tests/conftest.py's rep-lenet5
+    # (other modules read it too): run there, then run again and listed; the records as its
+    # first run left them
+    store, name = finished_store.root, finished_store.lenet5
+    rc, out = finished_store.first
+    assert rc == 0, out[-3000:]
+    client, parent, nested, study = finished_store.first_records
 
     # one parent and 4 nested runs, each with per-epoch metrics at step = epoch
     assert len(nested) == 4 and all(r.info.status == "FINISHED" for r in nested)
@@ -64,7 +65,8 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
     assert parent.data.tags["fmnist.best_run_id"] == best.info.run_id
     assert math.isclose(study.best_value, best.data.metrics["objective"], rel_tol=1e-9)
     assert f"best trial: MLflow run {best.info.run_id}" in out
-    assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()} --sweep e2e")
+    assert out.rstrip().endswith(f"view: fmnist-sweep ui --store {store.resolve()} --sweep "
+                                 f"{name}")
 
     # a test score on the parent and on the final model's own run (the best trial), nowhere else
     assert 0.0 < parent.data.metrics["test/acc"] <= 1.0
@@ -80,13 +82,15 @@ def test_four_trial_sweep_is_recorded_end_to_end(tmp_path, capsys):
             assert con.execute("pragma journal_mode").fetchone() == ("wal",)
 
     # the same command again is a no-op that says so
-    assert main(["run", str(spec), "--store", str(store)]) == 0
-    assert "all 4 trials are done; nothing to run" in capsys.readouterr().out
-    assert len(records(store, "e2e")[2]) == 4
+    rc, out = finished_store.again
+    assert rc == 0
+    assert "all 4 trials are done; nothing to run" in out
+    assert len(records(store, name)[2]) == 4
 
-    assert main(["list", "--store", str(store)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert line.startswith("e2e") and "done   4" in line and "failed  0" in line
+    rc, out = finished_store.listed
+    assert rc == 0
+    line = out.strip()
+    assert line.startswith(name) and "done   4" in line and "failed  0" in line
 
 
 def test_a_trial_that_raises_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path, capsys):

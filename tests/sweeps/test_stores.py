@@ -89,39 +89,6 @@ def _every_row(url: str) -> str:
         engine.dispose()
 
 
-def test_sweep_recorded_in_postgresql_writes_and_prints_no_password(pg_secret_urls, tmp_path,
-                                                                     capsys):
-    mlflow_url, optuna_url, password = pg_secret_urls
-    spec = write_spec(tmp_path / "s.yaml", name="pg", trials=2, max_epochs=1,
-                      data={"subset": 300, "seed": 0})
-    urls = ["--tracking-uri", mlflow_url, "--storage", optuna_url, "--store",
-            str(tmp_path / "store")]
-    assert main(["run", str(spec), *urls]) == 0
-    parent, nested = _nested(mlflow_url, "pg")
-    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
-    study = optuna.load_study(study_name="pg", storage=optuna_url)
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
-    assert "test/acc" in parent.data.metrics
-    assert parent.data.tags["fmnist.command"] == mask(" ".join(["fmnist-sweep", "run", str(spec),
-                                                                 *urls]))
-    assert main(["report", "pg", *urls, "--out", str(tmp_path / "rep"), "--format", "md"]) == 0
-    md = (tmp_path / "rep" / "pg.md").read_text()
-    for r in nested:
-        assert f"| {r.info.run_name} | finished | lenet5 |" in md
-    assert main(["list", *urls[:2]]) == 0
-
-    out = capsys.readouterr()
-    assert f"view: fmnist-sweep ui --tracking-uri {mask(mlflow_url)} --sweep pg" in out.out
-    assert mask(mlflow_url) in out.out and password not in out.out + out.err
-    # nowhere in MLflow's or Optuna's database (tags, params, attributes), nor in any file the
-    # sweep wrote: artifacts, models, reports, Tune's experiment folder
-    assert password not in _every_row(mlflow_url)
-    assert password not in _every_row(optuna_url)
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.name == "MLmodel" for p in written) and any(p.suffix == ".md" for p in written)
-    assert [p for p in written if password.encode() in p.read_bytes()] == []
-
-
 def test_one_database_for_both_stores_is_refused_before_anything_is_written(pg_urls, tmp_path,
                                                                            capsys):
     mlflow_url, _ = pg_urls
@@ -149,21 +116,60 @@ def _two_at_once(tmp_path: Path, urls: list[str]) -> list[subprocess.CompletedPr
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_sweeps_at_once_against_one_store(backend, tmp_path, request):
+def test_two_sweeps_at_once_against_one_store(backend, tmp_path, request, capsys):
+    # PostgreSQL as a role with a password of its own: the password is written and printed
+    # nowhere, its store URLs shown masked
     store = tmp_path / "store"
     if backend == "postgresql":
-        mlflow_url, optuna_url = request.getfixturevalue("pg_urls")
+        mlflow_url, optuna_url, password = request.getfixturevalue("pg_secret_urls")
         urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
     else:
         mlflow_url = f"sqlite:///{store / 'mlflow.db'}"
         urls = ["--store", str(store)]
-    for proc, out in _two_at_once(tmp_path, urls):
+    done = _two_at_once(tmp_path, urls)
+    for proc, out in done:
         assert proc.returncode == 0, out[-3000:]
         assert "database is locked" not in out
     for name in ("left", "right"):
         parent, nested = _nested(mlflow_url, name)
         assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
         assert all(r.data.tags["fmnist.sweep"] == name for r in nested), "no mixed-up runs"
+    if backend == "postgresql":
+        _recorded_in_postgresql_with_no_password(tmp_path, urls, [out for _, out in done],
+                                                 password, capsys)
+
+
+def _recorded_in_postgresql_with_no_password(tmp_path: Path, urls: list[str], outs: list[str],
+                                             password: str, capsys) -> None:
+    """The checks on the sweep "left" of a two-at-once run on PostgreSQL with a password in
+    ``urls`` (``outs``: the output of its command, then of the other's)."""
+    mlflow_url, optuna_url = urls[3], urls[5]
+    spec = tmp_path / "left.yaml"
+    parent, nested = _nested(mlflow_url, "left")
+    study = optuna.load_study(study_name="left", storage=optuna_url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
+    assert "test/acc" in parent.data.metrics
+    assert parent.data.tags["fmnist.command"] == mask(" ".join(["fmnist-sweep", "run", str(spec),
+                                                                 *urls]))
+    capsys.readouterr()
+    assert main(["report", "left", *urls, "--out", str(tmp_path / "rep"), "--format",
+                 "md"]) == 0
+    md = (tmp_path / "rep" / "left.md").read_text()
+    for r in nested:
+        assert f"| {r.info.run_name} | finished | lenet5 |" in md
+    assert main(["list", "--tracking-uri", mlflow_url]) == 0
+
+    said = capsys.readouterr()
+    assert f"view: fmnist-sweep ui --tracking-uri {mask(mlflow_url)} --sweep left" in outs[0]
+    assert mask(mlflow_url) in outs[0]
+    assert password not in "".join(outs) + said.out + said.err
+    # nowhere in MLflow's or Optuna's database (tags, params, attributes), nor in any file the
+    # sweeps wrote: artifacts, models, reports, Tune's experiment folder
+    assert password not in _every_row(mlflow_url)
+    assert password not in _every_row(optuna_url)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "MLmodel" for p in written) and any(p.suffix == ".md" for p in written)
+    assert [p for p in written if password.encode() in p.read_bytes()] == []
 
 
 @pytest.mark.parametrize(("flag", "url", "message"), [
