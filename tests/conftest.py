@@ -59,7 +59,8 @@ def finished_store(tmp_path_factory, data_root):
     tmp = tmp_path_factory.mktemp("finished")
     store = tmp / "store"
     lenet5 = write_spec(tmp / "rep-lenet5.yaml", name="rep-lenet5",
-                        fixed={"batch_size": 32, "schedule": "step", "step_epochs": 1})
+                        fixed={"batch_size": 32, "schedule": "step", "step_epochs": 1},
+                        sampler={"type": "cmaes", "seed": 1})
 
     def said(argv: list[str]) -> tuple[int, str]:
         with contextlib.redirect_stdout(io.StringIO()) as out:
@@ -76,9 +77,12 @@ def finished_store(tmp_path_factory, data_root):
     again = said(["run", str(lenet5), "--store", str(store)])
     listed = said(["list", "--store", str(store)])
 
+    # the samplers and the scheduler no other sweep of the suite runs: quasi-random (QMC) and
+    # the median stopping rule here, CMA-ES below
     mlp = write_spec(tmp / "rep-mlp.yaml", name="rep-mlp", family="mlp", trials=3, space={
         "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
-        "layers": {"type": "int", "low": 1, "high": 3}})
+        "layers": {"type": "int", "low": 1, "high": 3}}, sampler={"type": "qmc", "seed": 1},
+        scheduler={"type": "median", "grace_period": 1})
     cron = [str(REPO / "deploy" / "cron" / "run-sweep.sh"), str(mlp), "--store", str(store)]
     cron_first = subprocess.run(cron, capture_output=True, text=True, timeout=400)
     cron_records = records(store, "rep-mlp") if cron_first.returncode == 0 else None

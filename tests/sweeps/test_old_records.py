@@ -34,13 +34,18 @@ def _checkout(commit: str, into: Path) -> Path:
     return into / "old"
 
 
-def _run(code: Path | None, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "FMNIST_DEBUG"}
+def _env(code: Path | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FMNIST_DEBUG", "PYTHONPATH")}
     if code is not None:
         env["PYTHONPATH"] = str(code)  # before the installed (this) version
-    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return env
+
+
+def _run(code: Path | None, *args: str, cwd: Path) -> subprocess.Popen:
+    # run from ``cwd``, not the repository: `python -m` puts its folder first on the path
+    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args], env=_env(code),
+                            cwd=cwd, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def test_a_sweep_the_earlier_version_recorded_is_resumed_and_reported_by_this_one(tmp_path):
@@ -48,7 +53,7 @@ def test_a_sweep_the_earlier_version_recorded_is_resumed_and_reported_by_this_on
     spec = write_spec(tmp_path / "s.yaml", name="old", trials=3, max_epochs=3,
                       max_concurrent=1)
     store = tmp_path / "store"
-    first = _run(old, "run", str(spec), "--store", str(store))
+    first = _run(old, "run", str(spec), "--store", str(store), cwd=tmp_path)
     seen: list[str] = []
     hit = threading.Event()
 
@@ -65,11 +70,12 @@ def test_a_sweep_the_earlier_version_recorded_is_resumed_and_reported_by_this_on
     first.wait(timeout=60)
     reader.join(timeout=30)
     which = subprocess.run([sys.executable, "-c", "import sweeps.runner as r; print(r.__file__)"],
-                           env={**os.environ, "PYTHONPATH": str(old)}, capture_output=True,
-                           text=True, check=True).stdout
+                           env=_env(old), cwd=tmp_path, capture_output=True, text=True,
+                           check=True).stdout
     assert which.startswith(str(old)), which  # the earlier version ran, not this one
+    assert "budget.py" not in {p.name for p in (old / "sweeps").iterdir()}
 
-    again = _run(None, "run", str(spec), "--store", str(store))
+    again = _run(None, "run", str(spec), "--store", str(store), cwd=tmp_path)
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out
     assert "resuming, 1 of 3 trials done" in out, out
@@ -81,6 +87,6 @@ def test_a_sweep_the_earlier_version_recorded_is_resumed_and_reported_by_this_on
     for r in nested:  # each epoch once, the one the earlier version logged included
         assert [m.step for m in client.get_metric_history(r.info.run_id, "val/acc")] == [1, 2, 3]
     assert 0.0 < parent.data.metrics["test/acc"] <= 1.0
-    report = _run(None, "report", "old", "--store", str(store))
+    report = _run(None, "report", "old", "--store", str(store), cwd=tmp_path)
     out, _ = report.communicate(timeout=300)
     assert report.returncode == 0 and (store / "reports" / "old.md").is_file(), out
