@@ -11,7 +11,7 @@ A compute budget makes the same decisions on any machine, so the accuracy column
 on the machine's speed; the wall time does.
 
     FMNIST_DATA_DIR=../shared/data/fashion-mnist python bench/budget_curve.py \\
-        search_spaces/all.yaml --epochs 25 --seeds 0 1 2 --out /tmp/curve
+        search_spaces/all.yaml --epochs 25 --seeds 0 1 2 --out OUT
 
 A run killed part-way resumes with the same command (each run's store is under ``--out``).
 """
@@ -98,7 +98,8 @@ def main() -> None:
     p.add_argument("--epochs", type=float, nargs="+", default=[25.0],
                    help="compute budgets, in epochs of the training split")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--out", default="/tmp/budget_curve")
+    p.add_argument("--out", required=True,
+                   help="a folder for each run's store and log, and results.jsonl")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = Path(args.out)

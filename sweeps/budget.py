@@ -150,16 +150,11 @@ class Budget:
     def may_start_trial(self, now: float, images_per_epoch: int = 0, used: int = 0) -> bool:
         """Whether a trial may start at ``now``: within the search's window, and with at least
         one epoch of ``images_per_epoch`` training images left of the compute (``used``: images
-        this command has processed so far)."""
+        this command has processed or reserved so far) of the search's share."""
         window = self.search_window()
         if window is not None and not window.may_start(now):
             return False
-        left = self.images_left(used)
-        return left is None or left >= max(1, images_per_epoch)
-
-    def seconds_left(self, now: float) -> float | None:
-        """Seconds left of the whole command at ``now``; None: no time budget."""
-        return None if self.seconds is None else self.started + self.seconds - now
+        return self.trial_epochs(1, images_per_epoch, used) > 0
 
     def fits(self, need_s: float | None, now: float, by: float | None = None) -> bool:
         """Whether work of ``need_s`` seconds started at ``now`` ends by ``by`` (default: the
@@ -179,14 +174,3 @@ class Budget:
         if self.images is None:
             return None
         return max(0, self.images - self.images_used - used)
-
-    def describe(self) -> str:
-        """The budget in words, e.g. "2h" or "1,200,000 images"; "none" without one."""
-        from sweeps.spec import format_duration
-
-        parts = []
-        if self.seconds is not None:
-            parts.append(format_duration(self.seconds))
-        if self.images is not None:
-            parts.append(f"{self.images:,} images")
-        return ", ".join(parts) or "none"

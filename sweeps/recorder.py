@@ -48,14 +48,13 @@ class StudySearch(OptunaSearch):
         return self.spent + sum(self.reserved.values())
 
     def suggest(self, trial_id: str):
-        if self.window is not None and not self.window.may_start(time.time()):
-            return Searcher.FINISHED
+        if self.budget is not None and not self.budget.may_start_trial(
+                time.time(), self.n_train, self.committed):
+            return Searcher.FINISHED  # the search's window is over, or not an epoch of compute
         if self.window is not None and self.paces and (
                 time.time() + min(self.paces) > self.window.hard):
             return Searcher.FINISHED  # not one epoch fits at the fastest pace measured
         counted = self.budget is not None and self.budget.counted and self.spec is not None
-        if counted and self.budget.trial_epochs(1, self.n_train, self.committed) == 0:
-            return Searcher.FINISHED  # not one epoch of the compute is left
         decision = self._decide()
         if decision is not None and decision.kind == "stop":
             self._said(decision)

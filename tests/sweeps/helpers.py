@@ -97,3 +97,21 @@ def mlflow_ui(store: Path, sweep: str | None = None):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def processes() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, process group, session) of every live, non-zombie process (Linux
+    /proc)."""
+    import os
+
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                out[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return out

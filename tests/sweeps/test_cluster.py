@@ -18,25 +18,15 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
-from tests.sweeps.helpers import free_port, records, write_spec
+from tests.sweeps.helpers import free_port, processes, records, write_spec
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def _sessions_alive(sessions: set[int]) -> set[int]:
-    """The live processes of these sessions (Linux /proc)."""
-    alive = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and int(fields[3]) in sessions:
-                alive.add(int(entry))
-    return alive
+    """The live processes of these sessions."""
+    return {pid for pid, (_, _, sid) in processes().items() if sid in sessions}
 
 
 def _node(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

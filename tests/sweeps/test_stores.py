@@ -17,7 +17,7 @@ import sqlalchemy
 
 from sweeps.cli import main
 from sweeps.redact import mask
-from tests.sweeps.helpers import mlflow_ui, write_spec
+from tests.sweeps.helpers import mlflow_ui, processes, write_spec
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
@@ -224,18 +224,8 @@ def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
 
 
 def _procs() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, process group) of every live process (Linux /proc)."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                out[int(entry)] = (int(fields[1]), int(fields[2]))
-    return out
+    """pid -> (parent pid, process group) of every live process."""
+    return {pid: (ppid, pgid) for pid, (ppid, pgid, _) in processes().items()}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
