@@ -85,6 +85,15 @@ def optuna_trial_id(trial: Any) -> int:
     return trial._trial_id
 
 
+def tune_optuna_trial(searcher: Any, trial_id: str) -> Any:
+    """Ray Tune (``OptunaSearch._ot_trials``): the Optuna trial Ray's searcher asked for a Tune
+    trial, to set its constraints (``Trial.set_constraint``) before Ray tells its value. None
+    where Ray moved it: the sampler then sees every trial as feasible (the record still says
+    which were not, and none of those is trained)."""
+    trials = getattr(searcher, "_ot_trials", None)
+    return trials.get(trial_id) if isinstance(trials, dict) else None
+
+
 def checks() -> dict[str, bool]:
     """Each guarded path: whether it works with the libraries installed here."""
     import optuna
@@ -107,6 +116,13 @@ def checks() -> dict[str, bool]:
         out["ray train._internal.session.get_session"] = True
     except ImportError:
         out["ray train._internal.session.get_session"] = False
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+
+        out["ray OptunaSearch._ot_trials"] = isinstance(
+            getattr(OptunaSearch(metric="m", mode="max"), "_ot_trials", None), dict)
+    except ImportError:
+        out["ray OptunaSearch._ot_trials"] = False
     study = optuna.create_study()
     study.ask()
     out["optuna FrozenTrial._trial_id"] = isinstance(getattr(study.trials[0], "_trial_id", None),

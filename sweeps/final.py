@@ -171,6 +171,9 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
 
     model = _load(ckpt)
     mode = tta_mode(spec, best.params) if spec.tta else "none"
+    if mode != "none" and (broken := breaks(spec, [best], mode)):
+        say(f"final: test-time augmentation {mode} would break the constraints ({broken}): off")
+        mode = "none"
     views = [(w, _predict(model, v)) for w, v in tta.views(split.x_val, mode)]
     plain_probs, tta_probs = views[0][1], sum(w * p for w, p in views)
     plain_val, tta_val = _accuracy(plain_probs, split.y_val), _accuracy(tta_probs, split.y_val)
@@ -227,6 +230,19 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     return replace(info, test_acc=ev.accuracy, model_uri=model_uri, final=chosen.role,
                    final_run_id=chosen.run_id, tta=mode,
                    train_images=refit.trained_images if refit is not None else 0)
+
+
+def breaks(spec, runs: list[TrialRun], mode: str) -> str:
+    """The constraints a model averaging ``runs``' models over ``mode``'s test-time views would
+    break ("" where none; costs a run did not record are not checked): an ensemble adds its
+    members' costs and TTA multiplies them by its views (``fmnist.costs.combined``)."""
+    if not spec.constraints:
+        return ""
+    from fmnist import costs, tta
+
+    views = len(tta.views(np.zeros((1, 28, 28), np.uint8), mode))
+    return "; ".join(costs.violations(costs.combined([r.costs for r in runs], views),
+                                      spec.constraints))
 
 
 def _choose(candidates: list[Candidate]) -> Candidate:
@@ -425,6 +441,11 @@ def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, spl
     held = pick_held_out(probs, split.y_val, spec.ensemble, seed=spec.data_seed)
     picked = held.picked
     members = [[runs[i].run_id, w] for i, w in enumerate(picked.weights) if w]
+    broken = breaks(spec, [runs[i] for i, w in enumerate(picked.weights) if w], mode)
+    if broken and len(members) > 1:
+        say(f"final: an ensemble of {len(members)} would break the constraints ({broken}): "
+            f"not a candidate")
+        return None
     say(f"final: ensemble of {len(picked.members)} picks from {len(library)} models on half "
         f"the validation split; on the other half val/acc {held.ensemble:.4f} (best trial "
         f"alone {held.best:.4f})")

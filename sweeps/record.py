@@ -112,6 +112,19 @@ class TrialRun:
         return float(train_s) / float(ran) if train_s and ran else None
 
     @property
+    def costs(self) -> dict[str, float]:
+        """Its model's costs (``fmnist.costs.COSTS``) as measured before training; {} where
+        not recorded (a run of an earlier version)."""
+        from fmnist.costs import COSTS, PREFIX
+
+        return {k: float(self.metrics[PREFIX + k]) for k in COSTS if PREFIX + k in self.metrics}
+
+    @property
+    def infeasible(self) -> str:
+        """Which constraints its model broke (it was not trained); "" for a feasible one."""
+        return self.tags.get(tag.INFEASIBLE, "")
+
+    @property
     def checkpoint_dir(self) -> str:
         return self.tags.get(tag.CHECKPOINT, "")
 

@@ -11,11 +11,12 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from fmnist import compat, costs
 from sweeps import policy, progress, space, tracking, warm
 from sweeps import tags as tag
 from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
-from sweeps.trial import EPOCH_KEYS, FinalReport
+from sweeps.trial import EPOCH_KEYS, INFEASIBLE_KEY, FinalReport
 
 
 def _trial_dir(trial) -> str:
@@ -123,6 +124,17 @@ class StudySearch(OptunaSearch):
             self.schedules[int(number)] = int(r.get("max_epochs") or 0)
         if r.get("train_s") and r.get("epochs"):
             self.paces.append(float(r["train_s"]) / float(r["epochs"]))
+        ot_trial = compat.tune_optuna_trial(self, trial_id)
+        if ot_trial is not None and self.spec is not None and self.spec.constraints:
+            # each constraint's value (<= 0: met), for the sampler (TPE learns the region)
+            measured = {k[len(costs.PREFIX):]: v for k, v in r.items()
+                        if k.startswith(costs.PREFIX)}
+            if measured:
+                for name, v in zip(self.spec.constraints, costs.constraint_values(
+                        measured, self.spec.constraints), strict=True):
+                    ot_trial.set_constraint(name, v)
+        if r.get(INFEASIBLE_KEY) and self.metric in r:  # untrained: told as pruned, no value
+            result = {k: v for k, v in r.items() if k != self.metric}
         reserved = self.reserved.pop(trial_id, 0)
         if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
             ran = int((result or {}).get("epoch", 0)) - int(
@@ -154,6 +166,7 @@ class TrialRecorder(Callback):
         self.final: dict[str, FinalReport] = {}
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
+        self.costs: dict[str, dict[str, float]] = {}  # trial id -> its cost/<name> metrics
         self.experiment = tracking.experiment_id(st, spec.name)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -211,6 +224,11 @@ class TrialRecorder(Callback):
         rid = self.runs.get(trial.trial_id)
         if rid is None:
             return
+        self.costs[trial.trial_id] = {k: v for k, v in result.items()
+                                      if k.startswith(costs.PREFIX)}
+        if result.get(INFEASIBLE_KEY):
+            self._close_infeasible(trial, result[INFEASIBLE_KEY])
+            return
         final = FinalReport.from_result(result)
         if final is not None:  # its last epoch, if not reported on its own, goes with it
             self.final[trial.trial_id] = final
@@ -242,9 +260,17 @@ class TrialRecorder(Callback):
                             mode=self.spec.mode)
         self.display.note(self.closed[trial.trial_id])
 
+    def _close_infeasible(self, trial, why: str) -> None:
+        """Its model breaks a constraint: built and measured, never trained (no objective)."""
+        tracking.end_trial(self.st, self.runs[trial.trial_id], "FINISHED",
+                           {"epochs": 0, **self.costs.get(trial.trial_id, {})},
+                           {tag.INFEASIBLE: why, tag.STOP_REASON: "infeasible"})
+        self.closed[trial.trial_id] = f"infeasible {trial.trial_id} (not trained): {why}"
+
     def _close_pruned(self, trial, last: dict[str, Any]) -> None:
         tracking.end_trial(self.st, self.runs[trial.trial_id], "KILLED",
-                           {"objective": last.get(self.spec.metric, float("nan"))},
+                           {"objective": last.get(self.spec.metric, float("nan")),
+                            **self.costs.get(trial.trial_id, {})},
                            {tag.PRUNED: "true", tag.GPU_IDS: last.get("gpu_ids", ""),
                             tag.NODE_ID: last.get("node_id", "")})
         self.closed[trial.trial_id] = (f"pruned {trial.trial_id} after {last.get('epoch', 0)}"
@@ -257,7 +283,7 @@ class TrialRecorder(Callback):
         metrics = {"objective": value, "val/acc_final": final.val_acc,
                    "val/loss_final": final.val_loss, "epochs": final.epochs,
                    "best_epoch": final.best_epoch, "train_s": final.train_s,
-                   "params": final.params}
+                   "params": final.params, **self.costs.get(trial.trial_id, {})}
         if final.max_epochs:  # where its schedule ended: a budget may have moved it
             metrics["schedule_epochs"] = final.max_epochs
         tags = {tag.CHECKPOINT: ckpt, tag.STOP_REASON: final.stop_reason,

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmnist import costs
 from fmnist.errors import UserError
 from sweeps import record, tracking
 from sweeps import tags as tag
 
 TOP_K = 5
-FIGURES = ("val_acc_curves", "loss_curves", "time_per_trial", "epoch_seconds", "pareto",
+FIGURES = ("val_acc_curves", "loss_curves", "time_per_trial", "epoch_seconds", "pareto", "costs",
            "hp_vs_objective", "parallel_coordinates", "importance", "history",
            "confusion", "per_class", "misclassified")
 
@@ -47,7 +48,14 @@ class Sweep:
 
     @property
     def finished(self) -> list[Any]:
-        return [r for r in self.trials if r.info.status == "FINISHED"]
+        """The trials trained to their end (not those refused by the constraints)."""
+        return [r for r in self.trials if r.info.status == "FINISHED"
+                and not r.data.tags.get(tag.INFEASIBLE)]
+
+    @property
+    def infeasible(self) -> list[Any]:
+        """The trials whose models broke the spec's constraints: measured, never trained."""
+        return [r for r in self.trials if r.data.tags.get(tag.INFEASIBLE)]
 
     @property
     def mode(self) -> str:
@@ -95,7 +103,8 @@ def load(st: tracking.Store, name: str) -> Sweep:
                           f"{', '.join(known) or 'none'}.")
     parent = parents[0]
     spec = {**parent.data.params, "space": json.loads(parent.data.params.get("space", "{}")),
-            "spaces": json.loads(parent.data.params.get("spaces", "{}"))}
+            "spaces": json.loads(parent.data.params.get("spaces", "{}")),
+            "constraints": json.loads(parent.data.params.get("constraints", "{}"))}
     trials = sorted(tracking.trial_runs(st, name), key=lambda r: r.info.start_time)
     sw = Sweep(name, parent, trials, spec, store=st,
                after=[r for role in (tag.REFIT, tag.ENSEMBLE)
@@ -137,6 +146,9 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
             "train_s": m.get("train_s"), "epochs": _int(m.get("epochs", len(epoch_s) or None)),
             "s/epoch": _mean(epoch_s), "images/s": _mean(ips),
         }
+        for k in COST_COLUMNS:  # what the model costs to run (``fmnist.costs``)
+            if any(costs.PREFIX + k in t.data.metrics for t in sw.trials):
+                row[k] = m.get(costs.PREFIX + k)
         for k in sw.searched:
             row[k] = p.get(k)
         if any(t.data.tags.get(tag.POLICY) for t in sw.trials):  # what the budget chose
@@ -144,6 +156,9 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
         row["run_id"] = r.info.run_id
         out.append(row)
     return out
+
+
+COST_COLUMNS = ("macs", "latency_ms", "images_per_s")  # "params" has its own column
 
 
 def family_rows(sw: Sweep) -> list[dict[str, Any]]:
@@ -198,6 +213,8 @@ def final_rows(sw: Sweep) -> list[dict[str, Any]]:
 def _status(r) -> str:
     if r.info.status == "KILLED" and r.data.tags.get(tag.PRUNED):
         return "pruned"
+    if r.data.tags.get(tag.INFEASIBLE):
+        return "infeasible"
     return r.info.status.lower()
 
 
@@ -340,6 +357,9 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                       yaxis_title="val/acc (best epoch)")
     figs["pareto"] = fig
 
+    if any(costs.PREFIX + "latency_ms" in r.data.metrics for r in fin):
+        figs["costs"] = _cost_figure(sw, fin, colour)
+
     names = sw.searched or ["(none searched)"]
     flags = edge_flags(sw) if sw.searched else {}
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[
@@ -379,6 +399,56 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                                    "Optimisation history (Optuna)")
     figs.update(_evaluation_figures(sw, data_dir))
     return figs
+
+
+def _cost_figure(sw: Sweep, fin: list[Any], colour: dict[str, str]):
+    """val/acc against each deployment cost (latency, parameters, multiply-adds): the trained
+    trials by family with their front (hover: the configuration), the spec's bounds with the
+    region beyond them shaded, and the trials refused there (never trained) along the floor."""
+    from plotly.subplots import make_subplots
+
+    axes = [("latency_ms", "ms an image (batch 1)"), ("params", "parameters"),
+            ("macs", "multiply-adds an image")]
+    fig = make_subplots(rows=1, cols=len(axes), subplot_titles=[a[1] for a in axes])
+    bounds = sw.spec.get("constraints") or {}
+    floor = min((r.data.metrics.get("val/acc_best", 1.0) for r in fin), default=0.0)
+    for col, (k, _) in enumerate(axes, start=1):
+        key = costs.PREFIX + k
+        has = [r for r in fin if key in r.data.metrics]
+        pts = [(r.data.metrics[key], r.data.metrics.get("val/acc_best", 0.0)) for r in has]
+        for fam in sw.families:
+            idx = [i for i, r in enumerate(has) if sw.family(r) == fam]
+            fig.add_scatter(x=[pts[i][0] for i in idx], y=[pts[i][1] for i in idx],
+                            mode="markers", marker={"color": colour.get(fam)},
+                            name=fam, legendgroup=fam, showlegend=col == 1,
+                            text=[_config(sw, has[i]) for i in idx], row=1, col=col)
+        front = pareto_front(pts)
+        fig.add_scatter(x=[pts[i][0] for i in front], y=[pts[i][1] for i in front],
+                        mode="lines", name="front", legendgroup="front",
+                        showlegend=col == 1, line={"color": "black"}, row=1, col=col)
+        refused = [r for r in sw.infeasible if key in r.data.metrics]
+        if refused:
+            fig.add_scatter(x=[r.data.metrics[key] for r in refused], y=[floor] * len(refused),
+                            mode="markers", marker={"symbol": "x", "color": "grey"},
+                            name="infeasible (not trained)", legendgroup="infeasible",
+                            showlegend=col == 1, row=1, col=col,
+                            text=[r.data.tags.get(tag.INFEASIBLE, "") for r in refused])
+        b = bounds.get(k) or {}
+        if b.get("max") is not None:
+            fig.add_vrect(x0=b["max"], x1=max([b["max"], *(x for x, _ in pts)]) * 10,
+                          fillcolor="red", opacity=0.08, line_width=0, row=1, col=col)
+        if b.get("min") is not None:
+            fig.add_vrect(x0=0, x1=b["min"], fillcolor="red", opacity=0.08, line_width=0,
+                          row=1, col=col)
+        fig.update_xaxes(type="log", title_text=k, row=1, col=col)
+    fig.update_layout(title="Accuracy against what the model costs to run (shaded: outside "
+                            "the constraints)", yaxis_title="val/acc (best epoch)")
+    return fig
+
+
+def _config(sw: Sweep, r) -> str:
+    return ", ".join(f"{k}={r.data.params[k]}" for k in ("family", *sw.searched)
+                     if k in r.data.params)
 
 
 def family_colours(sw: Sweep) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from fmnist.costs import COSTS, Bound
 from fmnist.errors import ConfigError, UserError
 from fmnist.hparams import HP, did_you_mean
 
@@ -88,6 +89,8 @@ class SweepSpec:
     spaces: dict[str, dict[str, Dist]] = field(default_factory=dict)  # per family
     start_from: str | None = None  # "recipe": the write-ups' configurations first
     warm_start: tuple[str, ...] = ()  # earlier sweeps whose best configurations go first
+    # cost (``fmnist.costs.COSTS``) -> its bound: a configuration outside any is not trained
+    constraints: dict[str, Bound] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -117,7 +120,8 @@ class SweepSpec:
     def resolved(self) -> dict[str, Any]:
         """A plain dict of the spec, for the record (MLflow parent run)."""
         out = {k: v for k, v in self.__dict__.items()
-               if k not in ("space", "fixed", "spaces", "families", "presets", "warm_start")}
+               if k not in ("space", "fixed", "spaces", "families", "presets", "warm_start",
+                            "constraints")}
         out["family"] = self.families[0] if not self.multi else list(self.families)
         out["preset"] = (self.preset if not self.multi else dict(self.presets)) or None
         out["space"] = _dists_raw(self.space)
@@ -126,6 +130,8 @@ class SweepSpec:
         if self.warm_start:
             out["warm_start"] = list(self.warm_start)
         out["fixed"] = dict(self.fixed)
+        if self.constraints:
+            out["constraints"] = _bounds_raw(self.constraints)
         return out
 
     def as_mapping(self) -> dict[str, Any]:
@@ -154,6 +160,8 @@ class SweepSpec:
             d["spaces"] = self.resolved()["spaces"]
         if self.warm_start:
             d["warm_start"] = list(self.warm_start)
+        if self.constraints:
+            d["constraints"] = _bounds_raw(self.constraints)
         for k in ("start_from", "time_budget_s", "max_concurrent"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
@@ -163,6 +171,11 @@ class SweepSpec:
 
     def replace(self, **changes: Any) -> SweepSpec:
         return SweepSpec(**{**self.__dict__, **changes})
+
+
+def _bounds_raw(bounds: Mapping[str, Bound]) -> dict[str, dict[str, float]]:
+    return {k: {side: v for side in ("min", "max") if (v := getattr(b, side)) is not None}
+            for k, b in bounds.items()}
 
 
 def _dists_raw(space: Mapping[str, Dist]) -> dict[str, dict[str, Any]]:
@@ -178,7 +191,7 @@ def _dists_raw(space: Mapping[str, Dist]) -> dict[str, dict[str, Any]]:
 _TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
         "budget", "spaces", "start_from", "warm_start",
         "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
-        "fixed", "final"}
+        "fixed", "final", "constraints"}
 _SUB = {
     "sampler": {"type", "seed"},
     "scheduler": {"type", "grace_period", "reduction_factor"},
@@ -429,7 +442,30 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         refit=fin.get("refit", True), tta=fin.get("tta", True),
         ensemble=c.num("final.ensemble", fin.get("ensemble", 5), kind=int, low=0),
         spaces=spaces, start_from=start_from, warm_start=tuple(warm),
+        constraints=_constraints(c, top.get("constraints")),
     )
+
+
+CONSTRAINT_RULE = "must be a mapping of min and/or max, each a number > 0"
+
+
+def _constraints(c: _Checker, raw: Any) -> dict[str, Bound]:
+    """``constraints: {params: {max: 100000}, latency_ms: {max: 0.5}}``: each a cost of
+    ``fmnist.costs.COSTS`` with a min, a max or both (numbers > 0, min <= max)."""
+    out = {}
+    for name, b in c.keys("constraints", raw or {}, set(COSTS)).items():
+        key = f"constraints.{name}"
+        if not isinstance(b, Mapping) or not b:
+            raise c.fail(key, CONSTRAINT_RULE, b)
+        sides = c.keys(key, b, {"min", "max"})
+        lo, hi = (None if sides.get(s) is None else
+                  c.num(f"{key}.{s}", sides[s], low=0, low_open=True) for s in ("min", "max"))
+        if lo is None and hi is None:
+            raise c.fail(key, CONSTRAINT_RULE, b)
+        if lo is not None and hi is not None and lo > hi:
+            raise c.fail(key, "min <= max must hold", f"(min={lo:g}, max={hi:g})")
+        out[name] = Bound(lo, hi)
+    return out
 
 
 def _kind(d: Dist) -> tuple[Any, ...]:

@@ -42,6 +42,8 @@ WARM_START = "fmnist.warm_start"  # where an enqueued first trial is from: "reci
 # "sweep NAME trial 3"
 POLICY = "fmnist.policy"  # the budget policy's decision that made a trial, with its reason
 RECOVERED = "fmnist.recovered"  # closed by a resume's reconciliation
+INFEASIBLE = "fmnist.infeasible"  # its model broke the spec's constraints (which, by how much):
+# built and measured, never trained
 ERROR, TRACEBACK = "fmnist.error", "fmnist.traceback"  # a failed trial's last line, its end
 
 # bench/reproduce.py's runs

@@ -38,6 +38,8 @@ def rung(epoch: int, last: int, spec: Any) -> dict[str, int]:
 
 
 FINAL_KEY = "final"  # set (1) in a trial's last report, the one with its final model
+# in the one report of a trial whose model breaks the spec's constraints (untrained): why
+INFEASIBLE_KEY = "infeasible"
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,20 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         "pid": os.getpid(),
         "trial_start": started,
     }
+    # its costs (``fmnist.costs``, as ``cost/<name>``), measured on the built model before
+    # training, go with every report
+    measured: dict[str, float] = {}
+    broken: list[str] = []
+
+    def on_built(model) -> bool:
+        from fmnist import costs
+
+        c = costs.measure(model)
+        measured.update({costs.PREFIX + k: v for k, v in c.items()})
+        if checkpoint is None and not carried:  # a trial going on keeps going (timing noise)
+            broken.extend(costs.violations(c, spec.constraints))
+        return bool(broken)  # outside the constraints: not trained
+
     family, preset, knobs = trial_setup(spec, config)
     max_epochs = trial_epochs(spec, config)
     hp = {"seed": seed, **knobs, "max_epochs": max_epochs,
@@ -184,7 +200,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
             return False
         state = m.get(train.STATE_KEY)  # Tune copies it into the trial's checkpoints
         tune.report({**{k: m[k] for k in EPOCH_KEYS}, "max_epochs": m["max_epochs"],
-                     **rung(m["epoch"], m["max_epochs"], spec), **placement},
+                     **rung(m["epoch"], m["max_epochs"], spec), **placement, **measured},
                     checkpoint=tune.Checkpoint.from_directory(state) if state else None)
         return window is not None and not window.may_start(time.time())
 
@@ -202,11 +218,15 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
     with (checkpoint.as_directory() if checkpoint else contextlib.nullcontext(carried)
           ) as resume_from:
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
-                             should_stop=should_stop, epoch_state=True,
+                             on_built=on_built, should_stop=should_stop, epoch_state=True,
                              resume_from=resume_from,
                              finish_by=None if window is None else window.soft)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
+    if broken:  # its one report: the metric is there for Tune, NaN (never a trial's value)
+        tune.report({INFEASIBLE_KEY: "; ".join(broken), spec.metric: float("nan"), "epoch": 0,
+                     **placement, **measured})
+        return
     final_val = result.final_val  # measured by training's own validation: no second pass
     if not result.history:  # the budget's hard deadline came before its first epoch ended
         return
@@ -224,5 +244,6 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         max_epochs=result.max_epochs, **placement)
     with tempfile.TemporaryDirectory() as tmp:
         result.model.save(os.path.join(tmp, "model.keras"))
-        tune.report({**final.as_result(), **rung(last["epoch"], result.max_epochs, spec)},
+        tune.report({**final.as_result(), **rung(last["epoch"], result.max_epochs, spec),
+                     **measured},
                     checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -31,7 +31,9 @@ class TrainResult:
 
     model: Any
     history: list[dict[str, float]]
-    stop_reason: str  # "max_epochs", "early_stop", "external" or "diverged" (a NaN/inf loss)
+    # "max_epochs", "early_stop", "external", "diverged" (a NaN/inf loss) or "not_trained"
+    # (``on_built`` refused the model)
+    stop_reason: str
     seconds: float
     params: int
     hp: dict[str, Any]  # training knobs as resolved
@@ -110,6 +112,7 @@ def train(
     *,
     preset: str | None = None,
     on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+    on_built: Callable[[Any], bool | None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     epoch_state: bool = False,
     resume_from: str | Path | None = None,
@@ -125,6 +128,9 @@ def train(
             ``y_train``/``y_val`` (``fmnist.data.Split``).
         hp: training knobs (``knobs.HYPERPARAMETERS``) and the family's hyperparameters.
         on_epoch: sees each epoch's metrics; a true return stops training ("external").
+        on_built: sees the model built (and seeded), before it is compiled: a true return
+            ends the run there, untrained ("not_trained", no history). Where a sweep measures
+            its costs (``fmnist.costs``).
         should_stop: polled before every execution of the compiled training or validation step
             (at most ``STOP_POLL_IMAGES`` images apart unless ``steps_per_execution`` is set);
             once true, training ends at once, mid-epoch and without validating ("external").
@@ -153,6 +159,10 @@ def train(
     configure_runtime(thp)
 
     model = models.build(family, model_hp) if family else model_or_family
+    if on_built is not None and on_built(model):
+        return TrainResult(model=model, history=[], stop_reason="not_trained", seconds=0.0,
+                           params=model.count_params(), hp=thp, model_hp=model_hp,
+                           best_epoch=0, max_epochs=thp["max_epochs"])
     steps = math.ceil(n_train / thp["batch_size"])
     # several steps per call into the compiled function keep a small model from being bound
     # by per-step overhead

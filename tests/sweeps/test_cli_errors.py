@@ -54,6 +54,8 @@ def test_a_user_error_in_the_same_place_is_one_line_and_exit_2(tmp_path):
     ({}, ["--storage", "postgresql://u:secret@127.0.0.1:1/x"], "--storage postgresql://u:***@"),
     ({}, ["--tracking-uri", "postgresql://u:secret@127.0.0.1:1/x"], "--tracking-uri "),
     ({}, ["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers"),
+    ({"constraints": {"latency": {"max": 1}}}, [],
+     "s.yaml: constraints.latency: unknown key (did you mean 'latency_ms'?)"),
 ])
 def test_bad_input_is_said_before_the_store_folder_is_made(tmp_path, capsys, spec_over, flags,
                                                            said):

@@ -500,3 +500,34 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     parent, more = sweep("a", budget="7 epochs")  # the same sweep, given 2 epochs more
     assert more[:3] == first and [e for _, e in more[3:]] == [2]  # only the rest is spent
     assert parent.data.metrics["sweep/train_images"] == 4200
+
+
+def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_trained(
+        tmp_path):
+    # an MLP of 16 units has 12,730 parameters, one of 1,024 has 814,090: the bound is between
+    spec = write_spec(tmp_path / "c.yaml", name="edge", family="mlp", trials=6, max_epochs=1,
+                      max_concurrent=1, sampler={"type": "tpe", "seed": 0},
+                      space={"units": {"type": "choice", "values": [16, 1024]}},
+                      fixed={"layers": 1, "batch_size": 32},
+                      constraints={"params": {"max": 100000}, "latency_ms": {"max": 1000}})
+    assert main(["run", str(spec), "--store", str(tmp_path / "s")]) == 0
+    client, parent, nested, study = records(tmp_path / "s", "edge")
+    by_number = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in nested}
+    big = [n for n, r in by_number.items() if r.data.params["units"] == "1024"]
+    small = [n for n, r in by_number.items() if r.data.params["units"] == "16"]
+    assert big and small, "the seeded sampler proposed both sizes"
+    for n in big:  # measured, recorded as infeasible, and no epoch trained
+        r = by_number[n]
+        assert r.info.status == "FINISHED"
+        assert r.data.tags[tag.INFEASIBLE] == "params 8.141e+05 > max 100,000"
+        assert r.data.metrics["cost/params"] == 814090 and "objective" not in r.data.metrics
+        assert client.get_metric_history(r.info.run_id, "epoch_s") == []
+        assert study.trials[n].constraints["params"] > 0  # the sampler knows the region
+    for n in small:  # trained, with every cost recorded
+        r = by_number[n]
+        assert r.data.metrics["cost/params"] == 12730 and r.data.metrics["cost/macs"] > 0
+        assert r.data.metrics["cost/latency_ms"] > 0 and r.data.metrics["cost/images_per_s"] > 0
+        assert len(client.get_metric_history(r.info.run_id, "epoch_s")) == 1
+        assert study.trials[n].constraints["params"] < 0
+    assert int(by_number[small[0]].data.tags[tag.OPTUNA_TRIAL]) in small
+    assert parent.data.tags[tag.BEST_RUN_ID] in {by_number[n].info.run_id for n in small}
