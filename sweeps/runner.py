@@ -173,6 +173,13 @@ def _plain_trial_actors() -> None:
 
 
 def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -> Outcome:
+    try:
+        return _run(spec, opts, say)
+    finally:
+        tracking.reconnect_off()
+
+
+def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outcome:
     from fmnist import data
 
     started = time.time() if opts.started is None else opts.started
@@ -188,6 +195,7 @@ def run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None] = print) -
     tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
     warm.check(spec, st)  # an unknown warm_start sweep: said before any store is opened
     storage = _open_stores(st, opts)
+    tracking.reconnect_on_outage(say)  # a server that restarts from here on: reconnect
     resume.reconcile(spec, storage, st, say)
     starts = warm.plan(spec, storage, st, say)  # an unknown warm_start sweep fails here
     parent = tracking.parent_run(st, spec, opts.argv)

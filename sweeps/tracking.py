@@ -441,3 +441,48 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
             "test_acc": parent.data.metrics.get("test/acc"),
         })
     return sorted(rows, key=lambda r: r["name"])
+
+
+# a database server that goes away mid-sweep (a restart for maintenance): each new connection
+# that fails is tried again after each of these delays, about 30 s in all; then its error stands
+RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+_reconnect: dict[str, Any] = {}  # what the listener says with, and waits
+
+
+def reconnect_on_outage(say, delays: tuple[float, ...] = RECONNECT_DELAYS_S) -> None:
+    """From now on in this process, a connection to a database server (PostgreSQL, MySQL: the
+    MLflow store's and the Optuna storage's engines alike; not SQLite) that cannot be made is
+    tried again after each of ``delays``, each try said in one line by ``say``; past the last,
+    the error stands. Both engines ping a pooled connection before using it, so a server that
+    restarted costs a reconnection, not a lost write. Call it after the stores are opened: a
+    URL that never worked is said at once, not retried."""
+    import sqlalchemy
+    from sqlalchemy.engine import Engine
+
+    _reconnect.update(say=say, delays=tuple(delays))
+    if not sqlalchemy.event.contains(Engine, "do_connect", _connect_with_retries):
+        sqlalchemy.event.listen(Engine, "do_connect", _connect_with_retries)
+
+
+def reconnect_off() -> None:
+    """Connections fail at once again (``reconnect_on_outage`` undone)."""
+    _reconnect.clear()
+
+
+def _connect_with_retries(dialect, conn_rec, cargs, cparams):
+    """SQLAlchemy's ``do_connect`` event: the connection, made with ``_reconnect``'s retries."""
+    if dialect.name == "sqlite" or not _reconnect:
+        return None  # SQLAlchemy's own connect
+    delays = _reconnect["delays"]
+    where = f"{cparams.get('host', '')}:{cparams.get('port', '')}/{cparams.get('dbname', '')}"
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as e:
+            if delay is None:
+                raise
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            _reconnect["say"](f"store: the database at {where} is unreachable ({why}); "
+                              f"try {attempt + 1} of {len(delays) + 1} in {delay:g} s")
+            time.sleep(delay)
+    return None

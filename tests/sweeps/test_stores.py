@@ -28,7 +28,8 @@ PG = os.environ.get("FMNIST_TEST_POSTGRES")
 def pg_urls():
     if not PG:
         pytest.skip("no PostgreSQL server given in FMNIST_TEST_POSTGRES (.ci/run starts one)")
-    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
+    # pinged before each use: a test may have restarted the server meanwhile
+    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     names = [f"fmnist_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("mlflow", "optuna")]
     with admin.connect() as con:
         for n in names:
@@ -295,3 +296,63 @@ print("opened", len(storage.get_all_studies()))
         for p in procs:
             out, err = p.communicate(timeout=120)
             assert p.returncode == 0 and out.strip() == "opened 0", err[-2000:]
+
+
+def _pg_ctl(action: str) -> list[str]:
+    """The command that does ``action`` (stop, start) to the PostgreSQL cluster of .ci/run."""
+    import shutil
+
+    versions = sorted(Path("/etc/postgresql").glob("*/main"), key=lambda p: float(p.parent.name))
+    if not shutil.which("pg_ctlcluster") or not versions:
+        pytest.skip("no pg_ctlcluster here to stop and start the server (.ci/run installs it)")
+    return ["pg_ctlcluster", versions[-1].parent.name, "main", action]
+
+
+def _epochs_logged(url: str) -> int:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as con:
+            return con.execute(sqlalchemy.text(
+                "SELECT count(*) FROM metrics WHERE key = 'epoch_s'")).scalar() or 0
+    except sqlalchemy.exc.ProgrammingError:  # MLflow's tables are not made yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_a_database_server_down_for_seconds_mid_trial_costs_a_reconnection_and_nothing_else(
+        pg_urls, tmp_path):
+    # both stores on PostgreSQL; the server stopped for 6 s while a trial trains (a restart for
+    # maintenance): the driver's writes in that time wait for it, said in one line each try
+    stop, start = _pg_ctl("stop"), _pg_ctl("start")
+    mlflow_url, optuna_url = pg_urls
+    spec = write_spec(tmp_path / "s.yaml", name="pgdown", trials=4, max_epochs=3,
+                      max_concurrent=1, data={"subset": 3000, "seed": 0})
+    proc = subprocess.Popen([CLI, "run", str(spec), "--store", str(tmp_path / "store"),
+                             "--tracking-uri", mlflow_url, "--storage", optuna_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while _epochs_logged(mlflow_url) < 1 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the sweep ended before its first epoch was logged"
+        subprocess.run(stop, check=True, timeout=60)
+        time.sleep(6)
+    finally:
+        subprocess.run(start, check=True, timeout=60)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "is unreachable" in out and "try 2 of 7 in 0.5 s" in out, out[-3000:]
+    parent, nested = _nested(mlflow_url, "pgdown")
+    study = optuna.load_study(study_name="pgdown", storage=optuna_url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert len(nested) == 4 and all(r.info.status == "FINISHED" for r in nested)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_url)
+    for r in nested:  # each epoch logged once
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")]
+        assert steps == [1, 2, 3], (r.info.run_name, steps)
+    configs = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(configs) == 4, "no configuration proposed twice"
+    assert "test/acc" in parent.data.metrics
