@@ -555,6 +555,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop = e if isinstance(e, signals.Interrupted) else signals.Interrupted(signal.SIGINT)
         echo(_stopped_line(args, inv, stop), file=sys.stderr)
         return stop.exit_code
+    except Exception as e:  # a store's database gone for longer than its retries: not a bug
+        from sweeps import tracking
+
+        why = tracking.outage(e)
+        if why is None or args.debug:
+            raise
+        echo(_away_line(args, inv, why), file=sys.stderr)
+        return tracking.EXIT_STORE_AWAY
+
+
+def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
+    """The one line a store's lost database ends a command with, and how to go on."""
+    line = f"fmnist-sweep {args.command}: the store's database went away ({why})"
+    if args.command != "run":
+        return f"{line}; run the command again once it is back"
+    words = [w for w in inv.argv if w != "--fresh"]
+    if getattr(args, "fresh", False):
+        return f"{line}; every record is kept as a kill leaves it (rerun without --fresh and " \
+               f"with --name of the sweep to resume)"
+    return (f"{line}; every record is kept as a kill leaves it; once it is back, the same "
+            f"command resumes: fmnist-sweep {' '.join(words)}")
 
 
 if __name__ == "__main__":

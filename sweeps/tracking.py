@@ -443,13 +443,29 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["name"])
 
 
-# a database server that goes away mid-sweep (a restart for maintenance): each new connection
-# that fails is tried again after each of these delays, about 30 s in all; then its error stands
-RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+# a database server that goes away mid-sweep (a restart for maintenance, a fail-over): each new
+# connection that fails is tried again, waiting 0.5 s, then twice as long each time (at most
+# 15 s), for RETRY_S in all ($FMNIST_STORE_RETRY_S); then its error stands
+RETRY_S = 30.0
+
+
+def reconnect_delays(total_s: float | None = None) -> tuple[float, ...]:
+    """The waits between tries: 0.5 s doubling, at most 15 s each, ``total_s`` in all (default
+    ``$FMNIST_STORE_RETRY_S``, else ``RETRY_S``)."""
+    if total_s is None:
+        total_s = float(os.environ.get("FMNIST_STORE_RETRY_S") or RETRY_S)
+    out: list[float] = []
+    wait = 0.5
+    while sum(out) < total_s:
+        out.append(round(min(wait, 15.0, total_s - sum(out)), 3))
+        wait *= 2
+    return tuple(out)
+
+
 _reconnect: dict[str, Any] = {}  # what the listener says with, and waits
 
 
-def reconnect_on_outage(say, delays: tuple[float, ...] = RECONNECT_DELAYS_S) -> None:
+def reconnect_on_outage(say, delays: tuple[float, ...] | None = None) -> None:
     """From now on in this process, a connection to a database server (PostgreSQL, MySQL: the
     MLflow store's and the Optuna storage's engines alike; not SQLite) that cannot be made is
     tried again after each of ``delays``, each try said in one line by ``say``; past the last,
@@ -459,9 +475,34 @@ def reconnect_on_outage(say, delays: tuple[float, ...] = RECONNECT_DELAYS_S) -> 
     import sqlalchemy
     from sqlalchemy.engine import Engine
 
-    _reconnect.update(say=say, delays=tuple(delays))
+    _reconnect.update(say=say, delays=tuple(reconnect_delays() if delays is None else delays))
     if not sqlalchemy.event.contains(Engine, "do_connect", _connect_with_retries):
         sqlalchemy.event.listen(Engine, "do_connect", _connect_with_retries)
+
+
+# a command whose store's database went away for longer than the retries: it stops as a signal
+# stops it, its records as a kill leaves them, and the same command goes on (sysexits'
+# EX_TEMPFAIL: a temporary failure, to be tried again)
+EXIT_STORE_AWAY = 75
+
+
+def outage(exc: BaseException) -> str | None:
+    """Where ``exc`` comes, through its causes and contexts (Tune and Optuna wrap it), from a
+    database connection that could not be made or was cut: that error's first line; else
+    None."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        name = type(e).__name__
+        text = str(e).strip()
+        if name == "OperationalError" and any(
+                w in text.lower() for w in ("connection", "server closed", "terminating")):
+            return text.splitlines()[0][:300]
+        todo += [e.__cause__, e.__context__]
+    return None
 
 
 def reconnect_off() -> None:

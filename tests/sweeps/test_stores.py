@@ -320,22 +320,46 @@ def _epochs_logged(url: str) -> int:
         engine.dispose()
 
 
-def test_a_database_server_down_for_seconds_mid_trial_costs_a_reconnection_and_nothing_else(
+def _wait_for_epochs(url: str, proc, more_than: int) -> int:
+    deadline = time.time() + 240
+    while proc.poll() is None and time.time() < deadline:
+        n = _epochs_logged(url)
+        if n > more_than:
+            return n
+        time.sleep(0.2)
+    raise AssertionError(f"no epoch logged past {more_than} (exit code {proc.poll()})")
+
+
+def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_nothing_is_lost(
         pg_urls, tmp_path):
-    # both stores on PostgreSQL; the server stopped for 6 s while a trial trains (a restart for
-    # maintenance): the driver's writes in that time wait for it, said in one line each try
+    # both stores on the PostgreSQL of .ci/run, stopped while a trial trains
     stop, start = _pg_ctl("stop"), _pg_ctl("start")
     mlflow_url, optuna_url = pg_urls
     spec = write_spec(tmp_path / "s.yaml", name="pgdown", trials=4, max_epochs=3,
                       max_concurrent=1, data={"subset": 3000, "seed": 0})
-    proc = subprocess.Popen([CLI, "run", str(spec), "--store", str(tmp_path / "store"),
-                             "--tracking-uri", mlflow_url, "--storage", optuna_url],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [CLI, "run", str(spec), "--store", str(tmp_path / "store"), "--tracking-uri",
+           mlflow_url, "--storage", optuna_url]
+
+    # away for longer than the retries (2 s here): the sweep stops as a kill leaves it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "FMNIST_STORE_RETRY_S": "2"})
     try:
-        deadline = time.time() + 240
-        while _epochs_logged(mlflow_url) < 1 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert proc.poll() is None, "the sweep ended before its first epoch was logged"
+        _wait_for_epochs(mlflow_url, proc, 0)
+        subprocess.run(stop, check=True, timeout=60)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        subprocess.run(start, check=True, timeout=60)
+    assert proc.returncode == 75, err[-3000:]
+    assert "try 3 of 4 in 1 s" in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fmnist-sweep run: the store's database went away (") and \
+        last.endswith("once it is back, the same command resumes: fmnist-sweep " +
+                      mask(" ".join(cmd[1:]))), last
+
+    # the same command goes on; the server away for 6 s meanwhile costs a reconnection
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_epochs(mlflow_url, proc, _epochs_logged(mlflow_url))
         subprocess.run(stop, check=True, timeout=60)
         time.sleep(6)
     finally:
@@ -343,16 +367,18 @@ def test_a_database_server_down_for_seconds_mid_trial_costs_a_reconnection_and_n
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     assert "is unreachable" in out and "try 2 of 7 in 0.5 s" in out, out[-3000:]
+    assert "goes on after epoch" in out  # the trial the first command left
+
     parent, nested = _nested(mlflow_url, "pgdown")
     study = optuna.load_study(study_name="pgdown", storage=optuna_url)
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-    assert len(nested) == 4 and all(r.info.status == "FINISHED" for r in nested)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4 and len(nested) == 4
+    assert all(r.info.status == "FINISHED" for r in nested)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow_url)
-    for r in nested:  # each epoch logged once
+    for r in nested:  # each epoch logged once, the interrupted trial's too
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")]
         assert steps == [1, 2, 3], (r.info.run_name, steps)
-    configs = {tuple(sorted(t.params.items())) for t in study.trials}
-    assert len(configs) == 4, "no configuration proposed twice"
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
     assert "test/acc" in parent.data.metrics

@@ -1,0 +1,93 @@
+"""A database server that goes away: a new connection is tried again after each delay, each try
+said in one line, and past the last the error stands (made-up dialect, no waiting)."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from sweeps import tracking
+
+pytestmark = pytest.mark.unit
+
+
+class _Refused(Exception):
+    pass
+
+
+def _dialect(failures: int, name: str = "postgresql"):
+    calls = []
+
+    def connect(*cargs, **cparams):
+        calls.append(cparams)
+        if len(calls) <= failures:
+            raise _Refused("connection failed: Connection refused\nIs the server running?")
+        return "a connection"
+
+    return types.SimpleNamespace(name=name, connect=connect,
+                                 loaded_dbapi=types.SimpleNamespace(OperationalError=_Refused)
+                                 ), calls
+
+
+@pytest.fixture
+def said(monkeypatch):
+    lines, waits = [], []
+    monkeypatch.setattr(tracking.time, "sleep", waits.append)
+    tracking.reconnect_on_outage(lines.append, delays=(0.5, 1.0, 2.0))
+    yield lines, waits
+    tracking.reconnect_off()
+
+
+def test_a_server_back_within_the_retries_gives_its_connection(said):
+    lines, waits = said
+    dialect, calls = _dialect(failures=2)
+    params = {"host": "db", "port": 5432, "dbname": "mlflow"}
+    assert tracking._connect_with_retries(dialect, None, (), params) == "a connection"
+    assert len(calls) == 3 and waits == [0.5, 1.0]
+    assert lines == [
+        "store: the database at db:5432/mlflow is unreachable (connection failed: Connection "
+        "refused); try 2 of 4 in 0.5 s",
+        "store: the database at db:5432/mlflow is unreachable (connection failed: Connection "
+        "refused); try 3 of 4 in 1 s"]
+
+
+def test_past_the_last_retry_the_error_stands(said):
+    lines, waits = said
+    dialect, calls = _dialect(failures=10)
+    with pytest.raises(_Refused):
+        tracking._connect_with_retries(dialect, None, (), {"host": "db"})
+    assert len(calls) == 4 and waits == [0.5, 1.0, 2.0] and len(lines) == 3
+
+
+def test_sqlite_and_a_process_that_did_not_ask_connect_as_sqlalchemy_does(said):
+    assert tracking._connect_with_retries(_dialect(0, "sqlite")[0], None, (), {}) is None
+    tracking.reconnect_off()
+    assert tracking._connect_with_retries(_dialect(5)[0], None, (), {}) is None
+
+
+def test_the_waits_double_from_half_a_second_to_the_total_asked():
+    assert tracking.reconnect_delays(30) == (0.5, 1.0, 2.0, 4.0, 8.0, 14.5)
+    assert tracking.reconnect_delays(2) == (0.5, 1.0, 0.5)
+    assert sum(tracking.reconnect_delays(120)) == 120 and max(tracking.reconnect_delays(120)) == 15
+
+
+class OperationalError(Exception):  # the name SQLAlchemy's and the drivers' errors carry
+    pass
+
+
+def test_an_outage_is_found_through_the_wrappers_of_tune_and_optuna_and_nothing_else_is():
+    try:
+        try:
+            try:
+                raise OperationalError("(psycopg.OperationalError) connection failed: refused\n"
+                                       "Is the server running?")
+            except OperationalError as e:
+                raise RuntimeError("An exception is raised during the commit.") from e
+        except RuntimeError:
+            raise ValueError("TuneError: Traceback ...")  # noqa: B904 - as Tune does
+    except ValueError as e:
+        wrapped = e
+    assert tracking.outage(wrapped) == "(psycopg.OperationalError) connection failed: refused"
+    assert tracking.outage(ValueError("a bug")) is None
+    assert tracking.outage(OperationalError("no such table: runs")) is None
