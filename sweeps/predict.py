@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,11 @@ def load_model(model: str, st):
                            f"({_first_line(e)})") from None
 
 
+# the most pixels a photo may declare (a 64-megapixel camera's): Pillow reads the size from the
+# header before it decodes, so a file made to declare more (a decompression bomb) costs nothing
+MAX_PIXELS = 64_000_000
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """The RGB ``uint8`` photo at ``path``, turned as its EXIF orientation says."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -116,11 +122,20 @@ def read_image(path: str | Path) -> np.ndarray:
     if not p.is_file():
         raise PredictError(f"{path}: not a file")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # Pillow warns of a large one: MAX_PIXELS decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            if img.width * img.height > MAX_PIXELS:
+                raise PredictError(f"{path}: declares {img.width:,} x {img.height:,} pixels, "
+                                   f"more than the {MAX_PIXELS:,} a photo may have")
             img.load()
             return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     except UnidentifiedImageError:
         raise PredictError(f"{path}: not an image Pillow can read (JPEG, PNG, WebP, ...)") \
+            from None
+    except Image.DecompressionBombError as e:  # Pillow's own limit, where it is lower
+        raise PredictError(f"{path}: refused as a decompression bomb ({_first_line(e)})") \
             from None
     except OSError as e:  # unreadable, or truncated
         raise PredictError(f"{path}: cannot be read ({_first_line(e)})") from None

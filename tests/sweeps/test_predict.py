@@ -113,15 +113,40 @@ def _fails(capsys, argv: list[str]) -> str:
     return err[0]
 
 
+def _bomb(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares ``width`` x ``height`` pixels, with one tiny compressed row:
+    a decompression bomb (about 30 GB once decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
 def test_each_bad_input_gets_one_line_and_exit_2_and_writes_nothing(model_file, photos,
                                                                     tmp_path, capsys):
     (tmp_path / "notes.jpg").write_text("not a picture")
     (tmp_path / "clip.mp4").write_text("not a video")
+    whole = photos[0].read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])  # a truncated JPEG
+    _bomb(tmp_path / "bomb.png", 100_000, 100_000)  # past Pillow's own limit
+    _bomb(tmp_path / "big.png", 10_000, 10_000)  # within it (Pillow only warns): past ours
     store = tmp_path / "store"
     model = ["--model", str(model_file), "--store", str(store)]
     cases = [
         (["predict", str(tmp_path / "notes.jpg"), *model], "notes.jpg: not an image"),
         (["predict", str(tmp_path / "absent.png"), *model], "absent.png: no such file"),
+        (["predict", str(tmp_path / "cut.jpg"), *model],
+         "cut.jpg: cannot be read (image file is truncated"),
+        (["predict", str(tmp_path / "bomb.png"), *model],
+         "bomb.png: refused as a decompression bomb (Image size (10000000000 pixels)"),
+        (["predict", str(tmp_path / "big.png"), *model],
+         "big.png: declares 10,000 x 10,000 pixels, more than the 64,000,000 a photo may"),
         (["predict", "--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "o.mp4"),
           *model], "clip.mp4: not a video"),
         (["predict", str(photos[0]), "--model", str(tmp_path / "none.keras")],
