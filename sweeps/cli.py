@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fmnist.errors import UserError
 from sweeps import redact
@@ -204,8 +205,12 @@ class UiCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--sweep", help="print the URL of this sweep's runs")
-        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--host", default="127.0.0.1",
+                            help="the address to serve on; another than loopback needs --auth")
         parser.add_argument("--port", type=int, default=5000)
+        parser.add_argument("--auth", action="store_true",
+                            help="MLflow's basic-auth app: every request needs a user and a "
+                                 "password (README: the UI on a network)")
 
     def take_action(self, args: argparse.Namespace, inv: Invocation) -> int:
         import subprocess
@@ -220,16 +225,65 @@ class UiCommand(Command):
         url = tracking.ui_url(st, base, args.sweep)
         if url is None:
             raise UsageError(f"--sweep {args.sweep}: no such sweep at {st.tracking_uri}")
-        echo(f"MLflow UI for {st.tracking_uri}: {url} (Ctrl-C stops it)")
+        if not args.auth and not _loopback(args.host):
+            raise UsageError(
+                f"--host {args.host}: would serve every run, parameter and model to anyone who "
+                f"can reach port {args.port}; add --auth (users and passwords), or keep "
+                f"127.0.0.1 and reach it through an SSH tunnel")
+        env = dict(os.environ)
+        if args.auth:
+            import secrets
+
+            env["MLFLOW_AUTH_CONFIG_PATH"] = _auth_config(st)
+            # its forms' CSRF key: this server's own, in its environment only
+            env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+        echo(f"MLflow UI for {st.tracking_uri}: {url} (Ctrl-C stops it)"
+             + (" - users log in (MLflow's basic-auth)" if args.auth else ""))
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", st.tracking_uri,
-               "--host", args.host, "--port", str(args.port)]
+               "--host", args.host, "--port", str(args.port),
+               *(["--app-name", "basic-auth"] if args.auth else [])]
         # its own process group, so that a stop reaches the server's workers too
-        server = subprocess.Popen(cmd, start_new_session=True)
+        server = subprocess.Popen(cmd, start_new_session=True, env=env)
         try:
             return server.wait()
         finally:
             if server.poll() is None:
                 _stop_group(server)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _auth_config(st) -> str:
+    """The basic-auth app's configuration: ``$MLFLOW_AUTH_CONFIG_PATH`` where set, else one in
+    the store (``auth/basic_auth.ini``: users in ``auth/basic_auth.db``, each reads every run,
+    the admin ``admin``). The admin's password is never written by fmnist-sweep: the first
+    start creates the admin with ``$MLFLOW_AUTH_ADMIN_PASSWORD`` (MLflow keeps its hash)."""
+    given = os.environ.get("MLFLOW_AUTH_CONFIG_PATH")
+    if given:
+        if not Path(given).is_file():
+            raise UsageError(f"--auth: MLFLOW_AUTH_CONFIG_PATH={given}: no such file")
+        return given
+    folder = st.root / "auth"
+    users = folder / "basic_auth.db"
+    if not users.exists() and not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        raise UsageError("--auth: set MLFLOW_AUTH_ADMIN_PASSWORD for the first start (the user "
+                         "admin is created with it; nothing writes it down), or "
+                         "MLFLOW_AUTH_CONFIG_PATH to a basic-auth configuration of your own")
+    folder.mkdir(parents=True, exist_ok=True)
+    ini = folder / "basic_auth.ini"
+    ini.write_text("[mlflow]\ndefault_permission = READ\n"
+                   f"database_uri = sqlite:///{users}\nadmin_username = admin\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return str(ini)
 
 
 def _stop_group(proc, grace_s: float = 10.0) -> None:

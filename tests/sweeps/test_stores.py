@@ -382,3 +382,58 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
         assert steps == [1, 2, 3], (r.info.run_name, steps)
     assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
     assert "test/acc" in parent.data.metrics
+
+
+def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, monkeypatch):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.sweeps.helpers import free_port
+
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_AUTH_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mlflow.db").touch()
+    # another host than loopback without --auth is refused; --auth needs the admin's password
+    for more, said in ((["--host", "0.0.0.0"], "--host 0.0.0.0: would serve every run"),
+                       (["--host", "0.0.0.0", "--auth"], "--auth: set MLFLOW_AUTH_ADMIN_PASSWORD")):
+        assert main(["ui", "--store", str(store), "--port", "1", *more]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+    assert not (store / "auth").exists()
+
+    port, password = free_port(), f"Pw-{uuid.uuid4().hex}"
+    ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--host", "0.0.0.0", "--port",
+                           str(port), "--auth"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          env={**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": password})
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
+
+    def status(user: str | None = None, pw: str = "") -> int | None:
+        request = urllib.request.Request(url)
+        if user is not None:
+            token = base64.b64encode(f"{user}:{pw}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            return urllib.request.urlopen(request, timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 120
+        while status() is None:
+            assert ui.poll() is None and time.monotonic() < deadline, "UI did not start"
+            time.sleep(1)
+        assert status() == 401 and status("admin", "wrong") == 401
+        assert status("admin", password) == 200
+    finally:
+        os.kill(ui.pid, signal.SIGTERM)
+        out = ui.communicate(timeout=60)[0]
+    assert "users log in (MLflow's basic-auth)" in out and password not in out
+    written = [p for p in store.rglob("*") if p.is_file()]
+    assert (store / "auth" / "basic_auth.db") in written
+    assert [p for p in written if password.encode() in p.read_bytes()] == []
