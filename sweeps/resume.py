@@ -37,10 +37,12 @@ def study_counts(study: optuna.Study) -> tuple[int, int]:
     return done, failed
 
 
-def latest_state(trial_dir: str | os.PathLike[str] | None) -> tuple[Path, int] | None:
+def latest_state(trial_dir: str | os.PathLike[str] | None,
+                 passed: list[Path] | None = None) -> tuple[Path, int] | None:
     """The newest complete training state a trial saved in its Tune folder (``checkpoint_*``
     holding ``state.json`` and ``model.keras``), with its epoch; None where there is none. A
-    checkpoint a kill left half-copied (unreadable state or zip) is passed over."""
+    checkpoint a kill left half-copied, or corrupt (unreadable state or zip), is passed over
+    (appended to ``passed``)."""
     import json
     import zipfile
 
@@ -55,6 +57,8 @@ def latest_state(trial_dir: str | os.PathLike[str] | None) -> tuple[Path, int] |
                         if z.testzip() is not None:
                             raise zipfile.BadZipFile(archive)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            if passed is not None:
+                passed.append(ckpt)
             continue
         return ckpt, epoch
     return None
@@ -183,7 +187,8 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
     runs = [TrialRun.from_mlflow(r) for r in tracking.trial_runs(st, spec.name)]
     views = [TrialView(t.number, t.state.name, t.params, t.user_attrs) for t in trials]
     c = tracking.client(st)
-    for a in decide(views, runs, lambda d: latest_state(d)):
+    passed: list[Path] = []  # unreadable states passed over, newest first
+    for a in decide(views, runs, lambda d: latest_state(d, passed)):
         if isinstance(a, Complete):
             storage.set_trial_state_values(ids[a.number], TrialState.COMPLETE, [a.value])
             say(f"resume: trial {a.number} had finished ({spec.metric} {a.value:.4f}); kept")
@@ -193,6 +198,12 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             if a.resume is not None:
                 _log_saved_epochs(st, a.resume.run_id, Path(a.resume.checkpoint),
                                   a.resume.epoch)
+            bad = [p for p in passed if a.resume is not None
+                   and p.parent == Path(a.resume.checkpoint).parent]
+            if bad:
+                say(f"resume: trial {a.number}'s saved state {bad[0].name} is unreadable "
+                    f"(half-written or corrupt); passed over"
+                    + (f" with {len(bad) - 1} more" if len(bad) > 1 else ""))
             study.enqueue_trial(dict(a.params), skip_if_exists=False,
                                 user_attrs=dict(a.user_attrs))
             say(f"resume: trial {a.number} was interrupted; it goes on after epoch "

@@ -115,12 +115,21 @@ def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(t
     assert last.endswith(f"the same command resumes: fmnist-sweep run {spec} --store "
                          f"{store}"), out
 
-    # 3: the stopped trial goes on from its last saved epoch; the sweep ends
+    # 3: the stopped trial goes on from its last saved epoch, passing over a newer state that
+    # is corrupt (made here: a state folder past its last, with a truncated model); the sweep ends
+    _, _, runs, _ = records(store, "resume")
+    (trial_dir,) = [r.data.tags["fmnist.trial_dir"] for r in runs if r.info.run_name == new]
+    corrupt = Path(trial_dir) / "checkpoint_999999"
+    corrupt.mkdir()
+    (corrupt / "state.json").write_text('{"epoch": 3, "history": []}')
+    (corrupt / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     third = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert "resuming, 2 of 3 trials done" in third.stdout
     assert re.search(rf"trial {stopped} was interrupted; it goes on after epoch [234]",
                      third.stdout), third.stdout[-3000:]
+    assert (f"resume: trial {stopped}'s saved state checkpoint_999999 is unreadable "
+            f"(half-written or corrupt); passed over") in third.stdout
     assert not NATIVE_LOG.search(third.stdout + third.stderr)
 
     client, parent, nested, study = records(store, "resume")

@@ -53,4 +53,6 @@ def test_the_newest_complete_state_is_the_one_to_go_on_from(tmp_path):
     _checkpoint(trial, 3, 4, good=False)  # a kill in the middle of copying it
     assert resume.latest_state(trial) == (newest, 3)
     (newest / "model.keras").write_bytes(b"PK\x03\x04 truncated")
-    assert resume.latest_state(trial) == (trial / "checkpoint_000001", 2)
+    passed = []
+    assert resume.latest_state(trial, passed) == (trial / "checkpoint_000001", 2)
+    assert passed == [trial / "checkpoint_000003", newest]  # each said on resume
