@@ -612,11 +612,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a store's database gone for longer than its retries: not a bug
         from sweeps import tracking
 
+        full = tracking.disk_full(e)
+        if full is not None and not args.debug:
+            echo(_full_line(args, inv, full), file=sys.stderr)
+            return EXIT_BAD_INPUT
         why = tracking.outage(e)
         if why is None or args.debug:
             raise
         echo(_away_line(args, inv, why), file=sys.stderr)
         return tracking.EXIT_STORE_AWAY
+
+
+def _full_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
+    """The one line a full disk ends a command with, naming the store, and how to go on."""
+    from sweeps import tracking
+
+    root = tracking.store(getattr(args, "store", None)).root
+    line = f"fmnist-sweep {args.command}: {root}: the disk is full ({why})"
+    if args.command != "run":
+        return f"{line}; free some space and run the command again"
+    return (f"{line}; every record is kept as a kill leaves it; free some space, then the same "
+            f"command resumes: fmnist-sweep {' '.join(w for w in inv.argv if w != '--fresh')}")
 
 
 def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:

@@ -505,6 +505,26 @@ def outage(exc: BaseException) -> str | None:
     return None
 
 
+def disk_full(exc: BaseException) -> str | None:
+    """Where ``exc`` comes, through its causes and contexts, from a full disk (``ENOSPC``, or
+    SQLite's "database or disk is full"): that error's first line; else None."""
+    import errno
+
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        lines = [ln.strip() for ln in str(e).splitlines()]
+        said = [ln for ln in lines if "No space left on device" in ln
+                or "database or disk is full" in ln]
+        if said or (isinstance(e, OSError) and e.errno == errno.ENOSPC):
+            return (said or lines or [os.strerror(errno.ENOSPC)])[0][:300]
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
 def reconnect_off() -> None:
     """Connections fail at once again (``reconnect_on_outage`` undone)."""
     _reconnect.clear()

@@ -91,3 +91,20 @@ def test_an_outage_is_found_through_the_wrappers_of_tune_and_optuna_and_nothing_
     assert tracking.outage(wrapped) == "(psycopg.OperationalError) connection failed: refused"
     assert tracking.outage(ValueError("a bug")) is None
     assert tracking.outage(OperationalError("no such table: runs")) is None
+
+
+def test_a_full_disk_is_found_through_the_wrappers_and_said_by_its_own_line():
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as e:
+            raise RuntimeError("Trial task failed") from e
+    except RuntimeError as e:
+        wrapped = e
+    assert tracking.disk_full(wrapped) == "[Errno 28] No space left on device"
+    sqlite = OperationalError("(sqlite3.OperationalError) database or disk is full\n"
+                              "(Background on this error at: https://sqlalche.me/e/21/e3q8)")
+    assert tracking.disk_full(sqlite) == "(sqlite3.OperationalError) database or disk is full"
+    assert tracking.disk_full(OSError(errno.EACCES, "Permission denied")) is None

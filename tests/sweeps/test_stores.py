@@ -17,7 +17,7 @@ import sqlalchemy
 
 from sweeps.cli import main
 from sweeps.redact import mask
-from tests.sweeps.helpers import mlflow_ui, processes, write_spec
+from tests.sweeps.helpers import mlflow_ui, processes, records, write_spec
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
@@ -437,3 +437,43 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
     written = [p for p in store.rglob("*") if p.is_file()]
     assert (store / "auth" / "basic_auth.db") in written
     assert [p for p in written if password.encode() in p.read_bytes()] == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB filesystem (tmpfs) at ``tmp_path/disk``: a store on it fills mid-sweep."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"no small filesystem can be mounted here ({made.stderr.strip()})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_stops_the_sweep_in_one_line_and_once_freed_the_same_command_resumes(
+        small_disk, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", name="full", trials=4, max_epochs=3,
+                      max_concurrent=1, data={"subset": 3000, "seed": 0})
+    store = small_disk / "store"
+    cmd = [CLI, "run", str(spec), "--store", str(store)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 2, first.stderr[-3000:]
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fmnist-sweep run: {store}: the disk is full (") and (
+        "No space left on device" in last or "database or disk is full" in last), last
+    assert last.endswith(f"free some space, then the same command resumes: fmnist-sweep run "
+                         f"{spec} --store {store}"), last
+
+    subprocess.run(["mount", "-o", "remount,size=300m", str(small_disk)], check=True)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    client, parent, nested, study = records(store, "full")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4 and len(nested) == 4
+    assert all(r.info.status == "FINISHED" for r in nested), [r.info.status for r in nested]
+    for r in nested:  # each epoch once
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")] == [1, 2, 3]
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
+    assert "test/acc" in parent.data.metrics
