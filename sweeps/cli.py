@@ -637,7 +637,7 @@ def _full_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
 
 def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
     """The one line a store's lost database ends a command with, and how to go on."""
-    line = f"fmnist-sweep {args.command}: the store's database went away ({why})"
+    line = f"fmnist-sweep {args.command}: the store's server went away ({why})"
     if args.command != "run":
         return f"{line}; run the command again once it is back"
     words = [w for w in inv.argv if w != "--fresh"]

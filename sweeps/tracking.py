@@ -55,7 +55,8 @@ def client(st: Store):
 
     if st.tracking_uri.startswith("sqlite:///"):
         make_root(st)
-    return MlflowClient(tracking_uri=st.tracking_uri)
+    c = MlflowClient(tracking_uri=st.tracking_uri)
+    return _RetryingClient(c, st.tracking_uri) if st.tracking_uri.startswith("http") else c
 
 
 def experiment_id(st: Store, name: str) -> str:
@@ -443,10 +444,11 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["name"])
 
 
-# a database server that goes away mid-sweep (a restart for maintenance, a fail-over): each new
-# connection that fails is tried again, waiting 0.5 s, then twice as long each time (at most
-# 15 s), for RETRY_S in all ($FMNIST_STORE_RETRY_S); then its error stands
-RETRY_S = 30.0
+# a store's server that goes away mid-sweep (a database restarted for maintenance, a fail-over,
+# a tracking server redeployed): each new connection that fails is tried again, waiting 0.5 s,
+# then twice as long each time (at most 15 s), for RETRY_S in all ($FMNIST_STORE_RETRY_S); then
+# its error stands
+RETRY_S = 60.0
 
 
 def reconnect_delays(total_s: float | None = None) -> tuple[float, ...]:
@@ -501,6 +503,8 @@ def outage(exc: BaseException) -> str | None:
         if name == "OperationalError" and any(
                 w in text.lower() for w in ("connection", "server closed", "terminating")):
             return text.splitlines()[0][:300]
+        if name == "MlflowException" and any(w in text for w in _UNREACHABLE):
+            return text.splitlines()[0][:300]
         todo += [e.__cause__, e.__context__]
     return None
 
@@ -547,3 +551,39 @@ def _connect_with_retries(dialect, conn_rec, cargs, cparams):
                               f"try {attempt + 1} of {len(delays) + 1} in {delay:g} s")
             time.sleep(delay)
     return None
+
+
+# the words of an MLflow REST call whose connection could not be made (the server is down): the
+# request never reached it, so trying it again writes nothing twice
+_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish")
+
+
+class _RetryingClient:
+    """An ``MlflowClient`` of a tracking server whose calls, while ``reconnect_on_outage`` is
+    on, are tried again (after its waits, each said in one line) where the server could not be
+    reached; as the client otherwise."""
+
+    def __init__(self, client, uri: str):
+        self._client, self._uri = client, uri
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            delays = _reconnect.get("delays", ())
+            for attempt, delay in enumerate((*delays, None), start=1):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as e:  # noqa: BLE001 - MLflow's, for any REST failure
+                    text = str(e)
+                    if delay is None or not any(w in text for w in _UNREACHABLE):
+                        raise
+                    _reconnect["say"](f"store: the tracking server at {self._uri} is "
+                                      f"unreachable ({text.splitlines()[0][:160]}); try "
+                                      f"{attempt + 1} of {len(delays) + 1} in {delay:g} s")
+                    time.sleep(delay)
+            return None
+
+        return call

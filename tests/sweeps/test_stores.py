@@ -17,7 +17,7 @@ import sqlalchemy
 
 from sweeps.cli import main
 from sweeps.redact import mask
-from tests.sweeps.helpers import mlflow_ui, processes, records, write_spec
+from tests.sweeps.helpers import processes, records, write_spec
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).with_name("fmnist-sweep"))
@@ -201,27 +201,53 @@ def test_a_store_folder_that_cannot_be_made_fails_with_one_line(tmp_path, capsys
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
-def test_sweep_recorded_through_an_mlflow_tracking_server(tmp_path):
+def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing(tmp_path):
+    # the server (`fmnist-sweep ui` on a store of its own) stopped while a trial trains and
+    # started again 30 s later on the same port: the driver's writes wait for it
     from mlflow.tracking import MlflowClient
+
+    from tests.sweeps.helpers import free_port, wait_until_answers
 
     server_store = tmp_path / "server-store"
     server_store.mkdir()
     (server_store / "mlflow.db").touch()  # `ui` serves an existing store
-    with mlflow_ui(server_store) as url:
-        spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=2, max_epochs=1,
-                          data={"subset": 200, "seed": 0})
-        done = subprocess.run([CLI, "run", str(spec), "--tracking-uri", url, "--store",
-                               str(tmp_path / "store")], capture_output=True, text=True,
-                              timeout=400)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        exp = MlflowClient(tracking_uri=url).get_experiment_by_name("viahttp")
-        assert done.stdout.rstrip().endswith(  # the server's own UI, at the sweep's runs
-            f"view: {url}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
-        parent, nested = _nested(url, "viahttp")
-        assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
-        assert "test/acc" in parent.data.metrics
-        c = MlflowClient(tracking_uri=url)
-        assert [m.step for m in c.get_metric_history(nested[0].info.run_id, "val/acc")] == [1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def serve():
+        ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_answers(f"{url}/health", ui, 120)
+        return ui
+
+    ui = serve()
+    spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=3, max_epochs=3,
+                      max_concurrent=1, data={"subset": 3000, "seed": 0})
+    sweep = subprocess.Popen([CLI, "run", str(spec), "--tracking-uri", url, "--store",
+                              str(tmp_path / "store")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_epochs(f"sqlite:///{server_store / 'mlflow.db'}", sweep, 0)
+        ui.send_signal(signal.SIGTERM)  # the server and its workers stop
+        ui.wait(timeout=60)
+        time.sleep(30)
+        ui = serve()
+        out, _ = sweep.communicate(timeout=600)
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+    assert sweep.returncode == 0, out[-3000:]
+    assert f"store: the tracking server at {url} is unreachable" in out, out[-3000:]
+    db = f"sqlite:///{server_store / 'mlflow.db'}"  # the server is stopped by now
+    exp = MlflowClient(tracking_uri=db).get_experiment_by_name("viahttp")
+    assert out.rstrip().endswith(  # the server's own UI, at the sweep's runs
+        f"view: {url}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
+    parent, nested = _nested(f"sqlite:///{server_store / 'mlflow.db'}", "viahttp")
+    assert len(nested) == 3 and all(r.info.status == "FINISHED" for r in nested)
+    assert "test/acc" in parent.data.metrics
+    c = MlflowClient(tracking_uri=f"sqlite:///{server_store / 'mlflow.db'}")
+    for r in nested:  # each epoch once, the one the server missed too
+        assert [m.step for m in c.get_metric_history(r.info.run_id, "val/acc")] == [1, 2, 3]
 
 
 def _procs() -> dict[int, tuple[int, int]]:
@@ -352,7 +378,7 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
     assert proc.returncode == 75, err[-3000:]
     assert "try 3 of 4 in 1 s" in out
     last = err.strip().splitlines()[-1]
-    assert last.startswith("fmnist-sweep run: the store's database went away (") and \
+    assert last.startswith("fmnist-sweep run: the store's server went away (") and \
         last.endswith("once it is back, the same command resumes: fmnist-sweep " +
                       mask(" ".join(cmd[1:]))), last
 
@@ -366,7 +392,7 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
         subprocess.run(start, check=True, timeout=60)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    assert "is unreachable" in out and "try 2 of 7 in 0.5 s" in out, out[-3000:]
+    assert "is unreachable" in out and "try 2 of 9 in 0.5 s" in out, out[-3000:]
     assert "goes on after epoch" in out  # the trial the first command left
 
     parent, nested = _nested(mlflow_url, "pgdown")
