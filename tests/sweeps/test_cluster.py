@@ -127,3 +127,100 @@ def test_ray_job_submit_runs_a_sweep_on_the_cluster(cluster, tmp_path):
     assert "succeeded" in done.stdout + done.stderr
     _, parent, nested, _ = records(store, "job")
     assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
+
+
+def _trial_sessions(sessions: set[int]) -> set[int]:
+    """Those of ``sessions`` (nodes) where a trial's process runs (Tune's ``ImplicitFunc``)."""
+    out = set()
+    for pid, (_, _, sid) in processes().items():
+        if sid in sessions:
+            with contextlib.suppress(OSError):
+                if b"ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    out.add(sid)
+    return out
+
+
+def _kill_the_trials_node_after(store: Path, epochs: int, sweep, workers) -> subprocess.Popen:
+    """Once ``store`` holds ``epochs`` epochs, kill (every process of) the worker node running
+    the trial, as a lost machine; returns it."""
+    import sqlite3
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and sweep.poll() is None:
+        with contextlib.suppress(sqlite3.Error), \
+                contextlib.closing(sqlite3.connect(store / "mlflow.db")) as con:
+            if con.execute("SELECT count(*) FROM metrics WHERE key = 'epoch_s'").fetchone()[0] \
+                    >= epochs:
+                break
+        time.sleep(0.2)
+    (doomed,) = _trial_sessions({w.pid for w in workers})
+    (node,) = [w for w in workers if w.pid == doomed]
+    _stop([node])
+    return node
+
+
+def test_a_trial_whose_node_dies_goes_on_elsewhere_or_fails_and_the_sweep_goes_on(tmp_path):
+    # a cluster of its own: a head with no CPU for trials and worker nodes of one CPU; the
+    # worker that runs the trial is killed (every process of it, as a lost machine) mid-trial
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True,
+                   timeout=60)
+    port = free_port()
+    common = ["--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats"]
+
+    def worker(i: int) -> subprocess.Popen:
+        return _node([f"--address=127.0.0.1:{port}", "--num-cpus=1",
+                      f"--dashboard-agent-listen-port={free_port()}", *common], env,
+                     tmp_path / f"worker{i}.log")
+
+    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
+
+    def sweep(name: str, max_failures: int):
+        spec = write_spec(tmp_path / f"{name}.yaml", name=name, trials=2, max_epochs=4,
+                          max_concurrent=1, max_failures=max_failures,
+                          data={"subset": 3000, "seed": 0})
+        return tmp_path / name, subprocess.Popen(
+            [cli, "run", str(spec), "--store", str(tmp_path / name), "--address",
+             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env)
+
+    nodes: list[subprocess.Popen] = []
+    try:
+        nodes.append(_node(["--head", f"--port={port}", "--num-cpus=0",
+                            "--include-dashboard=false", *common], env, tmp_path / "head.log"))
+        workers = [worker(0), worker(1)]
+        nodes += workers
+        # with max_failures: 1, the trial goes on from its last saved epoch on the other node
+        store, run = sweep("goeson", 1)
+        dead = _kill_the_trials_node_after(store, 2, run, workers)
+        out, _ = run.communicate(timeout=400)
+        assert run.returncode == 0, out[-3000:]
+        # without: the trial is recorded as failed, with why, and the sweep goes on
+        workers = [w for w in workers if w is not dead] + [worker(2)]
+        nodes += workers[-1:]
+        store0, run0 = sweep("fails", 0)
+        _kill_the_trials_node_after(store0, 2, run0, workers)
+        out0, _ = run0.communicate(timeout=400)
+    finally:
+        _stop(nodes)
+    from mlflow.tracking import MlflowClient
+
+    _, parent, nested, study = records(store, "goeson")
+    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested), out[-3000:]
+    (went_on,) = [r for r in nested if "fmnist.resumed_from_epoch" in r.data.tags]
+    assert int(went_on.data.tags["fmnist.resumed_from_epoch"]) >= 1, "from a saved epoch"
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    for r in nested:  # each epoch recorded once, the one the dead node was training too
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")] == \
+            [1, 2, 3, 4]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert "test/acc" in parent.data.metrics
+
+    assert run0.returncode == 0, out0[-3000:]
+    _, parent, nested, study = records(store0, "fails")
+    assert sorted(r.info.status for r in nested) == ["FAILED", "FINISHED"], out0[-3000:]
+    (failed,) = [r for r in nested if r.info.status == "FAILED"]
+    why = failed.data.tags["fmnist.error"].lower()  # Ray's words: the actor died, or is gone
+    assert "actor" in why and ("died" in why or "unavailable" in why), why
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
+    assert "test/acc" in parent.data.metrics
