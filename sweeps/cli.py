@@ -631,8 +631,11 @@ def _full_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
     line = f"fmnist-sweep {args.command}: {root}: the disk is full ({why})"
     if args.command != "run":
         return f"{line}; free some space and run the command again"
+    if getattr(args, "fresh", False):
+        return (f"{line}; every record is kept as a kill leaves it (free some space, then rerun "
+                f"without --fresh and with --name of the sweep it started to resume)")
     return (f"{line}; every record is kept as a kill leaves it; free some space, then the same "
-            f"command resumes: fmnist-sweep {' '.join(w for w in inv.argv if w != '--fresh')}")
+            f"command resumes: fmnist-sweep {' '.join(inv.argv)}")
 
 
 def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:

@@ -137,6 +137,8 @@ def read_image(path: str | Path) -> np.ndarray:
     except Image.DecompressionBombError as e:  # Pillow's own limit, where it is lower
         raise PredictError(f"{path}: refused as a decompression bomb ({_first_line(e)})") \
             from None
+    except (ValueError, SyntaxError) as e:  # e.g. a text chunk that inflates past Pillow's limit
+        raise PredictError(f"{path}: cannot be read ({_first_line(e)})") from None
     except OSError as e:  # unreadable, or truncated
         raise PredictError(f"{path}: cannot be read ({_first_line(e)})") from None
 

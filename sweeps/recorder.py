@@ -125,7 +125,8 @@ class StudySearch(OptunaSearch):
         if r.get("train_s") and r.get("epochs"):
             self.paces.append(float(r["train_s"]) / float(r["epochs"]))
         ot_trial = compat.tune_optuna_trial(self, trial_id)
-        if ot_trial is not None and self.spec is not None and self.spec.constraints:
+        if (ot_trial is not None and self.spec is not None and self.spec.constraints
+                and not r.get("resumed")):  # one that went on was never refused: not retimed
             # each constraint's value (<= 0: met), for the sampler (TPE learns the region)
             measured = {k[len(costs.PREFIX):]: v for k, v in r.items()
                         if k.startswith(costs.PREFIX)}

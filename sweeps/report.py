@@ -166,7 +166,7 @@ def family_rows(sw: Sweep) -> list[dict[str, Any]]:
     out = []
     for fam in sw.families:
         runs = [r for r in sw.trials if sw.family(r) == fam]
-        fin = [r for r in runs if r.info.status == "FINISHED"]
+        fin = [r for r in runs if r in sw.finished]
         best = max(fin, key=lambda r: r.data.metrics.get("val/acc_best", 0), default=None)
         epoch_s = [v for r in fin for _, v in sw.histories.get(r.info.run_id, {}).get(
             "epoch_s", [])]

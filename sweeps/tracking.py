@@ -429,7 +429,8 @@ def list_sweeps(st: Store) -> list[dict[str, Any]]:
             filter_string=role_filter(tag.PARENT), max_results=1000):
         name = parent.data.tags.get(tag.SWEEP, parent.info.run_name)
         trials = trial_runs(st, name)
-        finished = [r for r in trials if r.info.status == "FINISHED"]
+        finished = [r for r in trials if r.info.status == "FINISHED"
+                    and not r.data.tags.get(tag.INFEASIBLE)]  # measured, never trained
         accs = [r.data.metrics["val/acc_best"] for r in finished
                 if "val/acc_best" in r.data.metrics]
         rows.append({
@@ -455,10 +456,14 @@ def reconnect_delays(total_s: float | None = None) -> tuple[float, ...]:
     """The waits between tries: 0.5 s doubling, at most 15 s each, ``total_s`` in all (default
     ``$FMNIST_STORE_RETRY_S``, else ``RETRY_S``)."""
     if total_s is None:
-        total_s = float(os.environ.get("FMNIST_STORE_RETRY_S") or RETRY_S)
+        raw = os.environ.get("FMNIST_STORE_RETRY_S") or RETRY_S
+        try:
+            total_s = float(raw)
+        except ValueError:
+            raise StoreError(f"FMNIST_STORE_RETRY_S={raw}: must be a number of seconds") from None
     out: list[float] = []
     wait = 0.5
-    while sum(out) < total_s:
+    while total_s - sum(out) >= 0.001:
         out.append(round(min(wait, 15.0, total_s - sum(out)), 3))
         wait *= 2
     return tuple(out)
@@ -554,8 +559,9 @@ def _connect_with_retries(dialect, conn_rec, cargs, cparams):
 
 
 # the words of an MLflow REST call whose connection could not be made (the server is down): the
-# request never reached it, so trying it again writes nothing twice
-_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish")
+# request never reached it, so trying it again writes nothing twice (a read timeout, whose
+# request may have been written, is not among them)
+_UNREACHABLE = ("Failed to establish a new connection", "Connection refused")
 
 
 class _RetryingClient:

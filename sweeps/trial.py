@@ -33,8 +33,10 @@ RUNG_KEY = "rung_epoch"
 
 
 def rung(epoch: int, last: int, spec: Any) -> dict[str, int]:
-    """What a trial at ``epoch`` whose schedule ends at ``last`` reports for the rungs."""
-    return {RUNG_KEY: int(epoch)} if last >= spec.max_epochs else {}
+    """What a trial at ``epoch`` whose schedule ends at ``last`` reports for the rungs: 0 (below
+    every rung, and never past the median rule's grace period) for a shorter schedule. The key is
+    always there: Ray's median rule reads it from every finished trial's last result."""
+    return {RUNG_KEY: int(epoch) if last >= spec.max_epochs else 0}
 
 
 FINAL_KEY = "final"  # set (1) in a trial's last report, the one with its final model
@@ -225,7 +227,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         return  # stopped by the scheduler: Tune has taken its last result already
     if broken:  # its one report: the metric is there for Tune, NaN (never a trial's value)
         tune.report({INFEASIBLE_KEY: "; ".join(broken), spec.metric: float("nan"), "epoch": 0,
-                     **placement, **measured})
+                     RUNG_KEY: 0, **placement, **measured})
         return
     final_val = result.final_val  # measured by training's own validation: no second pass
     if not result.history:  # the budget's hard deadline came before its first epoch ended

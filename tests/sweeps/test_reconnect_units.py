@@ -70,6 +70,7 @@ def test_the_waits_double_from_half_a_second_to_the_total_asked():
     assert tracking.reconnect_delays(30) == (0.5, 1.0, 2.0, 4.0, 8.0, 14.5)
     assert tracking.reconnect_delays(2) == (0.5, 1.0, 0.5)
     assert sum(tracking.reconnect_delays(120)) == 120 and max(tracking.reconnect_delays(120)) == 15
+    assert sum(tracking.reconnect_delays(15.5004)) == pytest.approx(15.5, abs=0.001)  # it ends
 
 
 class OperationalError(Exception):  # the name SQLAlchemy's and the drivers' errors carry

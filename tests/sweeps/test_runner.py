@@ -174,6 +174,26 @@ def test_a_shorter_schedule_sets_no_bar_at_ashas_rungs():
     assert at_4(full, 0.88) == TrialScheduler.CONTINUE  # the first on the whole schedule
     assert at_4(worse, 0.80) == TrialScheduler.STOP  # ASHA still prunes among those
 
+    # the median rule reads the rung from every finished trial's last result: a quick look's
+    # and an untrained (infeasible) trial's say 0, below its grace period, and set no bar
+    median = runner._scheduler(sp.replace(scheduler="median"))
+    median.set_search_properties("val/acc", "max")
+
+    class Trial:  # the median rule keys its results by trial: hashable
+        def __init__(self, trial_id):
+            self.trial_id, self.status = trial_id, "RUNNING"
+
+    quick, full, worse = Trial("quick"), Trial("full"), Trial("worse")
+    for t in (quick, full, worse):
+        median.on_trial_add(None, t)
+    median.on_trial_complete(None, quick, {"val/acc": 0.92, "epoch": 5, **trial.rung(5, 5, sp)})
+    median.on_trial_complete(None, worse, {"val/acc": float("nan"), "epoch": 0,
+                                           trial.INFEASIBLE_KEY: "params", trial.RUNG_KEY: 0})
+    live = NS(get_live_trials=lambda: [full])
+    for epoch in range(1, 6):
+        assert median.on_trial_result(live, full, {"val/acc": 0.5, "epoch": epoch,
+                                                   **trial.rung(epoch, 20, sp)}) == "CONTINUE"
+
 
 def test_a_trial_whose_process_dies_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
     # a trial's process dies (the OOM killer, a lost node; here SIGKILL from the driver once
