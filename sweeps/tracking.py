@@ -508,7 +508,7 @@ def outage(exc: BaseException) -> str | None:
         if name == "OperationalError" and any(
                 w in text.lower() for w in ("connection", "server closed", "terminating")):
             return text.splitlines()[0][:300]
-        if name == "MlflowException" and any(w in text for w in _UNREACHABLE):
+        if name == "MlflowException" and any(w in text for w in (*_UNREACHABLE, *_CUT)):
             return text.splitlines()[0][:300]
         todo += [e.__cause__, e.__context__]
     return None
@@ -559,9 +559,19 @@ def _connect_with_retries(dialect, conn_rec, cargs, cparams):
 
 
 # the words of an MLflow REST call whose connection could not be made (the server is down): the
-# request never reached it, so trying it again writes nothing twice (a read timeout, whose
-# request may have been written, is not among them)
+# request never reached it, so trying it again writes nothing twice
 _UNREACHABLE = ("Failed to establish a new connection", "Connection refused")
+# ... and of one whose connection was cut (the server stopped while it answered): the request may
+# have been written, so only a call that writes the same thing again harmlessly is tried again
+# (MLflow keeps one of identical metrics, a tag or a status set twice is set), never one that
+# creates something (a second run)
+_CUT = ("Connection aborted", "Connection reset", "RemoteDisconnected")
+_CREATES = ("create_", "log_artifact", "log_model", "log_dict", "log_text", "log_figure")
+
+
+def _retryable(method: str, text: str) -> bool:
+    return any(w in text for w in _UNREACHABLE) or (
+        any(w in text for w in _CUT) and not method.startswith(_CREATES))
 
 
 class _RetryingClient:
@@ -584,7 +594,7 @@ class _RetryingClient:
                     return attr(*args, **kwargs)
                 except Exception as e:  # noqa: BLE001 - MLflow's, for any REST failure
                     text = str(e)
-                    if delay is None or not any(w in text for w in _UNREACHABLE):
+                    if delay is None or not _retryable(name, text):
                         raise
                     _reconnect["say"](f"store: the tracking server at {self._uri} is "
                                       f"unreachable ({text.splitlines()[0][:160]}); try "

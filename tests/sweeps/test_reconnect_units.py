@@ -109,3 +109,15 @@ def test_a_full_disk_is_found_through_the_wrappers_and_said_by_its_own_line():
                               "(Background on this error at: https://sqlalche.me/e/21/e3q8)")
     assert tracking.disk_full(sqlite) == "(sqlite3.OperationalError) database or disk is full"
     assert tracking.disk_full(OSError(errno.EACCES, "Permission denied")) is None
+
+
+def test_a_cut_connection_is_tried_again_only_by_a_call_that_creates_nothing():
+    refused = "HTTPConnectionPool: Max retries exceeded (Caused by NewConnectionError(" \
+              "'Failed to establish a new connection: [Errno 111] Connection refused'))"
+    cut = "Max retries exceeded (Caused by ProtocolError('Connection aborted.', " \
+          "ConnectionResetError(104, 'Connection reset by peer')))"
+    timeout = "Max retries exceeded (Caused by ReadTimeoutError('Read timed out.'))"
+    assert tracking._retryable("create_run", refused)  # never sent: nothing to write twice
+    assert tracking._retryable("log_batch", cut)  # the same metrics again: kept once
+    assert not tracking._retryable("create_run", cut)  # maybe made: not a second run
+    assert not tracking._retryable("log_batch", timeout)
