@@ -487,30 +487,34 @@ def reconnect_on_outage(say, delays: tuple[float, ...] | None = None) -> None:
         sqlalchemy.event.listen(Engine, "do_connect", _connect_with_retries)
 
 
-# a command whose store's database went away for longer than the retries: it stops as a signal
+# a command whose store's server went away for longer than the retries: it stops as a signal
 # stops it, its records as a kill leaves them, and the same command goes on (sysexits'
 # EX_TEMPFAIL: a temporary failure, to be tried again)
 EXIT_STORE_AWAY = 75
+
+
+def _chain(exc: BaseException):
+    """``exc`` and every exception it was raised from or during (causes and contexts), once."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is not None and id(e) not in seen:
+            seen.add(id(e))
+            yield e
+            todo += [e.__cause__, e.__context__]
 
 
 def outage(exc: BaseException) -> str | None:
     """Where ``exc`` comes, through its causes and contexts (Tune and Optuna wrap it), from a
     database connection that could not be made or was cut: that error's first line; else
     None."""
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        name = type(e).__name__
-        text = str(e).strip()
+    for e in _chain(exc):
+        name, text = type(e).__name__, str(e).strip()
         if name == "OperationalError" and any(
                 w in text.lower() for w in ("connection", "server closed", "terminating")):
             return text.splitlines()[0][:300]
         if name == "MlflowException" and any(w in text for w in (*_UNREACHABLE, *_CUT)):
             return text.splitlines()[0][:300]
-        todo += [e.__cause__, e.__context__]
     return None
 
 
@@ -519,18 +523,12 @@ def disk_full(exc: BaseException) -> str | None:
     SQLite's "database or disk is full"): that error's first line; else None."""
     import errno
 
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in _chain(exc):
         lines = [ln.strip() for ln in str(e).splitlines()]
         said = [ln for ln in lines if "No space left on device" in ln
                 or "database or disk is full" in ln]
         if said or (isinstance(e, OSError) and e.errno == errno.ENOSPC):
             return (said or lines or [os.strerror(errno.ENOSPC)])[0][:300]
-        todo += [e.__cause__, e.__context__]
     return None
 
 
