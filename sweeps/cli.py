@@ -470,7 +470,9 @@ class PredictCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("images", nargs="*", metavar="IMAGE", help="photos (JPEG, PNG, ...)")
         parser.add_argument("--model", required=True, help="a sweep name (its final model), "
-                            "an MLflow model URI (runs:/..., models:/...) or a .keras file")
+                            "SWEEP@ALIAS (a registered version: champion, or with several "
+                            "objectives fastest, smallest, ...), an MLflow model URI "
+                            "(runs:/..., models:/...) or a .keras file")
         parser.add_argument("--json", action="store_true", help="print JSON, not a table")
         parser.add_argument("--show", metavar="OUT.png",
                             help="write a sheet: each photo, what the model saw, the prediction")

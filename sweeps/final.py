@@ -35,12 +35,18 @@ from typing import Any
 
 import numpy as np
 
+from fmnist.costs import PREFIX as COST_PREFIX
 from sweeps import record, space, tracking
 from sweeps import tags as tag
 from sweeps.budget import Budget
 from sweeps.record import FinalResult, TrialRun
 
 CHAMPION = "champion"  # the Model Registry alias of a sweep's newest final model
+# several objectives: a cost -> the alias of the front's model best on it among those within
+# WITHIN of the most accurate one's metric (one point of accuracy)
+COST_ALIASES = {"latency_ms": "fastest", "images_per_s": "highest_throughput",
+                "params": "smallest", "macs": "fewest_macs"}
+WITHIN = 0.01
 
 
 def registered_name(sweep: str) -> str:
@@ -217,6 +223,9 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
                                                          split.x_val[:2]))
     model_uri = f"models:/{registered_name(spec.name)}/{version}"  # this sweep's, for good
     say(f"final: registered as {model_uri}, alias {CHAMPION}")
+    if spec.multi_objective:
+        _register_front(st, spec, rec, split, say, {
+            c.run_id: c.evaluation for c in candidates if c.role == tag.TRIAL})
     c.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in ev.metrics().items()],
                 tags=[RunTag(tag.BEST_RUN_ID, best.run_id), RunTag(tag.TTA, mode),
                       RunTag(tag.MODEL_URI, model_uri), RunTag(tag.FINAL, chosen.role),
@@ -230,6 +239,68 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     return replace(info, test_acc=ev.accuracy, model_uri=model_uri, final=chosen.role,
                    final_run_id=chosen.run_id, tta=mode,
                    train_images=refit.trained_images if refit is not None else 0)
+
+
+def aliases(front: list[TrialRun], spec) -> dict[str, TrialRun]:
+    """Each cost objective's alias (``COST_ALIASES``) -> the front's model best on that cost
+    among those within ``WITHIN`` of the most accurate one's metric (``front`` best first)."""
+    if not front:
+        return {}
+    near = [r for r in front if abs(r.objective - front[0].objective) <= WITHIN]
+    out = {}
+    for k, mode in spec.objectives.items():
+        key = COST_PREFIX + k
+        out[COST_ALIASES[k]] = (min if mode == "min" else max)(near, key=lambda r: r.metrics[key])
+    return out
+
+
+def _register_front(st: tracking.Store, spec, rec, split, say,
+                    evaluated: dict[str, Any]) -> dict[str, str]:
+    """The accuracy/cost front's models (chosen on validation), each evaluated on the test set
+    once (as measured: no test-time augmentation, which would multiply its costs; the best
+    trial's evaluation of ``evaluated`` reused), logged, registered as a version of the sweep's
+    model tagged ``fmnist.front``, and each cost's alias moved to its choice; alias -> URI."""
+    from fmnist import evaluate
+
+    c = tracking.client(st)
+    name = registered_name(spec.name)
+    front = record.front(rec.runs(tag.TRIAL), spec.objective_modes)
+    versions: dict[str, str] = {}
+    for r in front:
+        path = r.model_path()
+        if path is None:
+            say(f"final: front trial {r.number}'s model is missing ({r.checkpoint_dir}); "
+                f"not registered")
+            continue
+        model = _load(path)
+        ev = evaluated.get(r.run_id)
+        plain = (evaluate.evaluate(model, split.x_test, split.y_test) if ev is None
+                 else None)
+        if plain is not None:
+            tracking.log_run(st, r.run_id, {"test/acc": plain.accuracy,
+                                            "test/loss": plain.loss,
+                                            "test/acc_plain": plain.accuracy}, {tag.TTA: "none"})
+        import mlflow
+
+        mlflow.set_tracking_uri(st.tracking_uri)
+        version = str(mlflow.register_model(log_model(st, r.run_id, model, split.x_val[:2]),
+                                            name).version)
+        versions[r.run_id] = version
+        tracking.log_run(st, r.run_id, {}, {tag.FRONT: version})
+        for k, v in {tag.FRONT: "true", spec.metric: f"{r.objective:.4f}",
+                     **{k: f"{r.metrics[k]:.6g}" for k in list(spec.objective_modes)[1:]}}.items():
+            c.set_model_version_tag(name, version, k, v)
+        test = plain.accuracy if plain is not None else ev.accuracy
+        say(f"final: front trial {r.number}: {spec.metric} {r.objective:.4f}, "
+            + ", ".join(f"{k[len(COST_PREFIX):]} {r.metrics[k]:,.4g}"
+                        for k in list(spec.objective_modes)[1:])
+            + f", test/acc {test:.4f}: version {version}")
+    out = {}
+    for alias, r in aliases([r for r in front if r.run_id in versions], spec).items():
+        c.set_registered_model_alias(name, alias, versions[r.run_id])
+        out[alias] = f"models:/{name}@{alias}"
+        say(f"final: alias {alias}: trial {r.number} (version {versions[r.run_id]})")
+    return out
 
 
 def breaks(spec, runs: list[TrialRun], mode: str) -> str:

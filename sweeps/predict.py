@@ -49,8 +49,9 @@ def _first_line(e: BaseException) -> str:
 
 def model_source(model: str, st) -> str:
     """The file or MLflow model URI ``model`` names: a ``.keras`` file as it is, a URI as it is,
-    a sweep's final model's URI from its parent run (a ``PredictError`` where the sweep or its
-    final model is not there)."""
+    a sweep's final model's URI from its parent run, ``SWEEP@ALIAS`` the registered version the
+    alias names (a ``PredictError`` where the sweep, its final model or the alias is not
+    there)."""
     if model.startswith(MODEL_URI_SCHEMES):
         return model
     if model.endswith(".keras") or Path(model).exists():
@@ -65,6 +66,8 @@ def model_source(model: str, st) -> str:
                            f"(no store at {st.root})")
     tracking.check_tracking_uri(st)
     c = tracking.client(st)
+    if "@" in model:
+        return _alias_uri(c, model, st)
     exp = c.get_experiment_by_name(model)
     if exp is None:
         raise PredictError(f"--model {model}: not a .keras file, a model URI or a sweep at "
@@ -77,6 +80,29 @@ def model_source(model: str, st) -> str:
                            f"its test evaluation has not finished; the same `fmnist-sweep run` "
                            f"goes on)")
     return uri
+
+
+def _alias_uri(c, model: str, st) -> str:
+    """``SWEEP@ALIAS``: the version of the sweep's registered model the alias names (e.g.
+    ``edge@fastest``; ``champion`` is the final model's)."""
+    from mlflow.exceptions import MlflowException
+
+    from sweeps.final import registered_name
+
+    sweep, alias = model.split("@", 1)
+    name = registered_name(sweep)
+    try:
+        c.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        try:
+            have = sorted(c.get_registered_model(name).aliases)
+        except MlflowException:
+            raise PredictError(f"--model {model}: no registered model {name} at "
+                               f"{st.tracking_uri} (a sweep's final phase registers it)"
+                               ) from None
+        raise PredictError(f"--model {model}: {name} has no alias {alias!r}; it has "
+                           f"{', '.join(have) or 'none'}") from None
+    return f"models:/{name}@{alias}"
 
 
 def load_model(model: str, st):

@@ -151,6 +151,22 @@ def rank(runs: Iterable[TrialRun], mode: str, n: int | None = None) -> list[Tria
     return usable if n is None else usable[:n]
 
 
+def front(runs: Iterable[TrialRun], objectives: Mapping[str, str]) -> list[TrialRun]:
+    """The usable runs no other is at least as good as on every one of ``objectives`` (the
+    spec's ``objective_modes``: the metric's key, then ``cost/<name>``, each "max" or "min")
+    and better on one: the accuracy/cost front, best objective first. A run without every cost
+    recorded is left out."""
+    from sweeps import rungs
+
+    metric_mode = next(iter(objectives.values()))
+    costs = list(objectives)[1:]
+    usable = [r for r in rank(runs, metric_mode) if all(k in r.metrics for k in costs)]
+    points = [rungs.minimised([r.objective, *(r.metrics[k] for k in costs)],
+                              list(objectives.values())) for r in usable]
+    on = set(rungs.fronts(points)[0]) if points else set()
+    return [r for i, r in enumerate(usable) if i in on]
+
+
 @dataclass(frozen=True)
 class FinalResult:
     """The sweep's outcome after the search: its best trial and, where the test set was

@@ -94,7 +94,7 @@ class StudySearch(OptunaSearch):
         trials = self.study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return None
-        done = [policy.Done(t.number, t.value, t.params, t.user_attrs,
+        done = [policy.Done(t.number, t.values[0], t.params, t.user_attrs,
                             self.schedules.get(t.number) or space.trial_epochs(
                                 self.spec, {**t.params, **t.user_attrs}))
                 for t in trials if t.state == TrialState.COMPLETE]
@@ -134,8 +134,10 @@ class StudySearch(OptunaSearch):
                 for name, v in zip(self.spec.constraints, costs.constraint_values(
                         measured, self.spec.constraints), strict=True):
                     ot_trial.set_constraint(name, v)
-        if r.get(INFEASIBLE_KEY) and self.metric in r:  # untrained: told as pruned, no value
-            result = {k: v for k, v in r.items() if k != self.metric}
+        if r.get(INFEASIBLE_KEY) and self.spec is not None:  # untrained: told as pruned
+            result = {k: v for k, v in r.items() if k != self.spec.metric}
+        if isinstance(self.metric, list) and any(result.get(k) is None for k in self.metric):
+            result = {}  # several objectives, one missing: told as pruned (or failed), no values
         reserved = self.reserved.pop(trial_id, 0)
         if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
             ran = int((result or {}).get("epoch", 0)) - int(

@@ -210,6 +210,27 @@ def final_rows(sw: Sweep) -> list[dict[str, Any]]:
     return out
 
 
+def front_rows(sw: Sweep) -> list[dict[str, Any]]:
+    """A sweep with several objectives: the accuracy/cost front's models, most accurate first,
+    each evaluated on the test set once (as measured, no test-time augmentation) and registered
+    as a version of the sweep's model."""
+    from fmnist.costs import COSTS, PREFIX
+
+    out = []
+    for r in sw.trials:
+        version = r.data.tags.get(tag.FRONT)
+        if not version:
+            continue
+        m = r.data.metrics
+        out.append({"trial": r.info.run_name, "family": sw.family(r),
+                    "val/acc": m.get("objective", m.get("val/acc")),
+                    "test/acc": m.get("test/acc_plain", m.get("test/acc")),
+                    **{k: m.get(PREFIX + k) for k in COSTS}, "version": version,
+                    "run_id": r.info.run_id})
+    return sorted(out, key=lambda row: -(row["val/acc"] or 0) if sw.mode == "max"
+                  else (row["val/acc"] or 0))
+
+
 def _status(r) -> str:
     if r.info.status == "KILLED" and r.data.tags.get(tag.PRUNED):
         return "pruned"
@@ -592,9 +613,11 @@ def sweep_html(sw: Sweep, table: list[dict[str, Any]], figs: dict[str, Any]) -> 
     parts = [f"<p>{len(sw.trials)} trials, {len(sw.finished)} finished. Selection on the "
              f"validation split; each model after the search is evaluated on the test set "
              f"once.</p>"]
-    after = final_rows(sw)
+    after, front = final_rows(sw), front_rows(sw)
     if after:
         parts += ["<h2>After the search</h2>", html_table(after)]
+    if front:
+        parts += ["<h2>The front</h2>", html_table(front)]
     fams = family_rows(sw)
     if len(fams) > 1:
         parts += ["<h2>Per family</h2>", html_table(fams)]
@@ -616,8 +639,8 @@ def _figure_divs(figs: dict[str, Any]) -> list[str]:
     return out
 
 
-COMPARE_COLUMNS = ["sweep", "family", "preset", "params", "val/acc", "test/acc", "train_s",
-                   "epochs", "s/epoch", "trials"]
+COMPARE_COLUMNS = ["sweep", "family", "preset", "params", "latency_ms", "val/acc", "test/acc",
+                   "train_s", "epochs", "s/epoch", "trials"]
 
 
 def comparison(sweeps: list[Sweep]) -> list[dict[str, Any]]:
@@ -633,7 +656,8 @@ def comparison(sweeps: list[Sweep]) -> list[dict[str, Any]]:
         if best is None:
             continue
         out.append({"sweep": sw.name, "family": best["family"], "preset": best["preset"],
-                    "params": best["params"], "val/acc": best["val/acc"],
+                    "params": best["params"], "latency_ms": best.get("latency_ms"),
+                    "val/acc": best["val/acc"],
                     "test/acc": sw.parent.data.metrics.get("test/acc"),
                     "train_s": best["train_s"], "epochs": best["epochs"],
                     "s/epoch": best["s/epoch"], "trials": len(sw.trials)})
@@ -653,9 +677,10 @@ def write(st: tracking.Store, names: list[str], out_dir: str | Path,
         table = rows(sw)
         files = []
         if "md" in formats:
-            after, fams = final_rows(sw), family_rows(sw)
+            after, fams, front = final_rows(sw), family_rows(sw), front_rows(sw)
             files.append(_put(out / f"{sw.name}.md", f"# Sweep {sw.name}\n\n"
                               + (f"## After the search\n\n{markdown(after)}\n" if after else "")
+                              + (f"## The front\n\n{markdown(front)}\n" if front else "")
                               + (f"## Per family\n\n{markdown(fams)}\n" if len(fams) > 1
                                  else "")
                               + "## Trials\n\n" + markdown(table)))

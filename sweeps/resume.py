@@ -85,6 +85,13 @@ class Complete:
 
     number: int
     value: float
+    costs: Mapping[str, float] = field(default_factory=dict)  # its model's (several objectives)
+
+    def values(self, spec) -> list[float] | None:
+        """The study's values: the objective, then each cost objective of ``spec``; None where
+        a cost was not recorded."""
+        out = [self.value, *(self.costs.get(k) for k in spec.objectives)]
+        return None if any(v is None for v in out) else out
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             run = by_id.get(resumed.run_id)
         value = run.objective if run is not None else None
         if run is not None and run.status in ("FINISHED", "KILLED") and value is not None:
-            actions.append(Complete(t.number, value))
+            actions.append(Complete(t.number, value, run.costs))
             state[t.number] = ("COMPLETE", False)
             continue
         state[t.number] = ("FAIL", True)
@@ -189,8 +196,11 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
     c = tracking.client(st)
     passed: list[Path] = []  # unreadable states passed over, newest first
     for a in decide(views, runs, lambda d: latest_state(d, passed)):
-        if isinstance(a, Complete):
-            storage.set_trial_state_values(ids[a.number], TrialState.COMPLETE, [a.value])
+        if isinstance(a, Complete) and a.values(spec) is None:  # a cost objective missing
+            storage.set_trial_state_values(ids[a.number], TrialState.FAIL)
+            say(f"resume: trial {a.number} had finished without its costs; failed")
+        elif isinstance(a, Complete):
+            storage.set_trial_state_values(ids[a.number], TrialState.COMPLETE, a.values(spec))
             say(f"resume: trial {a.number} had finished ({spec.metric} {a.value:.4f}); kept")
         elif isinstance(a, Requeue):
             storage.set_trial_user_attr(ids[a.number], INTERRUPTED, True)

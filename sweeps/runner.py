@@ -26,7 +26,7 @@ from fmnist import compat
 from fmnist.errors import UserError
 from sweeps import final, progress, record, recorder, resume, signals, space, tracking, warm
 from sweeps.budget import Budget
-from sweeps.spec import SweepSpec
+from sweeps.spec import SpecError, SweepSpec
 
 
 class ClusterError(UserError):
@@ -102,11 +102,30 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
 
 
+def open_study(spec: SweepSpec, storage) -> optuna.Study:
+    """The sweep's study (made on its first command): one direction per objective. A study
+    made with other objectives is a bad spec: said in one line, nothing changed (Optuna loads
+    an existing study whatever directions it is asked for)."""
+    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
+                                directions=spec.directions)
+    had = [d.name.lower() for d in study.directions]
+    if had != spec.directions:
+        raise SpecError(f"{spec.path}: objectives: must be those the sweep {spec.name} began "
+                        f"with ({', '.join(had)}), but got {', '.join(spec.directions)}.")
+    return study
+
+
 def _scheduler(spec: SweepSpec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     from sweeps.trial import RUNG_KEY  # the epoch of a trial on the spec's whole schedule
 
+    if spec.scheduler == "asha" and spec.multi_objective:
+        from sweeps import rungs
+
+        return rungs.tune_scheduler(rungs.Rungs(spec.objective_modes, spec.grace_period,
+                                                spec.reduction_factor, spec.max_epochs + 1),
+                                    RUNG_KEY)
     if spec.scheduler == "asha":
         return ASHAScheduler(time_attr=RUNG_KEY, max_t=spec.max_epochs + 1,
                              grace_period=spec.grace_period,
@@ -195,12 +214,11 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
     tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
     warm.check(spec, st)  # an unknown warm_start sweep: said before any store is opened
     storage = _open_stores(st, opts)
+    study = open_study(spec, storage)  # other objectives than the study's: said here
     tracking.reconnect_on_outage(say)  # a server that restarts from here on: reconnect
     resume.reconcile(spec, storage, st, say)
     starts = warm.plan(spec, storage, st, say)  # an unknown warm_start sweep fails here
     parent = tracking.parent_run(st, spec, opts.argv)
-    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
-                                direction="maximize" if spec.mode == "max" else "minimize")
     warm.enqueue(study, starts, say,  # a new study's first trials
                  budgeted=bool(spec.budget_s or spec.budget_epochs))
     n_train = len(split.y_train)
@@ -315,8 +333,12 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
-    searcher = recorder.StudySearch(space=space.DefineByRun(spec), metric=spec.metric,
-                                    mode=spec.mode, sampler=space.sampler(spec, len(study.trials)),
+    several = spec.multi_objective  # the study's values: the metric, then each cost
+    searcher = recorder.StudySearch(space=space.DefineByRun(spec),
+                                    metric=list(spec.objective_modes) if several else spec.metric,
+                                    mode=list(spec.objective_modes.values()) if several
+                                    else spec.mode,
+                                    sampler=space.sampler(spec, len(study.trials)),
                                     study_name=spec.name, storage=storage,
                                     budget=budget, spec=spec, n_train=len(split.y_train),
                                     study=study, seed=record.trial_seed(spec))
@@ -334,7 +356,10 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                                    budget.search_images() - budget.images_used)
                                / len(split.y_train))
     if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        status.best = study.best_value  # the study's direction is the spec's mode
+        status.best = max(  # the metric, in the spec's mode
+            (t.values[0] for t in study.get_trials(deepcopy=False, states=[
+                optuna.trial.TrialState.COMPLETE])),
+            key=lambda v: v if spec.mode == "max" else -v)
     display = progress.Display(status, say)
     searcher.say = display.note  # the policy's decisions, among the trials' lines
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,

@@ -131,4 +131,7 @@ def sampler(spec: SweepSpec, trials_so_far: int = 0) -> optuna.samplers.BaseSamp
         return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     if spec.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if spec.sampler == "nsga2":  # a generation a quarter of the trials, 4 to 50
+        return optuna.samplers.NSGAIISampler(seed=seed,
+                                             population_size=max(4, min(50, spec.trials // 4)))
     return optuna.samplers.TPESampler(seed=seed)

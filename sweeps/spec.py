@@ -20,11 +20,12 @@ from typing import Any
 import yaml
 
 from fmnist.costs import COSTS, Bound
+from fmnist.costs import PREFIX as COST_PREFIX
 from fmnist.errors import ConfigError, UserError
 from fmnist.hparams import HP, did_you_mean
 
 REPORTED_METRICS = ("val/acc", "val/loss", "val/acc_best", "train/acc", "train/loss")
-SAMPLERS = ("tpe", "random", "qmc", "cmaes")
+SAMPLERS = ("tpe", "random", "qmc", "cmaes", "nsga2")
 SCHEDULERS = ("asha", "median", "fifo")
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 # set by the spec's own fields, never in `space` or `fixed`
@@ -91,6 +92,24 @@ class SweepSpec:
     warm_start: tuple[str, ...] = ()  # earlier sweeps whose best configurations go first
     # cost (``fmnist.costs.COSTS``) -> its bound: a configuration outside any is not trained
     constraints: dict[str, Bound] = field(default_factory=dict)
+    # several objectives: the metric (in ``mode``) first, then cost -> "min" or "max" (``COSTS``)
+    objectives: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.objectives)
+
+    @property
+    def objective_modes(self) -> dict[str, str]:
+        """The reported keys the study's values are, in order (the metric, then each cost's
+        ``cost/<name>``), each with "max" or "min"."""
+        return {self.metric: self.mode,
+                **{COST_PREFIX + k: m for k, m in self.objectives.items()}}
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's direction of each objective (one, the metric's, without ``objectives``)."""
+        return ["maximize" if m == "max" else "minimize" for m in self.objective_modes.values()]
 
     @property
     def family(self) -> str:
@@ -121,7 +140,7 @@ class SweepSpec:
         """A plain dict of the spec, for the record (MLflow parent run)."""
         out = {k: v for k, v in self.__dict__.items()
                if k not in ("space", "fixed", "spaces", "families", "presets", "warm_start",
-                            "constraints")}
+                            "constraints", "objectives")}
         out["family"] = self.families[0] if not self.multi else list(self.families)
         out["preset"] = (self.preset if not self.multi else dict(self.presets)) or None
         out["space"] = _dists_raw(self.space)
@@ -132,6 +151,8 @@ class SweepSpec:
         out["fixed"] = dict(self.fixed)
         if self.constraints:
             out["constraints"] = _bounds_raw(self.constraints)
+        if self.objectives:
+            out["objectives"] = {self.metric: self.mode, **self.objectives}
         return out
 
     def as_mapping(self) -> dict[str, Any]:
@@ -162,6 +183,8 @@ class SweepSpec:
             d["warm_start"] = list(self.warm_start)
         if self.constraints:
             d["constraints"] = _bounds_raw(self.constraints)
+        if self.objectives:
+            d["objectives"] = {self.metric: self.mode, **self.objectives}
         for k in ("start_from", "time_budget_s", "max_concurrent"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
@@ -191,7 +214,7 @@ def _dists_raw(space: Mapping[str, Dist]) -> dict[str, dict[str, Any]]:
 _TOP = {"name", "family", "preset", "metric", "mode", "trials", "max_epochs", "time_budget_s",
         "budget", "spaces", "start_from", "warm_start",
         "sampler", "scheduler", "resources", "max_concurrent", "max_failures", "data", "space",
-        "fixed", "final", "constraints"}
+        "fixed", "final", "constraints", "objectives"}
 _SUB = {
     "sampler": {"type", "seed"},
     "scheduler": {"type", "grace_period", "reduction_factor"},
@@ -358,6 +381,14 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     metric = c.choice("metric", metric, REPORTED_METRICS)
     mode = c.choice("mode", top.get("mode", "min" if metric.endswith("loss") else "max"),
                     ("max", "min"))
+    objectives = _objectives(c, top.get("objectives"))
+    if objectives:
+        (first, first_mode), = [(k, v) for k, v in objectives.items() if k not in COSTS]
+        for key, given, theirs in (("metric", metric, first), ("mode", mode, first_mode)):
+            if key in top and given != theirs:
+                raise c.fail(key, f"must be the objectives' own ({theirs}) or left out", given)
+        metric, mode = first, first_mode
+        objectives = {k: v for k, v in objectives.items() if k in COSTS}
 
     sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
     sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
@@ -378,6 +409,12 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
             raise c.fail("budget", BUDGET_RULE, top["budget"])
         whole, compute = both
     subset = dat.get("subset")
+    if objectives and sampler.get("type") == "cmaes":
+        raise c.fail("sampler.type", "must not be cmaes with several objectives (CMA-ES "
+                                     "optimises one)", "cmaes")
+    if objectives and sched.get("type") == "median":
+        raise c.fail("scheduler.type", "must be asha (multi-objective ASHA) or fifo with several "
+                                       "objectives", "median")
 
     declared = {f: {**train.HYPERPARAMETERS, **models.hyperparameters(f)} for f in families}
     space_raw = c.keys("space", top.get("space") or {}, set(top.get("space") or {}))
@@ -443,7 +480,30 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
         ensemble=c.num("final.ensemble", fin.get("ensemble", 5), kind=int, low=0),
         spaces=spaces, start_from=start_from, warm_start=tuple(warm),
         constraints=_constraints(c, top.get("constraints")),
+        objectives=objectives,
     )
+
+
+OBJECTIVES_RULE = ("must map one training metric and at least one cost to max or min, e.g. "
+                   "{val/acc: max, latency_ms: min}")
+
+
+def _objectives(c: _Checker, raw: Any) -> dict[str, str]:
+    """``objectives: {val/acc: max, latency_ms: min}``: the metric the trials train for and one
+    or more costs (``COSTS``), each with its direction; the metric first."""
+    if raw is None:
+        return {}
+    allowed = set(REPORTED_METRICS) | set(COSTS)
+    items = c.keys("objectives", raw, allowed)
+    for k, v in items.items():
+        c.choice(f"objectives.{k}", v, ("max", "min"))
+    metrics = [k for k in items if k not in COSTS]
+    if len(metrics) != 1 or len(items) < 2:
+        raise c.fail("objectives", OBJECTIVES_RULE, dict(items))
+    if metrics[0].startswith("test"):
+        raise c.fail(f"objectives.{metrics[0]}", "must be a validation or training metric",
+                     metrics[0])
+    return {metrics[0]: items[metrics[0]], **{k: v for k, v in items.items() if k in COSTS}}
 
 
 CONSTRAINT_RULE = "must be a mapping of min and/or max, each a number > 0"

@@ -44,6 +44,7 @@ POLICY = "fmnist.policy"  # the budget policy's decision that made a trial, with
 RECOVERED = "fmnist.recovered"  # closed by a resume's reconciliation
 INFEASIBLE = "fmnist.infeasible"  # its model broke the spec's constraints (which, by how much):
 # built and measured, never trained
+FRONT = "fmnist.front"  # several objectives: on the accuracy/cost front, its model's version
 ERROR, TRACEBACK = "fmnist.error", "fmnist.traceback"  # a failed trial's last line, its end
 
 # bench/reproduce.py's runs

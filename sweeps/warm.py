@@ -128,8 +128,9 @@ def earlier_starts(spec: SweepSpec, storage, st: tracking.Store) -> tuple[list[S
         if not done:
             notes.append(f"warm_start: sweep {name} has no finished trial")
             continue
-        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-        for t in sorted(done, key=lambda t: sign * t.value)[:PER_SWEEP]:
+        # by its first objective (the metric, where the sweep had several)
+        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        for t in sorted(done, key=lambda t: sign * t.values[0])[:PER_SWEEP]:
             family = _family_of(st, name, t.params)
             label = f"sweep {name} trial {t.number}"
             params = {k: v for k, v in t.params.items()

@@ -551,3 +551,68 @@ def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_
         assert study.trials[n].constraints["params"] < 0
     assert int(by_number[small[0]].data.tags[tag.OPTUNA_TRIAL]) in small
     assert parent.data.tags[tag.BEST_RUN_ID] in {by_number[n].info.run_id for n in small}
+
+
+def test_a_sweep_with_objectives_registers_its_front_with_aliases_and_predict_loads_each(
+        tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    objectives = {"val/acc": "max", "params": "min", "latency_ms": "min"}
+    spec = write_spec(tmp_path / "mo.yaml", name="mo", family="mlp", trials=6, max_epochs=3,
+                      max_concurrent=1, sampler={"type": "tpe", "seed": 0},
+                      scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 3},
+                      space={"units": {"type": "choice", "values": [8, 32, 128, 512]}},
+                      fixed={"layers": 1, "batch_size": 32}, objectives=objectives)
+    store = tmp_path / "s"
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    client, parent, nested, study = records(store, "mo")
+    from sweeps import spec as spec_
+
+    keys = list(spec_.load(spec).objective_modes)  # the metric first, then the costs
+    assert keys[0] == "val/acc" and set(keys[1:]) == {"cost/params", "cost/latency_ms"}
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    runs = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in nested
+            if r.data.tags.get(tag.ROLE) == tag.TRIAL}
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done
+    for t in done:  # the study's values: the objective, then each cost as recorded
+        m = runs[t.number].data.metrics
+        assert t.values == [m["objective"], *(m[k] for k in keys[1:])]
+
+    finished = [r for r in runs.values() if r.info.status == "FINISHED"]
+    front = [r for r in finished if tag.FRONT in r.data.tags]
+    assert front
+
+    def point(r):
+        m = r.data.metrics
+        return (-m["objective"], m["cost/params"], m["cost/latency_ms"])
+
+    for r in front:  # on the front: no finished trial at least as good on all and better on one
+        assert not any(all(a <= b for a, b in zip(point(o), point(r)))
+                       and point(o) != point(r) for o in finished)
+        assert 0 < r.data.metrics["test/acc"] <= 1  # each evaluated on the test set once
+    others = [r for r in finished if tag.FRONT not in r.data.tags]
+    for r in others:  # off the front: dominated by one on it
+        assert any(all(a <= b for a, b in zip(point(f), point(r))) for f in front)
+
+    model = client.get_registered_model("fmnist-mo")
+    assert {"champion", "smallest", "fastest"} <= set(model.aliases)
+    best = max(r.data.metrics["objective"] for r in front)
+    near = [r for r in front if best - r.data.metrics["objective"] <= 0.01]
+    smallest = client.get_model_version_by_alias("fmnist-mo", "smallest")
+    assert smallest.run_id == min(near, key=lambda r: r.data.metrics["cost/params"]).info.run_id
+    assert smallest.tags[tag.FRONT] == "true"
+    assert {client.get_model_version("fmnist-mo", r.data.tags[tag.FRONT]).run_id
+            for r in front} == {r.info.run_id for r in front}
+
+    photo = tmp_path / "shirt.png"
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(photo)
+    capsys.readouterr()
+    for alias in ("champion", "smallest", "fastest"):  # each alias loads and predicts
+        assert main(["predict", str(photo), "--model", f"mo@{alias}", "--json",
+                     "--store", str(store)]) == 0
+    assert main(["predict", str(photo), "--model", "mo@slowest", "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("fmnist-mo has no alias 'slowest'; it has champion, fastest, "
+                            "smallest"), err
