@@ -55,7 +55,7 @@ def crowding(points: Sequence[Point], front: Sequence[int]) -> dict[int, float]:
         dist[order[0]] = dist[order[-1]] = math.inf
         if hi == lo:
             continue
-        for prev, i, nxt in zip(order, order[1:], order[2:]):
+        for prev, i, nxt in zip(order, order[1:], order[2:], strict=False):
             dist[i] += (points[nxt][k] - points[prev][k]) / (hi - lo)
     return dist
 

@@ -589,12 +589,12 @@ def test_a_sweep_with_objectives_registers_its_front_with_aliases_and_predict_lo
         return (-m["objective"], m["cost/params"], m["cost/latency_ms"])
 
     for r in front:  # on the front: no finished trial at least as good on all and better on one
-        assert not any(all(a <= b for a, b in zip(point(o), point(r)))
+        assert not any(all(a <= b for a, b in zip(point(o), point(r), strict=True))
                        and point(o) != point(r) for o in finished)
         assert 0 < r.data.metrics["test/acc"] <= 1  # each evaluated on the test set once
     others = [r for r in finished if tag.FRONT not in r.data.tags]
     for r in others:  # off the front: dominated by one on it
-        assert any(all(a <= b for a, b in zip(point(f), point(r))) for f in front)
+        assert any(all(a <= b for a, b in zip(point(f), point(r), strict=True)) for f in front)
 
     model = client.get_registered_model("fmnist-mo")
     assert {"champion", "smallest", "fastest"} <= set(model.aliases)
