@@ -85,9 +85,12 @@ class StudySearch(OptunaSearch):
 
     def _decide(self) -> policy.Decision | None:
         """The policy's next trial, where the study has none enqueued (warm starts and resumed
-        trials go first) and the spec has a budget to plan with; None: as the sampler says."""
+        trials go first) and the spec has a budget to plan with and one objective; None: as the
+        sampler says."""
         if self.study is None or self.spec is None or self.budget is None or not (
                 self.budget.timed or self.budget.counted):
+            return None
+        if self.spec.multi_objective:  # a front is explored: the sampler proposes every trial
             return None
         from optuna.trial import TrialState
 
