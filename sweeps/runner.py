@@ -26,7 +26,7 @@ from fmnist import compat
 from fmnist.errors import UserError
 from sweeps import final, progress, record, recorder, resume, signals, space, tracking, warm
 from sweeps.budget import Budget
-from sweeps.spec import SpecError, SweepSpec
+from sweeps.spec import SweepSpec
 
 
 class ClusterError(UserError):
@@ -100,19 +100,6 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
-
-
-def open_study(spec: SweepSpec, storage) -> optuna.Study:
-    """The sweep's study (made on its first command): one direction per objective. A study
-    made with other objectives is a bad spec: said in one line, nothing changed (Optuna loads
-    an existing study whatever directions it is asked for)."""
-    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
-                                directions=spec.directions)
-    had = [d.name.lower() for d in study.directions]
-    if had != spec.directions:
-        raise SpecError(f"{spec.path}: objectives: must be those the sweep {spec.name} began "
-                        f"with ({', '.join(had)}), but got {', '.join(spec.directions)}.")
-    return study
 
 
 def _scheduler(spec: SweepSpec):
@@ -214,7 +201,7 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
     tracking.check_database_url(st.optuna_url, "storage", "the Optuna storage")
     warm.check(spec, st)  # an unknown warm_start sweep: said before any store is opened
     storage = _open_stores(st, opts)
-    study = open_study(spec, storage)  # other objectives than the study's: said here
+    study = space.open_study(spec, storage)  # other objectives than the study's: said here
     tracking.reconnect_on_outage(say)  # a server that restarts from here on: reconnect
     resume.reconcile(spec, storage, st, say)
     starts = warm.plan(spec, storage, st, say)  # an unknown warm_start sweep fails here

@@ -14,7 +14,7 @@ from optuna.distributions import (
 
 from sweeps import record
 from sweeps.record import RecipeAttr, ResumeAttr
-from sweeps.spec import Dist, SweepSpec
+from sweeps.spec import Dist, SpecError, SweepSpec
 
 
 def distribution(d: Dist) -> BaseDistribution:
@@ -135,3 +135,16 @@ def sampler(spec: SweepSpec, trials_so_far: int = 0) -> optuna.samplers.BaseSamp
         return optuna.samplers.NSGAIISampler(seed=seed,
                                              population_size=max(4, min(50, spec.trials // 4)))
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def open_study(spec: SweepSpec, storage) -> optuna.Study:
+    """The sweep's study (made on its first command): one direction per objective. A study
+    made with other objectives is a bad spec: said in one line, nothing changed (Optuna loads
+    an existing study whatever directions it is asked for)."""
+    study = optuna.create_study(study_name=spec.name, storage=storage, load_if_exists=True,
+                                directions=spec.directions)
+    had = [d.name.lower() for d in study.directions]
+    if had != spec.directions:
+        raise SpecError(f"{spec.path}: objectives: must be those the sweep {spec.name} began "
+                        f"with ({', '.join(had)}), but got {', '.join(spec.directions)}.")
+    return study

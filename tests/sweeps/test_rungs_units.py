@@ -110,3 +110,53 @@ def test_the_rungs_decide_each_trial_once_per_rung_at_the_highest_it_reached():
     assert r.goes_on("f", 3, {"val/acc": 0.5, "cost/latency_ms": 9.0})
     assert "f" in r.recorded[3] and "f" not in r.recorded[1]
     assert r.goes_on("f", 3, {"val/acc": 0.1, "cost/latency_ms": 9.0})  # placed already
+
+
+def _trial(number, objective, **costs_):
+    from sweeps import tags as tag
+    from sweeps.record import TrialRun
+
+    metrics = {"objective": objective, **{f"cost/{k}": v for k, v in costs_.items()}}
+    return TrialRun(f"r{number}", "FINISHED", {}, metrics,
+                    {tag.ROLE: tag.TRIAL, tag.OPTUNA_TRIAL: str(number)})
+
+
+def test_the_front_is_the_usable_trials_nothing_beats_on_every_objective_best_first():
+    from sweeps.record import TrialRun, front
+
+    runs = [_trial(0, 0.90, latency_ms=1.0), _trial(1, 0.85, latency_ms=0.5),
+            _trial(2, 0.86, latency_ms=1.2),  # beaten by 0 on both
+            _trial(3, 0.95, latency_ms=3.0), _trial(4, float("nan"), latency_ms=0.1),
+            _trial(5, 0.99),  # no latency recorded: not placed
+            TrialRun("r6", "KILLED", {}, {"objective": 0.99, "cost/latency_ms": 0.01}, {})]
+    assert [r.number for r in front(runs, ACC_LAT)] == [3, 0, 1]
+
+
+def test_each_cost_alias_names_the_best_on_that_cost_within_one_point_of_the_most_accurate():
+    from sweeps import final
+
+    s = _spec(objectives={"val/acc": "max", "latency_ms": "min", "params": "min"})
+    front = [_trial(3, 0.950, latency_ms=3.0, params=900), _trial(0, 0.945, latency_ms=1.0,
+                                                                 params=5000),
+             _trial(1, 0.930, latency_ms=0.2, params=100)]  # 2 points below: not a choice
+    chosen = final.aliases(front, s)
+    assert {k: r.number for k, r in chosen.items()} == {"fastest": 0, "smallest": 3}
+    assert final.aliases([], s) == {}
+
+
+def test_a_sweep_begun_with_other_objectives_is_one_line_and_its_study_is_left_as_it_was():
+    import optuna
+
+    from sweeps import space
+
+    storage = optuna.storages.InMemoryStorage()
+    first = space.open_study(_spec(objectives={"val/acc": "max", "latency_ms": "min"}), storage)
+    assert space.open_study(_spec(objectives={"val/acc": "max", "latency_ms": "min"}),
+                            storage)._study_id == first._study_id  # the same, resumed
+    with pytest.raises(spec_.SpecError) as e:
+        space.open_study(_spec(), storage)
+    assert str(e.value) == ("<spec>: objectives: must be those the sweep s began with "
+                            "(maximize, minimize), but got maximize.")
+    assert [d.name for d in optuna.load_study(study_name="s", storage=storage).directions] == [
+        "MAXIMIZE", "MINIMIZE"]
+
