@@ -173,6 +173,7 @@ class TrialRecorder(Callback):
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
         self.costs: dict[str, dict[str, float]] = {}  # trial id -> its cost/<name> metrics
+        self.placed: dict[str, tuple[str, str]] = {}  # trial id -> (node id, pid) it trains on
         self.experiment = tracking.experiment_id(st, spec.name)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -246,6 +247,10 @@ class TrialRecorder(Callback):
         self.train_images += self.n_train
         if self._new_epochs(trial, [epoch]):
             tracking.log_history(tracking.client(self.st), rid, [epoch])
+        where = (str(result.get("node_id", "")), str(result.get("pid", "")))
+        if all(where) and self.placed.get(trial.trial_id) != where:  # where it trains now
+            self.placed[trial.trial_id] = where
+            tracking.log_run(self.st, rid, {}, {tag.NODE_ID: where[0], tag.PID: where[1]})
         self.display.epoch(trial.trial_id, {**epoch, "max_epochs": result.get("max_epochs")})
         if result.get("done"):  # the scheduler stops it here, before its last epoch
             self._close_pruned(trial, result)

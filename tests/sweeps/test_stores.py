@@ -116,28 +116,129 @@ def _two_at_once(tmp_path: Path, urls: list[str]) -> list[subprocess.CompletedPr
     return [(p, p.communicate(timeout=500)[0]) for p in procs]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_sweeps_at_once_against_one_store(backend, tmp_path, request, capsys):
-    # PostgreSQL as a role with a password of its own: the password is written and printed
-    # nowhere, its store URLs shown masked
+def test_two_sweeps_at_once_against_one_sqlite_store(tmp_path):
     store = tmp_path / "store"
-    if backend == "postgresql":
-        mlflow_url, optuna_url, password = request.getfixturevalue("pg_secret_urls")
-        urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
-    else:
-        mlflow_url = f"sqlite:///{store / 'mlflow.db'}"
-        urls = ["--store", str(store)]
-    done = _two_at_once(tmp_path, urls)
+    done = _two_at_once(tmp_path, ["--store", str(store)])
     for proc, out in done:
         assert proc.returncode == 0, out[-3000:]
         assert "database is locked" not in out
     for name in ("left", "right"):
-        parent, nested = _nested(mlflow_url, name)
+        parent, nested = _nested(f"sqlite:///{store / 'mlflow.db'}", name)
         assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
         assert all(r.data.tags["fmnist.sweep"] == name for r in nested), "no mixed-up runs"
-    if backend == "postgresql":
-        _recorded_in_postgresql_with_no_password(tmp_path, urls, [out for _, out in done],
-                                                 password, capsys)
+
+
+def _kill_a_trial_of_each(mlflow_url: str, sweeps: dict, report_cmd: list[str], ui_url: str,
+                          tmp_path: Path) -> tuple[dict, list[tuple[int, str]], list[int]]:
+    """While ``sweeps`` (name -> Popen) run: once a trial of a sweep has logged an epoch and
+    has more to train, SIGKILL the Ray worker training it (its run's ``fmnist.pid``); meanwhile
+    run ``report_cmd`` and ask the UI for the experiments. Returns (name -> the killed trial's
+    run id, the reports' exit codes and errors, the UI's answers)."""
+    import json
+    import urllib.request
+
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(tracking_uri=mlflow_url)
+    killed: dict[str, str] = {}
+    reports, answers = [], []
+    deadline = time.monotonic() + 400
+    def finished(name: str) -> int:
+        exp = c.get_experiment_by_name(name)
+        return 0 if exp is None else len(c.search_runs(
+            [exp.experiment_id], "attributes.status = 'FINISHED' and tags.`fmnist.role` = "
+                                 "'trial'"))
+
+    while (len(killed) < len(sweeps) or not reports) and time.monotonic() < deadline and any(
+            p.poll() is None for p in sweeps.values()):
+        for name, proc in sweeps.items():
+            exp = c.get_experiment_by_name(name)
+            if name in killed or exp is None or proc.poll() is not None:
+                continue
+            for r in c.search_runs([exp.experiment_id], "attributes.status = 'RUNNING' and "
+                                   "tags.`fmnist.role` = 'trial'"):
+                done = len(c.get_metric_history(r.info.run_id, "epoch_s"))
+                pid = r.data.tags.get("fmnist.pid")
+                if pid and 1 <= done < 3:
+                    os.kill(int(pid), signal.SIGKILL)  # the worker, mid-trial
+                    killed[name] = r.info.run_id
+                    break
+        if not reports and len(killed) == len(sweeps) and all(map(finished, sweeps)):
+            # a report of both while they write (each has a finished trial to show)
+            rep = subprocess.run([*report_cmd, "--out", str(tmp_path / "mid")],
+                                 capture_output=True, text=True, timeout=300)
+            reports.append((rep.returncode, rep.stderr[-2000:]))
+            req = urllib.request.Request(f"{ui_url}/ajax-api/2.0/mlflow/experiments/search",
+                                         data=json.dumps({"max_results": 100}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as answer:
+                seen = {e["name"] for e in json.load(answer).get("experiments", [])}
+            answers.append(len(seen & set(sweeps)))
+        time.sleep(0.3)
+    return killed, reports, answers
+
+
+def test_two_sweeps_a_report_and_the_ui_on_one_postgresql_store_a_trial_killed_in_each(
+        pg_secret_urls, tmp_path, capsys):
+    # under load: two sweeps, a report and the UI on one PostgreSQL store (a role with a
+    # password of its own, written and printed nowhere), a trial of each sweep killed mid-way
+    # (its Ray worker, SIGKILL): each goes on from its last saved epoch (max_failures: 1)
+    from mlflow.tracking import MlflowClient
+
+    from tests.sweeps.helpers import free_port, wait_until_answers
+
+    mlflow_url, optuna_url, password = pg_secret_urls
+    store = tmp_path / "store"
+    urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
+    port = free_port()
+    ui = subprocess.Popen([CLI, "ui", "--tracking-uri", mlflow_url, "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweeps = {}
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/health", ui, 120)
+        for name in ("left", "right"):
+            spec = write_spec(tmp_path / f"{name}.yaml", name=name, trials=2, max_epochs=3,
+                              max_concurrent=1, max_failures=1, data={"subset": 3000, "seed": 0})
+            sweeps[name] = subprocess.Popen([CLI, "run", str(spec), *urls],
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True)
+        killed, reports, answers = _kill_a_trial_of_each(
+            mlflow_url, sweeps, [CLI, "report", "left", "right", *urls, "--format", "md"],
+            f"http://127.0.0.1:{port}", tmp_path)
+        outs = [p.communicate(timeout=600)[0] for p in sweeps.values()]
+    finally:
+        for p in [*sweeps.values(), ui]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=60)
+    assert sorted(killed) == ["left", "right"], "a trial of each killed mid-way"
+    assert reports and {rc for rc, _ in reports} == {0}, reports  # while the sweeps wrote
+    assert answers and all(a >= 1 for a in answers), "the UI answered meanwhile"
+    c = MlflowClient(tracking_uri=mlflow_url)
+    for (name, proc), out in zip(sweeps.items(), outs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+        parent, nested = _nested(mlflow_url, name)
+        assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested), out[-3000:]
+        assert all(r.data.tags["fmnist.sweep"] == name for r in nested), "no mixed-up runs"
+        for r in nested:  # each epoch once, those of the killed trial too
+            assert [m.step for m in c.get_metric_history(r.info.run_id, "epoch_s")] == \
+                [1, 2, 3], out[-3000:]
+        went_on = c.get_run(killed[name])
+        assert int(went_on.data.tags["fmnist.resumed_from_epoch"]) >= 1, "from a saved epoch"
+        study = optuna.load_study(study_name=name, storage=optuna_url)
+        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+        assert study.trials[0].params != study.trials[1].params, "no configuration twice"
+        assert "test/acc" in parent.data.metrics
+    # the report afterwards: both sweeps, each trial once as finished (and no password)
+    assert main(["report", "left", "right", *urls, "--out", str(tmp_path / "rep"),
+                 "--format", "md"]) == 0
+    comparison = (tmp_path / "rep" / "comparison.md").read_text()
+    for name in ("left", "right"):
+        md = (tmp_path / "rep" / f"{name}.md").read_text()
+        _, nested = _nested(mlflow_url, name)
+        assert all(md.count(f"| {r.info.run_name} | finished |") == 1 for r in nested), md
+        assert f"| {name} |" in comparison
+    _recorded_in_postgresql_with_no_password(tmp_path, urls, outs, password, capsys)
 
 
 def _recorded_in_postgresql_with_no_password(tmp_path: Path, urls: list[str], outs: list[str],
