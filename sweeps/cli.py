@@ -468,7 +468,8 @@ class PredictCommand(Command):
     options = ("store",)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("images", nargs="*", metavar="IMAGE", help="photos (JPEG, PNG, ...)")
+        parser.add_argument("images", nargs="*", metavar="IMAGE",
+                            help="photos (JPEG, PNG, ...), or folders of them")
         parser.add_argument("--model", required=True, help="a sweep name (its final model), "
                             "SWEEP@ALIAS (a registered version: champion, or with several "
                             "objectives fastest, smallest, ...), an MLflow model URI "
@@ -497,7 +498,8 @@ class PredictCommand(Command):
         st = tracking.store(args.store, args.tracking_uri)
         if args.video:
             return self._video(args, st)
-        photos = {path: predict.read_image(path) for path in args.images}  # all, before loading
+        photos = {path: predict.read_image(path)  # all, before loading
+                  for path in predict.image_paths(args.images)}
         model = predict.load_model(args.model, st)
         preds = predict.classify(model, photos, args.foreground)
         echo(predict.as_json(preds) if args.json else predict.table(preds))

@@ -138,6 +138,35 @@ def load_model(model: str, st):
 MAX_PIXELS = 64_000_000
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def image_paths(given: list[str]) -> list[str]:
+    """The photos ``given`` names: a file as it is; a folder, its image files (by suffix,
+    ``IMAGE_SUFFIXES``), sorted, not its subfolders. A link in a folder that leads out of it is
+    refused (a ``PredictError``): a folder handed over says what may be read."""
+    out = []
+    for g in given:
+        folder = Path(g)
+        if not folder.is_dir():
+            out.append(g)
+            continue
+        root = folder.resolve()
+        for entry in sorted(folder.iterdir()):
+            if entry.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            target = entry.resolve()
+            if not target.is_relative_to(root):
+                raise PredictError(f"{entry}: a link out of the folder {folder} (to {target}); "
+                                   f"refused")
+            if target.is_file():
+                out.append(str(entry))
+    if given and not out:
+        raise PredictError(f"{', '.join(given)}: no image files "
+                           f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return out
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """The RGB ``uint8`` photo at ``path``, turned as its EXIF orientation says."""
     from PIL import Image, ImageOps, UnidentifiedImageError

@@ -136,9 +136,13 @@ def test_each_bad_input_gets_one_line_and_exit_2_and_writes_nothing(model_file, 
     (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])  # a truncated JPEG
     _bomb(tmp_path / "bomb.png", 100_000, 100_000)  # past Pillow's own limit
     _bomb(tmp_path / "big.png", 10_000, 10_000)  # within it (Pillow only warns): past ours
+    (tmp_path / "given").mkdir()
+    (tmp_path / "given" / "out.png").symlink_to(photos[0])  # a link out of the folder given
     store = tmp_path / "store"
     model = ["--model", str(model_file), "--store", str(store)]
     cases = [
+        (["predict", str(tmp_path / "given"), *model],
+         f"out.png: a link out of the folder {tmp_path / 'given'} (to {photos[0].resolve()})"),
         (["predict", str(tmp_path / "notes.jpg"), *model], "notes.jpg: not an image"),
         (["predict", str(tmp_path / "absent.png"), *model], "absent.png: no such file"),
         (["predict", str(tmp_path / "cut.jpg"), *model],

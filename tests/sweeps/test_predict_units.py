@@ -46,3 +46,23 @@ def test_a_model_uri_and_a_keras_file_are_taken_as_they_are(tmp_path):
     with pytest.raises(predict.PredictError, match="no store at"):
         predict.model_source("somesweep", st)
     assert not (tmp_path / "store").exists()  # nothing created to find out
+
+
+def test_a_folder_gives_its_images_sorted_and_a_link_out_of_it_is_refused(tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("b.JPG", "a.png", "notes.txt", "sub/c.png"):
+        (photos / name).write_bytes(b"x")
+    (photos / "inside.png").symlink_to(photos / "a.png")  # a link within the folder: read
+    assert predict.image_paths([str(photos), "other.jpg"]) == [
+        str(photos / "a.png"), str(photos / "b.JPG"), str(photos / "inside.png"), "other.jpg"]
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"x")
+    (photos / "z.png").symlink_to(secret)
+    with pytest.raises(predict.PredictError) as e:
+        predict.image_paths([str(photos)])
+    assert str(e.value) == (f"{photos / 'z.png'}: a link out of the folder {photos} "
+                            f"(to {secret}); refused")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(predict.PredictError, match="empty: no image files"):
+        predict.image_paths([str(tmp_path / "empty")])
