@@ -24,6 +24,7 @@ COSTS = {
     "macs": "multiply-adds per image",
     "latency_ms": "ms per image at batch 1 (median of 5)",
     "images_per_s": "images/s at batch 256 (median of 5)",
+    "size_mb": "MB of the saved .keras file (weights, no optimizer state)",
 }
 PREFIX = "cost/"
 LATENCY_BATCH, THROUGHPUT_BATCH = 1, 256
@@ -67,11 +68,12 @@ def constraint_values(costs: Mapping[str, float], bounds: Mapping[str, Bound]) -
 
 def combined(members: list[Mapping[str, float]], views: int = 1) -> dict[str, float]:
     """The costs of averaging ``members``' predictions over ``views`` test-time views of each
-    image: parameters add; multiply-adds and latency add and multiply by the views; throughput
-    is the harmonic sum, divided by the views."""
+    image: parameters and file sizes add; multiply-adds and latency add and multiply by the
+    views; throughput is the harmonic sum, divided by the views."""
     out: dict[str, float] = {}
-    if all("params" in m for m in members):
-        out["params"] = sum(m["params"] for m in members)
+    for k in ("params", "size_mb"):
+        if all(k in m for m in members):
+            out[k] = sum(m[k] for m in members)
     for k in ("macs", "latency_ms"):
         if all(k in m for m in members):
             out[k] = views * sum(m[k] for m in members)
@@ -143,9 +145,22 @@ def latency(model: Any, repeats: int = 5, min_s: float = 0.05) -> dict[str, floa
     return out
 
 
+def size_mb(model: Any) -> float:
+    """MB of ``model`` saved as a ``.keras`` file, as it would be deployed (before it is
+    compiled: no optimizer state)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.stat().st_size / 1e6
+
+
 def measure(model: Any, timed: bool = True) -> dict[str, float]:
     """Every cost of ``COSTS`` (the latencies only where ``timed``)."""
-    out: dict[str, float] = {"params": float(model.count_params()), "macs": float(macs(model))}
+    out: dict[str, float] = {"params": float(model.count_params()), "macs": float(macs(model)),
+                             "size_mb": size_mb(model)}
     if timed:
         out.update(latency(model))
     return out

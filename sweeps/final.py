@@ -45,7 +45,7 @@ CHAMPION = "champion"  # the Model Registry alias of a sweep's newest final mode
 # several objectives: a cost -> the alias of the front's model best on it among those within
 # WITHIN of the most accurate one's metric (one point of accuracy)
 COST_ALIASES = {"latency_ms": "fastest", "images_per_s": "highest_throughput",
-                "params": "smallest", "macs": "fewest_macs"}
+                "params": "smallest", "macs": "fewest_macs", "size_mb": "smallest_file"}
 WITHIN = 0.01
 
 

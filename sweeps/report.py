@@ -158,7 +158,7 @@ def rows(sw: Sweep) -> list[dict[str, Any]]:
     return out
 
 
-COST_COLUMNS = ("macs", "latency_ms", "images_per_s")  # "params" has its own column
+COST_COLUMNS = ("macs", "latency_ms", "images_per_s", "size_mb")  # "params" has its own column
 
 
 def family_rows(sw: Sweep) -> list[dict[str, Any]]:

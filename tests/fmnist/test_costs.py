@@ -40,7 +40,9 @@ def test_measure_gives_every_cost_from_the_untrained_model():
     assert set(c) == set(costs.COSTS)
     assert c["params"] == m.count_params() and c["macs"] == costs.macs(m)
     assert 0 < c["latency_ms"] < 1000 and c["images_per_s"] > 0
-    assert set(costs.measure(m, timed=False)) == {"params", "macs"}
+    # the file holds each float32 weight once, and a little more (config, zip): no optimizer
+    assert 4 * c["params"] / 1e6 <= c["size_mb"] < 4 * c["params"] / 1e6 + 0.05
+    assert set(costs.measure(m, timed=False)) == {"params", "macs", "size_mb"}
 
 
 def test_a_model_refused_when_built_is_not_trained():
