@@ -275,6 +275,20 @@ def test_a_kill_after_the_run_closed_keeps_the_trials_result(status):
     assert actions == [resume.Complete(0, 0.91)]
 
 
+def test_a_kill_after_the_run_closed_tells_a_multi_objective_study_each_objective():
+    # several objectives: the study's values are the objective, then each cost as recorded
+    run = _run("a", 0, "FINISHED", 0.91)
+    run.metrics.update({"cost/latency_ms": 0.4, "cost/params": 5e4})
+    (done,) = resume.decide([_tv(0, "RUNNING")], [run], _no_state)
+    two = spec_.parse({"name": "s", "family": "lenet5",
+                       "objectives": {"val/acc": "max", "params": "min", "latency_ms": "min"}})
+    assert done.values(two) == [0.91, 5e4, 0.4]
+    assert done.values(spec_.parse({"name": "s", "family": "lenet5"})) == [0.91]
+    missing = spec_.parse({"name": "s", "family": "lenet5",
+                           "objectives": {"val/acc": "max", "macs": "min"}})
+    assert done.values(missing) is None  # not recorded: the trial is failed, not guessed
+
+
 def test_a_trial_killed_mid_way_goes_on_from_its_last_saved_epoch_in_the_same_run():
     saved = {"/ray/t0": ("/ray/t0/checkpoint_000002", 3)}
     actions = resume.decide([_tv(0, "RUNNING")], [_run("a", 0, "RUNNING", trial_dir="/ray/t0")],
