@@ -90,13 +90,14 @@ class StudySearch(OptunaSearch):
         if self.study is None or self.spec is None or self.budget is None or not (
                 self.budget.timed or self.budget.counted):
             return None
-        if self.spec.multi_objective:  # a front is explored: the sampler proposes every trial
-            return None
         from optuna.trial import TrialState
 
         trials = self.study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return None
+        if self.spec.multi_objective:  # a front: the recipes held back, then the sampler's
+            return (policy.Decision("explore", "the front is explored")
+                    if warm.pending(self.study) else None)
         done = [policy.Done(t.number, t.values[0], t.params, t.user_attrs,
                             self.schedules.get(t.number) or space.trial_epochs(
                                 self.spec, {**t.params, **t.user_attrs}))
