@@ -77,17 +77,21 @@ def log_model(st: tracking.Store, run_id: str, model, example: np.ndarray) -> st
     return f"runs:/{run_id}/model"
 
 
-def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
-    """``model_uri`` as a new version of ``fmnist-<sweep>`` in the Model Registry, with the
-    alias ``champion`` moved to it (what `mlflow models serve -m models:/fmnist-<sweep>@champion`
-    serves); its version."""
+def register(st: tracking.Store, sweep: str, model_uri: str) -> str:
+    """``model_uri`` as a new version of ``fmnist-<sweep>`` in the Model Registry; its
+    version."""
     import mlflow
 
     mlflow.set_tracking_uri(st.tracking_uri)
-    name = registered_name(sweep)
-    version = mlflow.register_model(model_uri, name).version
-    tracking.client(st).set_registered_model_alias(name, CHAMPION, str(version))
-    return str(version)
+    return str(mlflow.register_model(model_uri, registered_name(sweep)).version)
+
+
+def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
+    """``model_uri`` registered (``register``), with the alias ``champion`` moved to it (what
+    `mlflow models serve -m models:/fmnist-<sweep>@champion` serves); its version."""
+    version = register(st, sweep, model_uri)
+    tracking.client(st).set_registered_model_alias(registered_name(sweep), CHAMPION, version)
+    return version
 
 
 REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
@@ -280,11 +284,7 @@ def _register_front(st: tracking.Store, spec, rec, split, say,
             tracking.log_run(st, r.run_id, {"test/acc": plain.accuracy,
                                             "test/loss": plain.loss,
                                             "test/acc_plain": plain.accuracy}, {tag.TTA: "none"})
-        import mlflow
-
-        mlflow.set_tracking_uri(st.tracking_uri)
-        version = str(mlflow.register_model(log_model(st, r.run_id, model, split.x_val[:2]),
-                                            name).version)
+        version = register(st, spec.name, log_model(st, r.run_id, model, split.x_val[:2]))
         versions[r.run_id] = version
         tracking.log_run(st, r.run_id, {}, {tag.FRONT: version})
         for k, v in {tag.FRONT: "true", spec.metric: f"{r.objective:.4f}",
