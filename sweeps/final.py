@@ -8,8 +8,10 @@ From the best finished trial (on the spec's objective), as the spec's ``final:``
   models on validation probabilities, a run of role ``tags.ENSEMBLE``;
 - ``tta``: test-time augmentation where it raised the best trial's validation accuracy.
 
-Every choice is made on validation: the ensemble is the final model where it validated above
-the best trial alone; else a refit that trained all its epochs; else the best trial's model.
+Every choice is made on validation data that did not build the models compared: the validation
+split is cut in two halves (``halves``, seeded); the refit trains on the training images and the
+first half, the ensemble's members are picked on the first half, and the best trial, a refit
+that trained all its epochs and the ensemble are compared on the second half (``_choose``).
 Each model is evaluated on the test set once (``test/acc`` with the chosen augmentation,
 ``test/acc_plain`` without); the parent run gets the final model's test metrics, the model, and
 tags naming it (``tags.FINAL``, ``tags.FINAL_RUN_ID``). The model is registered in the MLflow
@@ -94,9 +96,6 @@ def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
     return version
 
 
-REFIT_VAL_IMAGES = 512  # the refit's per-epoch validation: on training images, never logged
-
-
 @dataclass
 class Candidate:
     """A model the final choice is made between."""
@@ -104,7 +103,7 @@ class Candidate:
     role: str  # tags.TRIAL (the best trial's model), tags.REFIT or tags.ENSEMBLE
     run_id: str
     model: Any
-    val_acc: float | None  # on the validation split, with the chosen TTA; None: a refit
+    val_acc: float | None  # on the held-out validation half, with the chosen TTA
     usable: bool = True  # a refit cut short by the budget is recorded, never chosen
     evaluation: Any = None  # its test evaluation (``fmnist.evaluate.Evaluation``)
     trained_images: int = 0  # training images it processed in this command (a refit's)
@@ -194,17 +193,22 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     elif mode != "none":
         say(f"final: test-time augmentation {mode}: val/acc {plain_val:.4f} -> {tta_val:.4f}")
     best_probs = tta_probs if mode != "none" else plain_probs
-    candidates = [Candidate(tag.TRIAL, best.run_id, model, _accuracy(best_probs, split.y_val))]
-    held = None
-    if refit is not None:
+    _, held = halves(len(split.y_val), spec.data_seed)
+    y_held = np.asarray(split.y_val)[held]
+    candidates = [Candidate(tag.TRIAL, best.run_id, model,
+                            _accuracy(best_probs[held], y_held))]
+    if refit is not None:  # scored on the half it did not train on
+        refit = replace(refit, val_acc=_accuracy(
+            tta.predict(refit.model, split.x_val[held], mode), y_held))
         candidates.append(refit)
     if spec.ensemble >= 2:
         ens = _ensemble(st, rec, spec, parent, best, model, best_probs, split, mode, say, until)
         if ens is not None:
-            ens, held = ens
-            # compared where neither was chosen: on the validation half that did not pick it
-            candidates[0] = replace(candidates[0], val_acc=held.best)
-            candidates.append(ens)
+            candidates.append(ens[0])
+    for cand in candidates:
+        tracking.log_run(st, cand.run_id, {record.VAL_ACC_HELD: cand.val_acc}, {})
+    say("final: on the held-out validation half: " + ", ".join(
+        f"{c.role} {c.val_acc:.4f}" + ("" if c.usable else " (cut short)") for c in candidates))
 
     for cand in candidates:  # each model on the test set once (as chosen, and plain)
         ev = evaluate.evaluate(cand.model, split.x_test, split.y_test, tta=mode)
@@ -216,7 +220,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
         tracking.log_run(st, cand.run_id, metrics, {tag.TTA: mode})
         say(f"final: {cand.role} test/acc {ev.accuracy:.4f}"
             + (f" (plain {plain.accuracy:.4f})" if mode != "none" else "")
-            + ("" if cand.val_acc is None else f", val/acc {cand.val_acc:.4f}"))
+            + ("" if cand.val_acc is None else f", held-out val/acc {cand.val_acc:.4f}"))
 
     chosen = _choose(candidates)
     ev = chosen.evaluation
@@ -316,20 +320,23 @@ def breaks(spec, runs: list[TrialRun], mode: str) -> str:
                                       spec.constraints))
 
 
+TIE_ORDER = (tag.REFIT, tag.TRIAL, tag.ENSEMBLE)  # on a tie: more images, then fewer models
+
+
 def _choose(candidates: list[Candidate]) -> Candidate:
-    """On validation alone: the ensemble where it validated above the best trial, else a
-    complete refit (the same configuration on more images), else the best trial's model."""
-    by_role = {c.role: c for c in candidates if c.usable}
-    trial, ens = by_role[tag.TRIAL], by_role.get(tag.ENSEMBLE)
-    if ens is not None and ens.val_acc is not None and ens.val_acc > trial.val_acc:
-        return ens
-    return by_role.get(tag.REFIT, trial)
+    """The usable candidate most accurate on the held-out validation half (which trained none
+    of them and picked no ensemble member); on a tie the refit (the same configuration on more
+    images), then the best trial alone, then the ensemble (more models for nothing measured).
+    A refit cut short by the budget is never chosen; nor is a candidate with no score."""
+    usable = [c for c in candidates if c.usable and c.val_acc is not None
+              and not np.isnan(c.val_acc)]
+    return max(usable, key=lambda c: (c.val_acc, -TIE_ORDER.index(c.role)))
 
 
 def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The validation split's two halves (positions, seeded): the ensemble's members are picked
-    on the first and the ensemble is compared with the best trial on the second, which did not
-    pick them (a choice scored on the data that made it flatters the ensemble)."""
+    """The validation split's two halves (positions, seeded): the refit trains on the first and
+    the ensemble's members are picked on it; every candidate is compared on the second, which
+    built none of them (a choice scored on the data that made it flatters the model it made)."""
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
@@ -361,12 +368,18 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
                       dtype=np.float64)
 
 
-def refit_split(split):
-    """``split`` with the validation images added to the training images; its validation is a
-    few of them (a refit's epoch metrics are on images it trains on: never a choice)."""
-    return replace(split, x_train=np.concatenate([split.x_train, split.x_val]),
-                   y_train=np.concatenate([split.y_train, split.y_val]),
-                   x_val=split.x_val[:REFIT_VAL_IMAGES], y_val=split.y_val[:REFIT_VAL_IMAGES])
+def refit_split(split, seed: int = 0):
+    """``split`` with the first validation half (``halves``) added to the training images; its
+    validation is the other half, on which the refit is compared with the best trial."""
+    pick, held = halves(len(split.y_val), seed)
+    return replace(split, x_train=np.concatenate([split.x_train, split.x_val[pick]]),
+                   y_train=np.concatenate([split.y_train, split.y_val[pick]]),
+                   x_val=split.x_val[held], y_val=split.y_val[held])
+
+
+def refit_train_images(split) -> int:
+    """The images a refit trains on per epoch: the training split and half the validation's."""
+    return len(split.y_train) + len(split.y_val) // 2
 
 
 def refit_hp(spec, knobs: dict[str, Any], max_epochs: int | None = None) -> dict[str, Any]:
@@ -391,15 +404,15 @@ def refit_estimate_s(metrics: dict[str, float], epochs: int, images: int,
 
 
 def refit_need_s(best: TrialRun, split) -> float | None:
-    """The seconds the refit of ``best`` should take on ``split``'s training and validation
-    images, at the trial's pace; None where the trial did not record it."""
-    return refit_estimate_s(best.metrics, best.refit_epochs,
-                            len(split.y_train) + len(split.y_val), len(split.y_train))
+    """The seconds the refit of ``best`` should take on its images (``refit_train_images``), at
+    the trial's pace; None where the trial did not record it."""
+    return refit_estimate_s(best.metrics, best.refit_epochs, refit_train_images(split),
+                            len(split.y_train))
 
 
 def refit_images(best: TrialRun, split) -> int:
-    """The training images the refit of ``best`` processes: its epochs of train + val."""
-    return best.refit_epochs * (len(split.y_train) + len(split.y_val))
+    """The training images the refit of ``best`` processes: its epochs of train + half val."""
+    return best.refit_epochs * refit_train_images(split)
 
 
 def share_back(budget: Budget, best: TrialRun | None, split, now: float,
@@ -420,7 +433,8 @@ def share_back(budget: Budget, best: TrialRun | None, split, now: float,
 
 def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
            until: float | None, images_left: int | None = None) -> Candidate | None:
-    """Train the best configuration on train + val for the trial's best epoch count (a run of
+    """Train the best configuration on train + the first validation half (``refit_split``) for
+    the trial's best epoch count (a run of
     role REFIT), or load the refit a finished run of an earlier command saved; None where the
     budget's time left is too short for all its epochs at its trial's pace."""
     done = rec.own_run(tag.REFIT, best)
@@ -440,7 +454,7 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     family, preset, knobs = space.trial_setup(spec, config)
     epochs = best.refit_epochs
     hp = refit_hp(spec, knobs, best.schedule_epochs)
-    full = refit_split(split)
+    full = refit_split(split, spec.data_seed)
     if images_left is not None and refit_images(best, split) > images_left:
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images needs "
             f"{refit_images(best, split):,} training images, the compute budget has "

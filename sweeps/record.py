@@ -12,7 +12,8 @@ it.
 A trial run has one validation accuracy per model: ``VAL_ACC_FINAL`` is its saved model's (the
 one the final choice uses, and the ``objective`` where the spec's metric is val/acc);
 ``val/acc`` is logged per epoch (the last epoch's is its latest value) and ``val/acc_best`` is
-the best of its epochs so far. Reports name them so.
+the best of its epochs so far; ``VAL_ACC_HELD`` is a candidate final model's on the validation
+half no candidate was built on (the final choice's figure). Reports name them so.
 
 Pure: no TensorFlow, Ray or MLflow import (``MlflowRecord`` imports MLflow when used).
 """
@@ -31,6 +32,10 @@ from sweeps import tags as tag
 OBJECTIVE = "objective"  # the spec's metric, of the trial's final model
 VAL_ACC_FINAL = "val/acc_final"  # the saved model's validation accuracy
 VAL_LOSS_FINAL = "val/loss_final"
+# a model after the search's validation accuracy on the held-out half of the validation split
+# (``final.halves``: it trained no refit and picked no ensemble member), with the final TTA:
+# the figure the final choice compares
+VAL_ACC_HELD = "val/acc_held"
 EPOCHS = "epochs"  # epochs trained
 BEST_EPOCH = "best_epoch"  # the epoch whose weights were kept
 TRAIN_S = "train_s"  # seconds of training (the pace: train_s / epochs)

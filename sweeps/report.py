@@ -201,7 +201,9 @@ def final_rows(sw: Sweep) -> list[dict[str, Any]]:
             what = f"{r.data.params.get('members')} trials, {r.data.params.get('picks')} picks"
         else:
             what = r.info.run_name
-        out.append({"model": role, "what": what, "val/acc": m.get("val/acc"),
+        out.append({"model": role, "what": what,
+                    # the choice's figure: on the validation half that built none of them
+                    "val/acc held-out": m.get(record.VAL_ACC_HELD),
                     "test/acc plain": m.get("test/acc_plain"),
                     "test/acc": m.get("test/acc", sw.parent.data.metrics.get("test/acc")),
                     "tta": r.data.tags.get(tag.TTA, sw.parent.data.tags.get(tag.TTA, "")),

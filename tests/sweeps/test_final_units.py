@@ -19,18 +19,42 @@ def _cand(role, val, usable=True):
     return final.Candidate(role, f"run-{role}", None, val, usable)
 
 
-def test_the_ensemble_is_final_only_where_it_validated_above_the_best_trial():
-    trial, refit = _cand(tag.TRIAL, 0.90), _cand(tag.REFIT, None)
-    assert final._choose([trial, refit, _cand(tag.ENSEMBLE, 0.91)]).role == tag.ENSEMBLE
-    # a tie on validation: the refit (the same configuration, on more images)
-    assert final._choose([trial, refit, _cand(tag.ENSEMBLE, 0.90)]).role == tag.REFIT
-    assert final._choose([trial, _cand(tag.ENSEMBLE, 0.89)]).role == tag.TRIAL
+def test_the_final_model_is_the_most_accurate_on_the_held_out_half():
+    trial = _cand(tag.TRIAL, 0.90)
+    assert final._choose([trial, _cand(tag.REFIT, 0.89), _cand(tag.ENSEMBLE, 0.91)]).role \
+        == tag.ENSEMBLE
+    assert final._choose([trial, _cand(tag.REFIT, 0.92), _cand(tag.ENSEMBLE, 0.91)]).role \
+        == tag.REFIT
+    # a refit that scored below the trial on the half it did not see is not taken on faith
+    assert final._choose([trial, _cand(tag.REFIT, 0.895)]) is trial
+    # a tie: the refit (the same configuration, on more images), then the trial alone
+    assert final._choose([trial, _cand(tag.REFIT, 0.90), _cand(tag.ENSEMBLE, 0.90)]).role \
+        == tag.REFIT
+    assert final._choose([trial, _cand(tag.ENSEMBLE, 0.90)]) is trial
 
 
 def test_a_refit_cut_short_by_the_budget_is_never_chosen():
     trial = _cand(tag.TRIAL, 0.90)
-    assert final._choose([trial, _cand(tag.REFIT, None, usable=False)]) is trial
-    assert final._choose([trial, _cand(tag.REFIT, None)]).role == tag.REFIT
+    assert final._choose([trial, _cand(tag.REFIT, 0.99, usable=False)]) is trial
+    assert final._choose([trial, _cand(tag.REFIT, 0.91)]).role == tag.REFIT
+
+
+def test_the_in_sample_choice_and_the_held_out_choice_differ():
+    """A made-up case: a refit that memorised its half of the validation split scores 1.0 on
+    the whole split, which the in-sample rule (any complete refit) would take; on the half it
+    did not train on it is worse than the trial, and the trial is chosen."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 2000)
+    pick, held = final.halves(len(y), seed=5)
+    onehot = np.eye(10)[y]
+    trial = np.where(rng.random((2000, 1)) < 0.9, onehot, np.roll(onehot, 1, axis=1))
+    refit = np.where(rng.random((2000, 1)) < 0.85, onehot, np.roll(onehot, 1, axis=1))
+    refit[pick] = onehot[pick]  # the half it trained on: every image right
+    acc = final._accuracy
+    assert acc(refit, y) > acc(trial, y)  # in sample, the refit looks better
+    chosen = final._choose([final.Candidate(tag.TRIAL, "t", None, acc(trial[held], y[held])),
+                            final.Candidate(tag.REFIT, "r", None, acc(refit[held], y[held]))])
+    assert chosen.role == tag.TRIAL
 
 
 def test_a_refits_time_is_estimated_at_its_trials_pace():
@@ -52,16 +76,19 @@ class _Split:
     y_test: np.ndarray
 
 
-def test_the_refit_trains_on_train_and_val_and_never_sees_the_test_images():
+def test_the_refit_trains_on_train_and_half_the_val_and_never_sees_the_test_images():
     rng = np.random.default_rng(0)
     split = _Split(rng.integers(0, 255, (50, 28, 28), dtype=np.uint8), np.arange(50) % 10,
                    rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10,
                    np.zeros((5, 28, 28), np.uint8), np.zeros(5))
-    full = final.refit_split(split)
-    assert len(full.y_train) == 70
-    np.testing.assert_array_equal(full.x_train[50:], split.x_val)
+    full = final.refit_split(split, seed=1)
+    pick, held = final.halves(20, seed=1)
+    assert len(full.y_train) == 60  # the training images and the first validation half
+    np.testing.assert_array_equal(full.x_train[50:], split.x_val[pick])
     np.testing.assert_array_equal(full.y_train[:50], split.y_train)
-    assert full.x_test is split.x_test and len(full.y_val) == 20
+    # its validation is the other half, which it never trains on
+    np.testing.assert_array_equal(full.x_val, split.x_val[held])
+    assert full.x_test is split.x_test and final.refit_train_images(split) == 60
 
 
 def test_the_refit_runs_the_trials_knobs_without_early_stopping():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sweeps import record
 from sweeps import tags as tag
 from sweeps.cli import main
 from tests.sweeps.helpers import records, write_spec
@@ -397,6 +398,10 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
               parent.data.tags[tag.BEST_RUN_ID]: client.get_run(parent.data.tags[tag.BEST_RUN_ID])}
     assert scored[final_run].data.tags[tag.ROLE] == final_role
     assert parent.data.metrics["test/acc"] == scored[final_run].data.metrics["test/acc"]
+    # chosen on the validation half that trained no refit and picked no member
+    held = {rid: r.data.metrics[record.VAL_ACC_HELD] for rid, r in scored.items()
+            if r.data.tags.get(tag.COMPLETE, "true") == "true"}
+    assert held[final_run] == max(held.values()), held
     assert 0 < parent.data.metrics["sweep/wall_s"] <= wall
     epochs = sum(len(client.get_metric_history(r.info.run_id, "val/acc")) for r in trials)
     assert parent.data.metrics["sweep/train_images"] == (  # subset: per split; and the refit's
