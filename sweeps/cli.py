@@ -571,11 +571,20 @@ def _stopped_line(args: argparse.Namespace, inv: Invocation, stop) -> str:
     line = f"fmnist-sweep {args.command}: stopped by {stop}"
     if args.command != "run" or stop.done is None:
         return line
-    words = [w for w in inv.argv if w != "--fresh"]
-    if getattr(args, "fresh", False):  # the resume is of the new name this run took
-        words += ["--name", stop.name]
     return (f"{line}; {stop.done} of {stop.trials} trials done, every record kept; "
-            f"the same command resumes: fmnist-sweep {' '.join(words)}")
+            f"the same command resumes: {_resume_command(args, inv, stop.name)}")
+
+
+def _resume_command(args: argparse.Namespace, inv: Invocation,
+                    name: str | None = None) -> str | None:
+    """The command that resumes this run's sweep: the same one; after ``--fresh``, the same one
+    without it and with ``--name`` of the sweep it started (None where that name is unknown)."""
+    words = [w for w in inv.argv if w != "--fresh"]
+    if getattr(args, "fresh", False):
+        if name is None:
+            return None
+        words += ["--name", name]
+    return "fmnist-sweep " + " ".join(words)
 
 
 def _user_line(e: UserError) -> str:
@@ -635,11 +644,12 @@ def _full_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
     line = f"fmnist-sweep {args.command}: {root}: the disk is full ({why})"
     if args.command != "run":
         return f"{line}; free some space and run the command again"
-    if getattr(args, "fresh", False):
+    resume = _resume_command(args, inv)
+    if resume is None:
         return (f"{line}; every record is kept as a kill leaves it (free some space, then rerun "
                 f"without --fresh and with --name of the sweep it started to resume)")
     return (f"{line}; every record is kept as a kill leaves it; free some space, then the same "
-            f"command resumes: fmnist-sweep {' '.join(inv.argv)}")
+            f"command resumes: {resume}")
 
 
 def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
@@ -647,12 +657,12 @@ def _away_line(args: argparse.Namespace, inv: Invocation, why: str) -> str:
     line = f"fmnist-sweep {args.command}: the store's server went away ({why})"
     if args.command != "run":
         return f"{line}; run the command again once it is back"
-    words = [w for w in inv.argv if w != "--fresh"]
-    if getattr(args, "fresh", False):
-        return f"{line}; every record is kept as a kill leaves it (rerun without --fresh and " \
-               f"with --name of the sweep to resume)"
+    resume = _resume_command(args, inv)
+    if resume is None:
+        return (f"{line}; every record is kept as a kill leaves it (rerun without --fresh and "
+                f"with --name of the sweep to resume)")
     return (f"{line}; every record is kept as a kill leaves it; once it is back, the same "
-            f"command resumes: fmnist-sweep {' '.join(words)}")
+            f"command resumes: {resume}")
 
 
 if __name__ == "__main__":

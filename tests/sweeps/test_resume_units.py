@@ -56,3 +56,17 @@ def test_the_newest_complete_state_is_the_one_to_go_on_from(tmp_path):
     passed = []
     assert resume.latest_state(trial, passed) == (trial / "checkpoint_000001", 2)
     assert passed == [trial / "checkpoint_000003", newest]  # each said on resume
+
+
+def test_the_command_that_resumes_is_the_same_one_and_after_fresh_names_the_sweep():
+    import argparse
+
+    from sweeps import cli
+
+    inv = cli.Invocation(("run", "s.yaml", "--fresh", "--budget", "25 epochs"), 0.0)
+    plain = cli.Invocation(("run", "s.yaml"), 0.0)
+    assert cli._resume_command(argparse.Namespace(fresh=False), plain) == "fmnist-sweep run s.yaml"
+    fresh = argparse.Namespace(fresh=True)
+    assert cli._resume_command(fresh, inv, "s-2") == \
+        "fmnist-sweep run s.yaml --budget 25 epochs --name s-2"
+    assert cli._resume_command(fresh, inv) is None  # the name it took is not known
