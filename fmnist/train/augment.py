@@ -3,6 +3,9 @@
 ``augmenter(hp, seed)`` returns a batched map, uint8 (B, 28, 28) -> float32 (B, 28, 28, 1) with
 pixels 0..255, or None when ``hp`` asks for no augmentation; ``dataset`` builds the shuffled,
 batched, prefetched pipeline around it. The images stay uint8 in memory; the model scales them.
+``AlternateFlip`` (the ``flip_alternate`` knob) flips each image in every other epoch, as
+airbench does: a seeded half in the first epoch, the other half in the next, and so on; it is
+also the Keras callback that tells the pipeline the epoch.
 """
 
 from __future__ import annotations
@@ -11,13 +14,35 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from fmnist.runtime import keras, tf
 
 KNOBS = ("flip", "zoom", "translate", "crop", "erase")
 
 
-def augmenter(hp: Mapping[str, Any], seed: int):
-    """The augmentation ``hp``'s flip, zoom, translate and erase knobs ask for, or None."""
+class AlternateFlip(keras.callbacks.Callback):
+    """Each of ``n`` images flipped in every other epoch: image i in epoch e iff its seeded bit
+    differs from e's parity (airbench's alternating flip: every image is seen both ways in any
+    two epochs in a row, without the repeats of independent coin flips). Put it first among a
+    run's callbacks: it sets the epoch before the pipeline makes the epoch's batches."""
+
+    def __init__(self, n: int, seed: int):
+        super().__init__()
+        self.bits = tf.constant(np.random.default_rng(seed).integers(0, 2, n), tf.int64)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+    def mask(self, index):
+        """Whether each image of ``index`` (positions in the training images) is flipped."""
+        return tf.not_equal(tf.gather(self.bits, index), self.epoch % 2)
+
+
+def augmenter(hp: Mapping[str, Any], seed: int, alternate: AlternateFlip | None = None):
+    """The augmentation ``hp``'s flip, zoom, translate and erase knobs ask for, or None. With
+    ``alternate`` the flips are its (the map then takes each image's position too)."""
     if not any(hp[k] for k in KNOBS):
         return None
     geometric = []
@@ -27,11 +52,12 @@ def augmenter(hp: Mapping[str, Any], seed: int):
         geometric.append(keras.layers.RandomTranslation(hp["translate"], hp["translate"],
                                                         fill_mode="constant", seed=seed + 1))
 
-    def augment(x, y):
+    def augment(x, y, index=None):
         x = tf.cast(x, tf.float32)[..., None]
         n = tf.shape(x)[0]
         if hp["flip"]:
-            flip = tf.random.uniform((n, 1, 1, 1)) < hp["flip"]
+            flip = (alternate.mask(index)[:, None, None, None] if alternate is not None
+                    else tf.random.uniform((n, 1, 1, 1)) < hp["flip"])
             x = tf.where(flip, tf.reverse(x, axis=[2]), x)
         if hp["crop"]:
             x = random_crop(x, hp["crop"], seed + 2)
@@ -76,10 +102,13 @@ def random_erase(x, probability: float):
     return tf.where((inside & apply)[..., None], noise[..., None], x)
 
 
-def dataset(x, y, batch_size: int, shuffle: bool, seed: int, augment=None, one_hot=False):
+def dataset(x, y, batch_size: int, shuffle: bool, seed: int, augment=None, one_hot=False,
+            indexed: bool = False):
     """A tf.data pipeline of (images, labels) batches: reshuffled every pass when ``shuffle``
-    (seeded), mapped through ``augment``, labels one-hot when ``one_hot``, prefetched."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    (seeded), mapped through ``augment`` (given each image's position too where ``indexed``),
+    labels one-hot when ``one_hot``, prefetched."""
+    ds = tf.data.Dataset.from_tensor_slices(
+        (x, y, np.arange(len(x), dtype=np.int64)) if indexed else (x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

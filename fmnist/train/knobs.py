@@ -39,6 +39,8 @@ HYPERPARAMETERS: dict[str, HP] = {h.name: h for h in [
     HP("patience", "int", 10, 0, 10_000, help="early stopping: epochs without improvement"),
     HP("max_epochs", "int", 20, 1, 100_000),
     HP("flip", "float", 0.0, 0.0, 1.0, help="probability of a horizontal flip"),
+    HP("flip_alternate", "bool", False,
+       help="with flip: each image flipped in every other epoch (airbench), not at random"),
     HP("zoom", "float", 0.0, 0.0, 0.5, help="random zoom range (fraction)"),
     HP("translate", "float", 0.0, 0.0, 0.5, help="random translation range (fraction)"),
     HP("erase", "float", 0.0, 0.0, 1.0, help="probability of random erasing"),

@@ -86,7 +86,8 @@ def configure_runtime(hp: Mapping[str, Any]) -> None:
 # SWA; the EMA after early stopping (which keeps the average as an epoch's weights); ``end``
 # last (``EpochEnd``: early stopping and the plateau schedule have seen the epoch before it is
 # handed on, and its state saved).
-CALLBACK_ORDER = ("recorder", "nan", "stop", "early_stopping", "plateau", "swa", "ema", "end")
+CALLBACK_ORDER = ("flip", "recorder", "nan", "stop", "early_stopping", "plateau", "swa", "ema",
+                  "end")
 
 
 def in_order(callbacks: Mapping[str, Any]) -> list[Any]:
@@ -176,8 +177,11 @@ def train(
                   loss=loss, metrics=[acc], steps_per_execution=spe, jit_compile=False)
 
     seed = thp["seed"]
+    alternate = (augment.AlternateFlip(n_train, seed)
+                 if thp["flip"] and thp["flip_alternate"] else None)
     train_ds = augment.dataset(split.x_train, split.y_train, thp["batch_size"], thp["shuffle"],
-                               seed, augment.augmenter(thp, seed), smooth)
+                               seed, augment.augmenter(thp, seed, alternate), smooth,
+                               indexed=alternate is not None)
     val_ds = augment.dataset(split.x_val, split.y_val, max(thp["batch_size"], 512), False, seed,
                              None, smooth)
 
@@ -201,7 +205,7 @@ def train(
                    save_state=epoch_state and not thp["swa_epochs"], resume=resume, ema=ema,
                    finish_by=finish_by, schedule=lr)
     callbacks = in_order({
-        "recorder": recorder,
+        "flip": alternate, "recorder": recorder,
         "nan": keras.callbacks.TerminateOnNaN(),
         "stop": StopWhenAsked(should_stop) if should_stop is not None else None,
         "early_stopping": stopper, "plateau": plateau, "swa": swa, "ema": ema, "end": end})

@@ -190,6 +190,39 @@ def test_augmenter_flips_and_erases(tiny):
     assert np.all(changed > 0) and np.all(changed < 0.5)
 
 
+def test_alternating_flip_shows_each_image_both_ways_in_two_epochs_in_a_row(tiny):
+    from fmnist.train import augment
+
+    hp, _ = train.split_hp(None, {"flip": 0.5, "flip_alternate": True})
+    x, idx = tiny.x_train[:64], np.arange(64)
+    alt = augment.AlternateFlip(64, seed=0)
+    aug = augment.augmenter(hp, 0, alt)
+
+    def flipped():
+        out = aug(x, tiny.y_train[:64], idx)[0].numpy()[..., 0]
+        return np.array([np.array_equal(o, i[:, ::-1]) and not np.array_equal(o, i)
+                         for o, i in zip(out, x.astype(np.float32), strict=True)])
+
+    alt.on_epoch_begin(0)
+    first = flipped()
+    alt.on_epoch_begin(1)
+    second = flipped()
+    assert 16 < first.sum() < 48  # about half, seeded
+    assert not (first & second).any() and (first | second).sum() >= 60  # the other half next
+    alt.on_epoch_begin(2)
+    np.testing.assert_array_equal(flipped(), first)
+    # through the pipeline (as fit iterates it, once per epoch) the epoch is read each pass
+    ds = augment.dataset(x, tiny.y_train[:64], 64, False, 0, aug, indexed=True)
+    for epoch, want in ((0, first), (1, second)):
+        alt.on_epoch_begin(epoch)
+        out = next(iter(ds))[0].numpy()[..., 0]
+        np.testing.assert_array_equal(out[want], x[want][:, :, ::-1].astype(np.float32))
+    # and a run with it trains (the callback first, the pipeline given the positions)
+    r = train.train("lenet5", tiny, {"max_epochs": 2, "batch_size": 32, "flip": 0.5,
+                                     "flip_alternate": True})
+    assert r.epochs == 2 and np.isfinite(r.history[-1]["train/loss"])
+
+
 def test_on_epoch_sees_metrics_and_can_stop_training(tiny):
     seen = []
     r = train.train("lenet5", tiny, {"max_epochs": 5, "batch_size": 32},

@@ -201,7 +201,7 @@ class _Split:
 
 
 SPLIT = _Split(np.zeros(100), np.zeros(50))
-PACED = dict(train_s=100.0, epochs=10.0, best_epoch=8.0)  # its refit: 8 epochs of 125 images (100 + half of 50)
+PACED = dict(train_s=100.0, epochs=10.0, best_epoch=8.0)  # refit: 8 epochs of 100 + 50 / 2 images
 
 
 def test_a_refits_time_is_its_trials_pace_on_the_refits_images():
