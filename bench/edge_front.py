@@ -208,6 +208,9 @@ def main() -> None:
     p.add_argument("--subset", type=int, help="a smoke run on this many images")
     p.add_argument("--epochs", type=float, help="the compute budget (default: the spec's)")
     p.add_argument("--out", required=True)
+    p.add_argument("--optuna-from", metavar="JSON",
+                   help="Optuna's side from an earlier edge_front.json of the same spec and seed "
+                        "(it does not depend on fmnist-sweep's code): only ours runs")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,7 +231,15 @@ def main() -> None:
     split = data.load_split(val_fraction=spec.val_fraction, seed=spec.data_seed,
                             subset=spec.subset)
     budget = int(spec.budget_epochs * len(split.y_train))
-    result["optuna"] = optuna_loop(spec, split, a.seed, budget, spec.budget_s or 7200)
+    if a.optuna_from:
+        earlier = json.loads(Path(a.optuna_from).read_text())
+        if (earlier["spec"], earlier["seed"]) != (a.spec, a.seed):
+            raise SystemExit(f"{a.optuna_from}: its spec and seed are {earlier['spec']} and "
+                             f"{earlier['seed']}, not {a.spec} and {a.seed}")
+        result["optuna"] = {**earlier["optuna"], "from": a.optuna_from,
+                            "date": earlier["date"]}
+    else:
+        result["optuna"] = optuna_loop(spec, split, a.seed, budget, spec.budget_s or 7200)
     result["reference_ips"].append(round(reference_fit()))
     for tool in ("ours", "optuna"):
         r = result[tool]
