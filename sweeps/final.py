@@ -80,12 +80,22 @@ def log_model(st: tracking.Store, run_id: str, model, example: np.ndarray) -> st
 
 
 def register(st: tracking.Store, sweep: str, model_uri: str) -> str:
-    """``model_uri`` as a new version of ``fmnist-<sweep>`` in the Model Registry; its
-    version."""
-    import mlflow
+    """``model_uri`` (``runs:/<run_id>/<path>``, a model ``log_model`` logged) as a new version
+    of ``fmnist-<sweep>`` in the Model Registry; its version. Through the store's client, as
+    ``mlflow.register_model`` does it: a tracking server that cannot be reached is waited for
+    like every other write of the sweep (``tracking.reconnect_on_outage``)."""
+    from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(st.tracking_uri)
-    return str(mlflow.register_model(model_uri, registered_name(sweep)).version)
+    c = tracking.client(st)
+    name = registered_name(sweep)
+    try:
+        c.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    run_id, path = model_uri.removeprefix("runs:/").split("/", 1)
+    source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+    return str(c.create_model_version(name, source, run_id=run_id).version)
 
 
 def register_champion(st: tracking.Store, sweep: str, model_uri: str) -> str:
