@@ -186,9 +186,24 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     # the refit first: it trains, and TensorFlow's thread pools are set before its first op
     refit = (_refit(st, rec, spec, parent, best, split, study, say, until, images_left)
              if spec.refit else None)
-    from fmnist import evaluate, tta
-
     model = _load(ckpt)
+    mode, best_probs = _choose_tta(spec, best, model, split, say)
+    candidates = _candidates(st, rec, spec, parent, best, model, best_probs, refit, split, mode,
+                             say, until)
+    _evaluate(st, candidates, split, mode, say)
+    chosen = _choose(candidates)
+    model_uri = _record(st, spec, rec, parent, best, chosen, candidates, split, mode, say)
+    return replace(info, test_acc=chosen.evaluation.accuracy, model_uri=model_uri,
+                   final=chosen.role, final_run_id=chosen.run_id, tta=mode,
+                   train_images=refit.trained_images if refit is not None else 0)
+
+
+def _choose_tta(spec, best: TrialRun, model, split, say) -> tuple[str, np.ndarray]:
+    """The test-time augmentation kept (where the spec and the trial ask for one, it stays
+    within the constraints and it raised the best trial's val/acc) and the best trial's
+    validation probabilities with it."""
+    from fmnist import tta
+
     mode = tta_mode(spec, best.params) if spec.tta else "none"
     if mode != "none" and (broken := breaks(spec, [best], mode)):
         say(f"final: test-time augmentation {mode} would break the constraints ({broken}): off")
@@ -199,18 +214,25 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     if mode != "none" and tta_val <= plain_val:
         say(f"final: test-time augmentation {mode} left val/acc at {tta_val:.4f} "
             f"(plain {plain_val:.4f}): off")
-        mode = "none"
-    elif mode != "none":
+        return "none", plain_probs
+    if mode != "none":
         say(f"final: test-time augmentation {mode}: val/acc {plain_val:.4f} -> {tta_val:.4f}")
-    best_probs = tta_probs if mode != "none" else plain_probs
+    return mode, (tta_probs if mode != "none" else plain_probs)
+
+
+def _candidates(st, rec, spec, parent, best: TrialRun, model, best_probs, refit, split, mode,
+                say, until) -> list[Candidate]:
+    """The best trial's model, its refit and the ensemble, each scored (``val_acc``, logged as
+    ``VAL_ACC_HELD``) on the validation half that trained no refit and picked no member."""
+    from fmnist import tta
+
     _, held = halves(len(split.y_val), spec.data_seed)
     y_held = np.asarray(split.y_val)[held]
     candidates = [Candidate(tag.TRIAL, best.run_id, model,
                             _accuracy(best_probs[held], y_held))]
     if refit is not None:  # scored on the half it did not train on
-        refit = replace(refit, val_acc=_accuracy(
-            tta.predict(refit.model, split.x_val[held], mode), y_held))
-        candidates.append(refit)
+        candidates.append(replace(refit, val_acc=_accuracy(
+            tta.predict(refit.model, split.x_val[held], mode), y_held)))
     if spec.ensemble >= 2:
         ens = _ensemble(st, rec, spec, parent, best, model, best_probs, split, mode, say, until)
         if ens is not None:
@@ -219,23 +241,34 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
         tracking.log_run(st, cand.run_id, {record.VAL_ACC_HELD: cand.val_acc}, {})
     say("final: on the held-out validation half: " + ", ".join(
         f"{c.role} {c.val_acc:.4f}" + ("" if c.usable else " (cut short)") for c in candidates))
+    return candidates
 
-    for cand in candidates:  # each model on the test set once (as chosen, and plain)
+
+def _evaluate(st, candidates: list[Candidate], split, mode: str, say) -> None:
+    """Each candidate on the test set once (with ``mode``, and plain), logged on its run."""
+    from fmnist import evaluate
+
+    for cand in candidates:
         ev = evaluate.evaluate(cand.model, split.x_test, split.y_test, tta=mode)
         plain = ev if mode == "none" else evaluate.evaluate(cand.model, split.x_test,
                                                             split.y_test)
         cand.evaluation = ev
-        metrics = {"test/acc": ev.accuracy, "test/loss": ev.loss,
-                   "test/acc_plain": plain.accuracy}
-        tracking.log_run(st, cand.run_id, metrics, {tag.TTA: mode})
+        tracking.log_run(st, cand.run_id, {"test/acc": ev.accuracy, "test/loss": ev.loss,
+                                           "test/acc_plain": plain.accuracy}, {tag.TTA: mode})
         say(f"final: {cand.role} test/acc {ev.accuracy:.4f}"
             + (f" (plain {plain.accuracy:.4f})" if mode != "none" else "")
             + ("" if cand.val_acc is None else f", held-out val/acc {cand.val_acc:.4f}"))
 
-    chosen = _choose(candidates)
-    ev = chosen.evaluation
+
+def _record(st, spec, rec, parent: str, best: TrialRun, chosen: Candidate,
+            candidates: list[Candidate], split, mode: str, say) -> str:
+    """The chosen model logged on the parent and registered (alias ``champion``; with several
+    objectives the front's models too), the parent's test metrics, tags and test evaluation;
+    the parent ended. The registered model's URI."""
     from mlflow.entities import Metric, RunTag
 
+    c = tracking.client(st)
+    ev = chosen.evaluation
     now = int(time.time() * 1000)
     version = register_champion(st, spec.name, log_model(st, parent, chosen.model,
                                                          split.x_val[:2]))
@@ -254,9 +287,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
                         "class_names": list(ev.class_names)}, "test_evaluation.json")
     c.set_terminated(parent, "FINISHED")
     say(f"final: the {chosen.role} model, test/acc {ev.accuracy:.4f}")
-    return replace(info, test_acc=ev.accuracy, model_uri=model_uri, final=chosen.role,
-                   final_run_id=chosen.run_id, tta=mode,
-                   train_images=refit.trained_images if refit is not None else 0)
+    return model_uri
 
 
 def aliases(front: list[TrialRun], spec) -> dict[str, TrialRun]:
