@@ -322,12 +322,28 @@ def edge_flags(sw: Sweep) -> dict[str, str]:
 
 
 def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """The report's figures by name (``FIGURES``), each drawn by its own function."""
+    top, fin, colour = _top(sw), sw.finished, family_colours(sw)
+    figs: dict[str, Any] = {
+        "val_acc_curves": _val_acc_curves(sw, top, colour),
+        "loss_curves": _loss_curves(sw, top),
+        "time_per_trial": _time_per_trial(sw, fin, colour),
+        "epoch_seconds": _epoch_seconds(sw, fin, colour),
+        "pareto": _time_front(sw, fin, colour)}
+    if any(costs.PREFIX + "latency_ms" in r.data.metrics for r in fin):
+        figs["costs"] = _cost_figure(sw, fin, colour)
+    figs["hp_vs_objective"] = _hp_vs_objective(sw, fin, colour)
+    figs["parallel_coordinates"] = _parallel_coordinates(sw, fin)
+    figs["importance"] = _optuna_plot(sw, "plot_param_importances",
+                                      "Hyperparameter importance (Optuna, PED-ANOVA)")
+    figs["history"] = _optuna_plot(sw, "plot_optimization_history",
+                                   "Optimisation history (Optuna)")
+    figs.update(_evaluation_figures(sw, data_dir))
+    return figs
 
-    figs: dict[str, Any] = {}
-    top = _top(sw)
-    colour = family_colours(sw)
+
+def _val_acc_curves(sw: Sweep, top: list[Any], colour: dict[str, str]):
+    import plotly.graph_objects as go
 
     fig = go.Figure()
     for r in top:
@@ -336,7 +352,11 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                         name=_label(sw, r), line={"color": colour.get(sw.family(r))})
     fig.update_layout(title=f"Validation accuracy per epoch, top {len(top)} trials",
                       xaxis_title="epoch", yaxis_title="val/acc")
-    figs["val_acc_curves"] = fig
+    return fig
+
+
+def _loss_curves(sw: Sweep, top: list[Any]):
+    import plotly.graph_objects as go
 
     fig = go.Figure()
     for r in top:
@@ -346,15 +366,22 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                             line={"dash": dash}, name=f"{r.info.run_name} {key}")
     fig.update_layout(title="Train (dotted) and validation (solid) loss, top trials",
                       xaxis_title="epoch", yaxis_title="loss")
-    figs["loss_curves"] = fig
+    return fig
 
-    fin = sw.finished
+
+def _time_per_trial(sw: Sweep, fin: list[Any], colour: dict[str, str]):
+    import plotly.graph_objects as go
+
     fig = go.Figure(go.Bar(x=[r.info.run_name for r in fin],
                            y=[r.data.metrics.get("train_s", 0) for r in fin],
                            marker_color=[colour.get(sw.family(r)) for r in fin],
                            text=[sw.family(r) for r in fin]))
     fig.update_layout(title="Training time per trial", yaxis_title="seconds")
-    figs["time_per_trial"] = fig
+    return fig
+
+
+def _epoch_seconds(sw: Sweep, fin: list[Any], colour: dict[str, str]):
+    import plotly.graph_objects as go
 
     per_family: dict[str, list[float]] = defaultdict(list)
     for r in fin:
@@ -363,7 +390,12 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
     fig = go.Figure([go.Box(y=v, name=k, marker_color=colour.get(k))
                      for k, v in per_family.items()])
     fig.update_layout(title="Seconds per epoch per family", yaxis_title="seconds")
-    figs["epoch_seconds"] = fig
+    return fig
+
+
+def _time_front(sw: Sweep, fin: list[Any], colour: dict[str, str]):
+    """Accuracy against training time, per family, with the Pareto front of the two."""
+    import plotly.graph_objects as go
 
     pts = [(r.data.metrics.get("train_s", 0.0), r.data.metrics.get("val/acc_best", 0.0))
            for r in fin]
@@ -379,10 +411,11 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
                     mode="lines+markers", name="Pareto front")
     fig.update_layout(title="Accuracy against training time", xaxis_title="training seconds",
                       yaxis_title="val/acc (best epoch)")
-    figs["pareto"] = fig
+    return fig
 
-    if any(costs.PREFIX + "latency_ms" in r.data.metrics for r in fin):
-        figs["costs"] = _cost_figure(sw, fin, colour)
+
+def _hp_vs_objective(sw: Sweep, fin: list[Any], colour: dict[str, str]):
+    from plotly.subplots import make_subplots
 
     names = sw.searched or ["(none searched)"]
     flags = edge_flags(sw) if sw.searched else {}
@@ -400,7 +433,11 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
         if sw.dists[n].get("type") == "loguniform":
             fig.update_xaxes(type="log", row=1, col=i)
     fig.update_layout(title="Each searched hyperparameter against the objective")
-    figs["hp_vs_objective"] = fig
+    return fig
+
+
+def _parallel_coordinates(sw: Sweep, fin: list[Any]):
+    import plotly.graph_objects as go
 
     dims = []
     for n in sw.searched:
@@ -415,14 +452,7 @@ def figures(sw: Sweep, data_dir: str | None = None) -> dict[str, Any]:
     fig = go.Figure(go.Parcoords(dimensions=dims, line={
         "color": [r.data.metrics.get("objective") for r in fin], "colorscale": "Viridis"}))
     fig.update_layout(title="Parallel coordinates")
-    figs["parallel_coordinates"] = fig
-
-    figs["importance"] = _optuna_plot(sw, "plot_param_importances",
-                                      "Hyperparameter importance (Optuna, PED-ANOVA)")
-    figs["history"] = _optuna_plot(sw, "plot_optimization_history",
-                                   "Optimisation history (Optuna)")
-    figs.update(_evaluation_figures(sw, data_dir))
-    return figs
+    return fig
 
 
 def _cost_figure(sw: Sweep, fin: list[Any], colour: dict[str, str]):
