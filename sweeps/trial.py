@@ -133,6 +133,34 @@ def import_tensorflow():
     return tf
 
 
+def _set_up_worker(cpus: float) -> int:
+    """This Ray worker made ready to train on ``cpus`` (its intra-op threads, returned; a GPU's
+    memory grown as needed); TensorFlow imported."""
+    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor
+    # and fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`); a stopped thread
+    # ends at its next poll, STOP_POLL_IMAGES away, which the slowest family on one core
+    # trains well within this
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
+    threads = max(1, math.floor(cpus))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    tf = import_tensorflow()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this (reused) worker
+            pass
+    return threads
+
+
+def _placement(started: float) -> dict[str, Any]:
+    """Where and when the trial runs (its GPUs, Ray node, host, pid, start), with each report."""
+    import ray
+
+    return {"gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "hostname": socket.gethostname(), "pid": os.getpid(), "trial_start": started}
+
+
 def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, seed: int,
               window: Any = None) -> None:
     """Train one configuration of the ``spec``'s sweep (``config``: the sampled hyperparameters,
@@ -148,33 +176,14 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
     final report.
     """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
-    import ray
     from ray import tune
 
-    # Tune waits this long for a stopped trial's thread before it gives up reusing this actor
-    # and fails the trial it meant to start here (Ray 2.60 `_on_trial_reset`); a stopped thread
-    # ends at its next poll, STOP_POLL_IMAGES away, which the slowest family on one core
-    # trains well within this
-    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "120")
-    threads = max(1, math.floor(cpus))
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    tf = import_tensorflow()
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this (reused) worker
-            pass
-    from fmnist import evaluate, train
+    threads = _set_up_worker(cpus)
+    from fmnist import train
     from sweeps.space import RESUME_KEY, trial_epochs, trial_setup
 
     ctx = tune.get_context()
-    placement = {
-        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "hostname": socket.gethostname(),
-        "pid": os.getpid(),
-        "trial_start": started,
-    }
+    placement = _placement(started)
     # its costs (``fmnist.costs``, as ``cost/<name>``), measured on the built model before
     # training, go with every report
     measured: dict[str, float] = {}
@@ -225,6 +234,19 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
                              finish_by=None if window is None else window.soft)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
+    _report_end(result, broken, split, spec, placement, measured, train_start,
+                ctx.get_trial_name())
+
+
+def _report_end(result, broken: list[str], split, spec, placement: dict[str, Any],
+                measured: dict[str, float], train_start: float, trial_name: str) -> None:
+    """The trial's last report to Tune: infeasible (``broken``: its one report, untrained), or
+    its ``FinalReport`` with the final model as a checkpoint; none where the budget's hard end
+    came before its first epoch ended."""
+    from ray import tune
+
+    from fmnist import evaluate
+
     if broken:  # its one report: the metric is there for Tune, NaN (never a trial's value)
         tune.report({INFEASIBLE_KEY: "; ".join(broken), spec.metric: float("nan"), "epoch": 0,
                      RUNG_KEY: 0, **placement, **measured})
@@ -241,7 +263,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         stop_reason=result.stop_reason, epochs=result.epochs, best_epoch=result.best_epoch,
         train_s=result.seconds, params=result.params, seed=result.hp["seed"],
         resumed=result.resumed_from, train_start=train_start, trial_end=time.time(),
-        trial_name=ctx.get_trial_name(),
+        trial_name=trial_name,
         last_epoch=last if last["epoch"] >= result.max_epochs else {},
         max_epochs=result.max_epochs, **placement)
     with tempfile.TemporaryDirectory() as tmp:
