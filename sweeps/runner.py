@@ -298,13 +298,43 @@ class _Sweep:
     say: Callable[[str], None]
 
 
+def _searcher(sweep: _Sweep, budget: Budget) -> recorder.StudySearch:
+    """The Tune searcher over the sweep's study: the spec's space and sampler, the budget's
+    decisions; told the metric, or with several objectives the metric then each cost."""
+    spec, several = sweep.spec, sweep.spec.multi_objective
+    return recorder.StudySearch(space=space.DefineByRun(spec),
+                                metric=list(spec.objective_modes) if several else spec.metric,
+                                mode=list(spec.objective_modes.values()) if several
+                                else spec.mode,
+                                sampler=space.sampler(spec, len(sweep.study.trials)),
+                                study_name=spec.name, storage=sweep.storage,
+                                budget=budget, spec=spec, n_train=len(sweep.split.y_train),
+                                study=sweep.study, seed=record.trial_seed(spec))
+
+
+def _status(sweep: _Sweep, budget: Budget, done_before: int,
+            search_s: float | None) -> progress.Progress:
+    """The progress of this command's search: trials done before it, the time and compute it
+    has, and the best value so far (the metric, in the spec's mode)."""
+    spec, n_train = sweep.spec, len(sweep.split.y_train)
+    status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
+                               search_s, n_train=n_train,
+                               compute_epochs=None if not budget.counted else (
+                                   budget.search_images() - budget.images_used) / n_train)
+    complete = sweep.study.get_trials(deepcopy=False,
+                                      states=[optuna.trial.TrialState.COMPLETE])
+    if complete:
+        status.best = max((t.values[0] for t in complete),
+                          key=lambda v: v if spec.mode == "max" else -v)
+    return status
+
+
 def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | None,
           budget: Budget) -> tuple[int, int]:
     """Run the search's remaining trials: for at most ``search_s`` seconds (None: no limit),
     within the ``budget`` (its search window, its compute); returns (trials started,
     training images processed)."""
-    spec, st, storage, study, split = (sweep.spec, sweep.st, sweep.storage, sweep.study,
-                                       sweep.split)
+    spec, st, split = sweep.spec, sweep.st, sweep.split
     parent, opts, say = sweep.parent, sweep.opts, sweep.say
     import ray
     from ray import tune
@@ -320,15 +350,7 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                       f"the trials run on CPU.", RuntimeWarning, stacklevel=2)
         say(f"warning: resources.gpu {gpu} requested, but Ray sees no GPU: running on CPU")
         gpu = 0.0
-    several = spec.multi_objective  # the study's values: the metric, then each cost
-    searcher = recorder.StudySearch(space=space.DefineByRun(spec),
-                                    metric=list(spec.objective_modes) if several else spec.metric,
-                                    mode=list(spec.objective_modes.values()) if several
-                                    else spec.mode,
-                                    sampler=space.sampler(spec, len(study.trials)),
-                                    study_name=spec.name, storage=storage,
-                                    budget=budget, spec=spec, n_train=len(split.y_train),
-                                    study=study, seed=record.trial_seed(spec))
+    searcher = _searcher(sweep, budget)
     search_alg = (ConcurrencyLimiter(searcher, spec.max_concurrent) if spec.max_concurrent
                   else searcher)
     seed = record.trial_seed(spec)
@@ -337,17 +359,7 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              window=window),
         {"cpu": spec.cpu, "gpu": gpu})
-    status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
-                               search_s, n_train=len(split.y_train),
-                               compute_epochs=None if not budget.counted else (
-                                   budget.search_images() - budget.images_used)
-                               / len(split.y_train))
-    if study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        status.best = max(  # the metric, in the spec's mode
-            (t.values[0] for t in study.get_trials(deepcopy=False, states=[
-                optuna.trial.TrialState.COMPLETE])),
-            key=lambda v: v if spec.mode == "max" else -v)
-    display = progress.Display(status, say)
+    display = progress.Display(_status(sweep, budget, done_before, search_s), say)
     searcher.say = display.note  # the policy's decisions, among the trials' lines
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
