@@ -360,20 +360,11 @@ def override(spec: SweepSpec, **changes: Any) -> SweepSpec:
     return parse(raw, spec.path)
 
 
-def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
-    from fmnist import models, train
-
-    c = _Checker(path)
-    top = c.keys("", raw if raw is not None else {}, _TOP)
-    for required in ("name", "family"):
-        if required not in top:
-            raise SpecError(f"{path}: {required}: is required.")
-    name = top["name"]
-    if not isinstance(name, str) or not name.strip() or "/" in name:
-        raise c.fail("name", "must be a non-empty string without '/'", name)
-    families = _families(c, top["family"])
-    presets = _presets(c, families, top.get("preset"))
-
+def _metric_and_objectives(c: _Checker, top: dict[str, Any]
+                           ) -> tuple[str, str, dict[str, str]]:
+    """The metric and its mode, and the cost objectives (cost -> max or min; empty: one
+    objective), from ``metric``, ``mode`` and ``objectives`` (whose metric they must agree
+    with)."""
     metric = top.get("metric", "val/acc")
     if isinstance(metric, str) and metric.startswith("test"):
         raise c.fail("metric", "must be a validation or training metric: selection never sees "
@@ -382,39 +373,19 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
     mode = c.choice("mode", top.get("mode", "min" if metric.endswith("loss") else "max"),
                     ("max", "min"))
     objectives = _objectives(c, top.get("objectives"))
-    if objectives:
-        (first, first_mode), = [(k, v) for k, v in objectives.items() if k not in COSTS]
-        for key, given, theirs in (("metric", metric, first), ("mode", mode, first_mode)):
-            if key in top and given != theirs:
-                raise c.fail(key, f"must be the objectives' own ({theirs}) or left out", given)
-        metric, mode = first, first_mode
-        objectives = {k: v for k, v in objectives.items() if k in COSTS}
+    if not objectives:
+        return metric, mode, {}
+    (first, first_mode), = [(k, v) for k, v in objectives.items() if k not in COSTS]
+    for key, given, theirs in (("metric", metric, first), ("mode", mode, first_mode)):
+        if key in top and given != theirs:
+            raise c.fail(key, f"must be the objectives' own ({theirs}) or left out", given)
+    return first, first_mode, {k: v for k, v in objectives.items() if k in COSTS}
 
-    sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
-    sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
-    fin = sub["final"]
-    for k in ("refit", "tta"):
-        if not isinstance(fin.get(k, True), bool):
-            raise c.fail(f"final.{k}", "must be true or false", fin[k])
-    max_epochs = c.num("max_epochs", top.get("max_epochs", 20), kind=int, low=1)
-    grace = c.num("scheduler.grace_period", sched.get("grace_period", min(2, max_epochs)),
-                  kind=int, low=1)
-    if grace > max_epochs:
-        raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
-    budget = top.get("time_budget_s")
-    whole = compute = None
-    if top.get("budget") is not None:
-        both = parse_budget(top["budget"])
-        if both is None:
-            raise c.fail("budget", BUDGET_RULE, top["budget"])
-        whole, compute = both
-    subset = dat.get("subset")
-    if objectives and sampler.get("type") == "cmaes":
-        raise c.fail("sampler.type", "must not be cmaes with several objectives (CMA-ES "
-                                     "optimises one)", "cmaes")
-    if objectives and sched.get("type") == "median":
-        raise c.fail("scheduler.type", "must be asha (multi-objective ASHA) or fifo with several "
-                                       "objectives", "median")
+
+def _searched(c: _Checker, top: dict[str, Any], families: tuple[str, ...]):
+    """(space, spaces, fixed): the shared space (each family checks each knob), each family's
+    own, and the fixed knobs, each checked against the families' declarations."""
+    from fmnist import models, train
 
     declared = {f: {**train.HYPERPARAMETERS, **models.hyperparameters(f)} for f in families}
     space_raw = c.keys("space", top.get("space") or {}, set(top.get("space") or {}))
@@ -443,7 +414,51 @@ def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
             try:
                 fixed[k] = declared[f][k].check(f, v)
             except ConfigError as e:
-                raise SpecError(f"{path}: fixed.{k}: {e}") from None
+                raise SpecError(f"{c.path}: fixed.{k}: {e}") from None
+    return space, spaces, fixed
+
+
+def parse(raw: Any, path: str = "<spec>") -> SweepSpec:
+    c = _Checker(path)
+    top = c.keys("", raw if raw is not None else {}, _TOP)
+    for required in ("name", "family"):
+        if required not in top:
+            raise SpecError(f"{path}: {required}: is required.")
+    name = top["name"]
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise c.fail("name", "must be a non-empty string without '/'", name)
+    families = _families(c, top["family"])
+    presets = _presets(c, families, top.get("preset"))
+
+    metric, mode, objectives = _metric_and_objectives(c, top)
+
+    sub = {k: c.keys(k, top.get(k) or {}, allowed) for k, allowed in _SUB.items()}
+    sampler, sched, res, dat = sub["sampler"], sub["scheduler"], sub["resources"], sub["data"]
+    fin = sub["final"]
+    for k in ("refit", "tta"):
+        if not isinstance(fin.get(k, True), bool):
+            raise c.fail(f"final.{k}", "must be true or false", fin[k])
+    max_epochs = c.num("max_epochs", top.get("max_epochs", 20), kind=int, low=1)
+    grace = c.num("scheduler.grace_period", sched.get("grace_period", min(2, max_epochs)),
+                  kind=int, low=1)
+    if grace > max_epochs:
+        raise c.fail("scheduler.grace_period", f"must be <= max_epochs ({max_epochs})", grace)
+    budget = top.get("time_budget_s")
+    whole = compute = None
+    if top.get("budget") is not None:
+        both = parse_budget(top["budget"])
+        if both is None:
+            raise c.fail("budget", BUDGET_RULE, top["budget"])
+        whole, compute = both
+    subset = dat.get("subset")
+    if objectives and sampler.get("type") == "cmaes":
+        raise c.fail("sampler.type", "must not be cmaes with several objectives (CMA-ES "
+                                     "optimises one)", "cmaes")
+    if objectives and sched.get("type") == "median":
+        raise c.fail("scheduler.type", "must be asha (multi-objective ASHA) or fifo with several "
+                                       "objectives", "median")
+
+    space, spaces, fixed = _searched(c, top, families)
     start_from = top.get("start_from")
     if start_from is not None:
         c.choice("start_from", start_from, START_FROM)
