@@ -11,7 +11,10 @@ the ensemble, where the spec asks for them; and ``reserve_s`` twice, once for th
 running trial is finishing when the search ends and once for the test evaluation and the report.
 
 Compute (``images``: training images, over the search, the refit and every model after it) is
-counted beside time, so that a budget can end at whichever comes first.
+counted beside time, so that a budget can end at whichever comes first. Under a compute budget
+the refit's share is a quarter until a trial has finished; then it is what the best trial's
+refit needs (``reserving``): the search gets the rest, and where the refit cannot fit in what
+is left, all of it.
 
 Example::
 
@@ -70,6 +73,7 @@ class Budget:
     ensemble: bool = False  # the ensemble's share is kept after the search
     images: int | None = None
     images_used: int = 0
+    refit_need: int | None = None  # the best trial's refit's training images, once known
 
     @classmethod
     def of(cls, spec: Any, started: float | None = None, n_train: int = 0,
@@ -100,7 +104,11 @@ class Budget:
         compute budget."""
         if self.images is None:
             return None
-        return round(self.images * (1.0 - (AFTER_SHARE["refit"] if self.refit else 0.0)))
+        if not self.refit:
+            return self.images
+        if self.refit_need is not None:
+            return self.images - self.refit_need
+        return round(self.images * (1.0 - AFTER_SHARE["refit"]))
 
     def trial_epochs(self, max_epochs: int, n_train: int, committed: int = 0) -> int:
         """The epochs a trial that starts now may train, at most ``max_epochs`` of ``n_train``
@@ -112,6 +120,17 @@ class Budget:
             return max_epochs
         left = search - self.images_used - committed
         return max(0, min(max_epochs, left // n_train))
+    def reserving(self, need: int | None, used: int = 0) -> Budget:
+        """This budget with the refit's share set to ``need`` training images (the best
+        trial's refit, as measured), where they fit in the compute left after ``used`` more of
+        this command; where they cannot, with the refit's share given to the search
+        (``without_refit``). Unchanged without a compute budget, a refit or a need."""
+        if self.images is None or not self.refit or need is None:
+            return self
+        if need > self.images - self.images_used - used:
+            return self.without_refit()
+        return dataclasses.replace(self, refit_need=int(need))
+
     def without_refit(self) -> Budget:
         """This budget with the refit's share given to the search (a refit that cannot fit)."""
         return dataclasses.replace(self, refit=False)

@@ -41,6 +41,7 @@ class Done:
     params: Mapping[str, Any]
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
     epochs: int = 0  # epochs its schedule ran (its recipe's look, or the budget's fit)
+    refit_epochs: int = 0  # the epochs its refit would train (its best epoch); 0: ``epochs``
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,17 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
                                     f"{member_seed}, for the ensemble", dict(best.params),
                         {**attrs, SEED_KEY: member_seed})
     return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
+
+
+def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int) -> int | None:
+    """The training images the best finished trial's refit needs: its refit's epochs of
+    ``images_per_epoch`` (the training images and the validation half it trains on); None
+    where no trial has finished with a value."""
+    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
+    if not usable or images_per_epoch <= 0:
+        return None
+    best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+    return (best.refit_epochs or best.epochs) * images_per_epoch
 
 
 def _config(d: Done) -> tuple:

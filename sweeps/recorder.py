@@ -32,9 +32,13 @@ class StudySearch(OptunaSearch):
 
     def __init__(self, *args, budget: Budget | None = None, spec: SweepSpec | None = None,
                  n_train: int = 0, study: Any = None, seed: int = 0,
-                 say: Any = None, **kwargs):
+                 say: Any = None, refit_per_epoch: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.budget, self.spec, self.n_train = budget, spec, n_train
+        # the budget as built; ``budget`` is it with the refit's share set to the best
+        # trial's refit's need (``_reserve_refit``), ``refit_per_epoch`` images an epoch
+        self.base_budget, self.refit_per_epoch = budget, refit_per_epoch
+        self.refit_epochs: dict[int, int] = {}  # Optuna number -> its best epoch
         # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
         self.study, self.seed, self.say = study, seed, say
         self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
@@ -49,6 +53,7 @@ class StudySearch(OptunaSearch):
         return self.spent + sum(self.reserved.values())
 
     def suggest(self, trial_id: str):
+        self._reserve_refit()
         if self.budget is not None and not self.budget.may_start_trial(
                 time.time(), self.n_train, self.committed):
             return Searcher.FINISHED  # the search's window is over, or not an epoch of compute
@@ -98,12 +103,37 @@ class StudySearch(OptunaSearch):
         if self.spec.multi_objective:  # a front: the recipes held back, then the sampler's
             return (policy.Decision("explore", "the front is explored")
                     if warm.pending(self.study) else None)
-        done = [policy.Done(t.number, t.values[0], t.params, t.user_attrs,
-                            self.schedules.get(t.number) or space.trial_epochs(
-                                self.spec, {**t.params, **t.user_attrs}))
-                for t in trials if t.state == TrialState.COMPLETE]
-        return policy.decide(done, self._holds(), self.spec.max_epochs, self.spec.mode,
+        return policy.decide(self._done(), self._holds(), self.spec.max_epochs, self.spec.mode,
                              self.seed)
+
+    def _done(self) -> list[policy.Done]:
+        """The study's finished trials as the policy sees them."""
+        from optuna.trial import TrialState
+
+        return [policy.Done(t.number, t.values[0], t.params, t.user_attrs,
+                            self.schedules.get(t.number) or space.trial_epochs(
+                                self.spec, {**t.params, **t.user_attrs}),
+                            self.refit_epochs.get(t.number, 0))
+                for t in self.study.get_trials(deepcopy=False)
+                if t.state == TrialState.COMPLETE and t.values]
+
+    def _reserve_refit(self) -> None:
+        """Under a compute budget with a refit: the refit's share set to what the best finished
+        trial's refit needs, where it fits in what is left, else given to the search
+        (``Budget.reserving``); said where it changes."""
+        base = self.base_budget
+        if (base is None or not base.counted or not base.refit or not self.refit_per_epoch
+                or self.study is None or self.spec is None):
+            return
+        need = policy.refit_need(self._done(), self.spec.mode, self.refit_per_epoch)
+        budget = base.reserving(need, self.committed)
+        if budget == self.budget:
+            return
+        self.budget = budget
+        if self.say is not None and need is not None:
+            self.say(f"policy: the best trial's refit needs {need:,} training images: "
+                     + ("kept from the search's share" if budget.refit else
+                        "more than are left, so its share goes to the search"))
 
     def _holds(self) -> float | None:
         """Full trials (the spec's max_epochs) the budget holds now, by its compute and by
@@ -126,6 +156,7 @@ class StudySearch(OptunaSearch):
         number = (r.get("config") or {}).get(space.TRIAL_KEY)
         if r.get("final") and number is not None:
             self.schedules[int(number)] = int(r.get("max_epochs") or 0)
+            self.refit_epochs[int(number)] = int(r.get("best_epoch") or r.get("epochs") or 0)
         if r.get("train_s") and r.get("epochs"):
             self.paces.append(float(r["train_s"]) / float(r["epochs"]))
         ot_trial = compat.tune_optuna_trial(self, trial_id)

@@ -309,7 +309,9 @@ def _searcher(sweep: _Sweep, budget: Budget) -> recorder.StudySearch:
                                 sampler=space.sampler(spec, len(sweep.study.trials)),
                                 study_name=spec.name, storage=sweep.storage,
                                 budget=budget, spec=spec, n_train=len(sweep.split.y_train),
-                                study=sweep.study, seed=record.trial_seed(spec))
+                                study=sweep.study, seed=record.trial_seed(spec),
+                                refit_per_epoch=(final.refit_train_images(sweep.split)
+                                                 if spec.refit else 0))
 
 
 def _status(sweep: _Sweep, budget: Budget, done_before: int,

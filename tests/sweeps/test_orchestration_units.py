@@ -461,6 +461,33 @@ def test_a_refit_that_does_not_fit_in_the_compute_left_gives_its_share_to_the_se
     assert final.share_back(b, best, SPLIT, now=0.0, used=751) == b.without_refit()
 
 
+def test_once_a_trial_has_finished_the_refit_keeps_what_it_needs_and_the_search_the_rest():
+    # 50 epochs of 48,000; the first trial trained 20 (960,000 images) and its refit needs 20
+    # epochs of 54,000: 1,080,000 are kept for it, 360,000 (7 epochs) left to the search
+    b = Budget.of(_spec(budget="50 epochs"), started=0.0, n_train=48_000)
+    assert b.search_images() == 1_800_000  # a quarter kept until a trial has finished
+    kept = b.reserving(1_080_000, used=960_000)
+    assert kept.refit and kept.search_images() == 1_320_000
+    assert kept.trial_epochs(20, 48_000, committed=960_000) == 7
+    assert kept.images_left(960_000 + 7 * 48_000) >= 1_080_000  # the refit then fits
+    # 25 epochs: after an 18-epoch trial the refit (972,000) cannot fit in the 336,000 left:
+    # the search gets it all, as before
+    small = Budget.of(_spec(budget="25 epochs"), started=0.0, n_train=48_000)
+    assert small.reserving(972_000, used=864_000) == small.without_refit()
+    # no compute budget, no refit, or no trial finished: as it was
+    assert Budget(started=0.0).reserving(10, 0) == Budget(started=0.0)
+    assert b.without_refit().reserving(10, 0) == b.without_refit()
+    assert b.reserving(None, 0) == b
+
+
+def test_the_refits_need_is_the_best_trials_in_the_specs_mode():
+    done = [policy.Done(0, 0.90, {}, epochs=20, refit_epochs=14),
+            policy.Done(1, 0.93, {}, epochs=12), policy.Done(2, math.nan, {}, epochs=30)]
+    assert policy.refit_need(done, "max", 54_000) == 12 * 54_000  # its epochs: no best known
+    assert policy.refit_need(done, "min", 54_000) == 14 * 54_000  # its best epoch
+    assert policy.refit_need([], "max", 54_000) is None
+
+
 def test_the_compute_a_sweep_has_spent_is_read_from_its_record():
     rec = MemoryRecord("max", [_trial("a", 0.9, epoch=4.0), _trial("b", status="KILLED",
                                                                    epoch=2.0),

@@ -509,7 +509,8 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
         spec = write_spec(tmp_path / f"{store}.yaml", **{**over, **more})
         assert main(["run", str(spec), "--store", str(tmp_path / store)]) == 0
         client, parent, nested, study = records(tmp_path / store, "compute")
-        runs = sorted(nested, key=lambda r: int(r.data.tags[tag.OPTUNA_TRIAL]))
+        runs = sorted((r for r in nested if r.data.tags[tag.ROLE] == tag.TRIAL),
+                      key=lambda r: int(r.data.tags[tag.OPTUNA_TRIAL]))
         epochs = [len(client.get_metric_history(r.info.run_id, "epoch_s")) for r in runs]
         keys = ("dropout", "learning_rate", "shuffle")
         return parent, [(_params(r, keys), e) for r, e in zip(runs, epochs, strict=True)]
@@ -525,6 +526,15 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     parent, more = sweep("a", budget="7 epochs")  # the same sweep, given 2 epochs more
     assert more[:3] == first and [e for _, e in more[3:]] == [2]  # only the rest is spent
     assert parent.data.metrics["sweep/train_images"] == 4200
+    # with a refit: once the first trial has finished, what its refit needs is kept from the
+    # search (not a quarter of the budget), and the refit trains within the budget
+    parent, _ = sweep("r", budget="6 epochs", final={"refit": True, "ensemble": 0, "tta": False})
+    client, _, nested, _ = records(tmp_path / "r", "compute")
+    (refit,) = [r for r in nested if r.data.tags[tag.ROLE] == tag.REFIT]
+    assert refit.data.tags[tag.COMPLETE] == "true", refit.data.tags
+    assert "policy: the best trial's refit needs" in capsys.readouterr().out
+    used = parent.data.metrics["sweep/train_images"]
+    assert 3600 - refit.data.metrics["train_images"] / refit.data.metrics["epochs"] < used <= 3600
 
 
 def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_trained(
