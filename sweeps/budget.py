@@ -12,9 +12,10 @@ running trial is finishing when the search ends and once for the test evaluation
 
 Compute (``images``: training images, over the search, the refit and every model after it) is
 counted beside time, so that a budget can end at whichever comes first. Under a compute budget
-the refit's share is a quarter until a trial has finished; then it is what the best trial's
-refit needs (``reserving``): the search gets the rest, and where the refit cannot fit in what
-is left, all of it.
+the refit's share is set by the searcher (``reserving``, ``policy.refit_need``): what a whole
+schedule's refit needs until a trial has finished, then what the best trial's refit needs; the
+search gets the rest, and where the refit cannot fit in what is left, all of it. A quarter
+where nothing set it.
 
 Example::
 

@@ -94,15 +94,24 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
 
 
-def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int) -> int | None:
-    """The training images the best finished trial's refit needs: its refit's epochs of
-    ``images_per_epoch`` (the training images and the validation half it trains on); None
-    where no trial has finished with a value."""
-    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
-    if not usable or images_per_epoch <= 0:
+def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epochs: int = 0,
+               n_train: int = 0, left: int | None = None) -> int | None:
+    """The training images to keep for the refit (``images_per_epoch``: the training images and
+    the validation half it trains on): the best finished trial's refit's epochs of them; before
+    any trial has finished, a whole schedule's (``max_epochs``) where it fits in ``left``
+    beside one whole trial of ``n_train`` images an epoch, else 0 (the first trial trains its
+    whole schedule; its refit is weighed once it has finished). None: no plan (no images per
+    epoch, or no budget ``left`` to plan with and no trial finished)."""
+    if images_per_epoch <= 0:
         return None
-    best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
-    return (best.refit_epochs or best.epochs) * images_per_epoch
+    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
+    if usable:
+        best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+        return (best.refit_epochs or best.epochs) * images_per_epoch
+    if left is None or max_epochs <= 0:
+        return None
+    whole = max_epochs * images_per_epoch
+    return whole if whole + max_epochs * n_train <= left else 0
 
 
 def _config(d: Done) -> tuple:

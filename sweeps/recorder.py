@@ -125,13 +125,22 @@ class StudySearch(OptunaSearch):
         if (base is None or not base.counted or not base.refit or not self.refit_per_epoch
                 or self.study is None or self.spec is None):
             return
-        need = policy.refit_need(self._done(), self.spec.mode, self.refit_per_epoch)
+        done = self._done()
+        need = policy.refit_need(done, self.spec.mode, self.refit_per_epoch,
+                                 self.spec.max_epochs, self.n_train,
+                                 base.images_left(self.committed))
         budget = base.reserving(need, self.committed)
         if budget == self.budget:
             return
         self.budget = budget
-        if self.say is not None and need is not None:
-            self.say(f"policy: the best trial's refit needs {need:,} training images: "
+        if self.say is None or need is None:
+            return
+        whose = "the best trial's refit" if done else "a whole schedule's refit"
+        if not need:
+            self.say(f"policy: {whose} and a whole trial do not both fit: the first trial "
+                     f"trains its whole schedule, and its refit is weighed after it")
+        else:
+            self.say(f"policy: {whose} needs {need:,} training images: "
                      + ("kept from the search's share" if budget.refit else
                         "more than are left, so its share goes to the search"))
 

@@ -486,6 +486,12 @@ def test_the_refits_need_is_the_best_trials_in_the_specs_mode():
     assert policy.refit_need(done, "max", 54_000) == 12 * 54_000  # its epochs: no best known
     assert policy.refit_need(done, "min", 54_000) == 14 * 54_000  # its best epoch
     assert policy.refit_need([], "max", 54_000) is None
+    # before any trial has finished: a whole schedule's refit, where it fits beside one whole
+    # trial (50 epochs of 48,000: 1,080,000 + 960,000 <= 2,400,000), else none (25 epochs)
+    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=2_400_000) == 1_080_000
+    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=1_200_000) == 0
+    b = Budget.of(_spec(budget="25 epochs"), started=0.0, n_train=48_000)
+    assert b.reserving(0).trial_epochs(20, 48_000) == 20  # the first trial's whole schedule
 
 
 def test_the_compute_a_sweep_has_spent_is_read_from_its_record():
