@@ -39,6 +39,7 @@ class StudySearch(OptunaSearch):
         # trial's refit's need (``_reserve_refit``), ``refit_per_epoch`` images an epoch
         self.base_budget, self.refit_per_epoch = budget, refit_per_epoch
         self.refit_epochs: dict[int, int] = {}  # Optuna number -> its best epoch
+        self.on_budget: Any = None  # called with the budget where the refit's share moves
         # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
         self.study, self.seed, self.say = study, seed, say
         self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
@@ -133,6 +134,8 @@ class StudySearch(OptunaSearch):
         if budget == self.budget:
             return
         self.budget = budget
+        if self.on_budget is not None:
+            self.on_budget(budget)
         if self.say is None or need is None:
             return
         whose = "the best trial's refit" if done else "a whole schedule's refit"
@@ -194,7 +197,7 @@ class StudySearch(OptunaSearch):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_storage", "_ot_study", "study", "say")}
+                if k not in ("_storage", "_ot_study", "study", "say", "on_budget")}
 
 
 class TrialRecorder(Callback):

@@ -361,8 +361,15 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              window=window),
         {"cpu": spec.cpu, "gpu": gpu})
-    display = progress.Display(_status(sweep, budget, done_before, search_s), say)
+    status = _status(sweep, budget, done_before, search_s)
+    display = progress.Display(status, say)
     searcher.say = display.note  # the policy's decisions, among the trials' lines
+
+    def on_budget(b: Budget) -> None:  # the refit's share moved: the search's compute with it
+        if b.counted:
+            status.compute_epochs = (b.search_images() - b.images_used) / len(split.y_train)
+
+    searcher.on_budget = on_budget
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)
