@@ -222,8 +222,8 @@ def _choose_tta(spec, best: TrialRun, model, split, say) -> tuple[str, np.ndarra
 
 def _candidates(st, rec, spec, parent, best: TrialRun, model, best_probs, refit, split, mode,
                 say, until) -> list[Candidate]:
-    """The best trial's model, its refit and the ensemble, each scored (``val_acc``, logged as
-    ``VAL_ACC_HELD``) on the validation half that trained no refit and picked no member."""
+    """The best trial's model, its refit and the ensemble, each scored (``val_acc``) on the
+    validation half that trained no refit and picked no member."""
     from fmnist import tta
 
     _, held = halves(len(split.y_val), spec.data_seed)
@@ -237,15 +237,14 @@ def _candidates(st, rec, spec, parent, best: TrialRun, model, best_probs, refit,
         ens = _ensemble(st, rec, spec, parent, best, model, best_probs, split, mode, say, until)
         if ens is not None:
             candidates.append(ens[0])
-    for cand in candidates:
-        tracking.log_run(st, cand.run_id, {record.VAL_ACC_HELD: cand.val_acc}, {})
     say("final: on the held-out validation half: " + ", ".join(
         f"{c.role} {c.val_acc:.4f}" + ("" if c.usable else " (cut short)") for c in candidates))
     return candidates
 
 
 def _evaluate(st, candidates: list[Candidate], split, mode: str, say) -> None:
-    """Each candidate on the test set once (with ``mode``, and plain), logged on its run."""
+    """Each candidate on the test set once (with ``mode``, and plain), logged on its run with
+    its held-out validation score (``VAL_ACC_HELD``), in one write."""
     from fmnist import evaluate
 
     for cand in candidates:
@@ -254,7 +253,8 @@ def _evaluate(st, candidates: list[Candidate], split, mode: str, say) -> None:
                                                             split.y_test)
         cand.evaluation = ev
         tracking.log_run(st, cand.run_id, {"test/acc": ev.accuracy, "test/loss": ev.loss,
-                                           "test/acc_plain": plain.accuracy}, {tag.TTA: mode})
+                                           "test/acc_plain": plain.accuracy,
+                                           record.VAL_ACC_HELD: cand.val_acc}, {tag.TTA: mode})
         say(f"final: {cand.role} test/acc {ev.accuracy:.4f}"
             + (f" (plain {plain.accuracy:.4f})" if mode != "none" else "")
             + ("" if cand.val_acc is None else f", held-out val/acc {cand.val_acc:.4f}"))

@@ -65,14 +65,14 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     """The next trial (see the module's docstring). ``done``: the finished trials; ``full``:
     the full trials the budget holds (``holds``), None for no limit; ``seed``: the sweep's
     trial seed, from which members' seeds count up."""
-    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
+    usable = _usable(done)
     if full is None:
         return Decision("explore", "no budget to plan: the spec's trials")
     if not usable:
         return Decision("explore", "no finished trial yet")
     if full > FEW:
         return Decision("explore", f"the budget holds {full:.1f} full trials: searching")
-    best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+    best = _best(usable, mode)
     same = [d for d in usable if _config(d) == _config(best)]
     attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
     recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
@@ -104,14 +104,24 @@ def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epoch
     epoch, or no budget ``left`` to plan with and no trial finished)."""
     if images_per_epoch <= 0:
         return None
-    usable = [d for d in done if d.value is not None and math.isfinite(d.value)]
+    usable = _usable(done)
     if usable:
-        best = max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+        best = _best(usable, mode)
         return (best.refit_epochs or best.epochs) * images_per_epoch
     if left is None or max_epochs <= 0:
         return None
     whole = max_epochs * images_per_epoch
     return whole if whole + max_epochs * n_train <= left else 0
+
+
+def _usable(done: Sequence[Done]) -> list[Done]:
+    """The finished trials with a finite value (a diverged one is never the best)."""
+    return [d for d in done if d.value is not None and math.isfinite(d.value)]
+
+
+def _best(usable: Sequence[Done], mode: str) -> Done:
+    """The best of ``usable`` in the spec's mode (the earlier on a tie)."""
+    return max(usable, key=lambda d: d.value if mode == "max" else -d.value)
 
 
 def _config(d: Done) -> tuple:

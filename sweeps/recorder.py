@@ -54,7 +54,11 @@ class StudySearch(OptunaSearch):
         return self.spent + sum(self.reserved.values())
 
     def suggest(self, trial_id: str):
-        self._reserve_refit()
+        # the finished trials, read once for the refit's share and the policy
+        planned = (self.budget is not None and (self.budget.timed or self.budget.counted)
+                   and self.study is not None and self.spec is not None)
+        done = self._done() if planned else []
+        self._reserve_refit(done)
         if self.budget is not None and not self.budget.may_start_trial(
                 time.time(), self.n_train, self.committed):
             return Searcher.FINISHED  # the search's window is over, or not an epoch of compute
@@ -62,7 +66,7 @@ class StudySearch(OptunaSearch):
                 time.time() + min(self.paces) > self.window.hard):
             return Searcher.FINISHED  # not one epoch fits at the fastest pace measured
         counted = self.budget is not None and self.budget.counted and self.spec is not None
-        decision = self._decide()
+        decision = self._decide(done)
         if decision is not None and decision.kind == "stop":
             self._said(decision)
             return Searcher.FINISHED
@@ -89,7 +93,7 @@ class StudySearch(OptunaSearch):
         if self.say is not None:
             self.say(f"policy: {decision.kind}: {decision.reason}")
 
-    def _decide(self) -> policy.Decision | None:
+    def _decide(self, done: list[policy.Done]) -> policy.Decision | None:
         """The policy's next trial, where the study has none enqueued (warm starts and resumed
         trials go first) and the spec has a budget to plan with and one objective; None: as the
         sampler says."""
@@ -104,7 +108,7 @@ class StudySearch(OptunaSearch):
         if self.spec.multi_objective:  # a front: the recipes held back, then the sampler's
             return (policy.Decision("explore", "the front is explored")
                     if warm.pending(self.study) else None)
-        return policy.decide(self._done(), self._holds(), self.spec.max_epochs, self.spec.mode,
+        return policy.decide(done, self._holds(), self.spec.max_epochs, self.spec.mode,
                              self.seed)
 
     def _done(self) -> list[policy.Done]:
@@ -118,7 +122,7 @@ class StudySearch(OptunaSearch):
                 for t in self.study.get_trials(deepcopy=False)
                 if t.state == TrialState.COMPLETE and t.values]
 
-    def _reserve_refit(self) -> None:
+    def _reserve_refit(self, done: list[policy.Done]) -> None:
         """Under a compute budget with a refit: the refit's share set to what the best finished
         trial's refit needs, where it fits in what is left, else given to the search
         (``Budget.reserving``); said where it changes."""
@@ -126,7 +130,6 @@ class StudySearch(OptunaSearch):
         if (base is None or not base.counted or not base.refit or not self.refit_per_epoch
                 or self.study is None or self.spec is None):
             return
-        done = self._done()
         need = policy.refit_need(done, self.spec.mode, self.refit_per_epoch,
                                  self.spec.max_epochs, self.n_train,
                                  base.images_left(self.committed))
