@@ -5,6 +5,7 @@ VENV   ?= .venv
 SPEC   ?= search_spaces/minivgg.yaml
 ARGS   ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
@@ -20,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/fmnist-sweep run $(SPEC) $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

@@ -14,6 +14,19 @@ if "FMNIST_DATA_DIR" not in os.environ and _SHARED.is_dir():
     os.environ["FMNIST_DATA_DIR"] = str(_SHARED)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``): each
+    module goes to one worker, so a module's fixtures (a local Ray, a trained model) are built
+    once; the modules that read tests/conftest.py's ``finished_store`` go to one worker, so its
+    sweeps run once. The end-to-end modules come first (``--no-loadscope-reorder`` keeps this
+    order), so the long ones start at once and the unit tests fill the gaps at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first
+    for item in items:
+        group = "finished_store" if "finished_store" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     from fmnist import data
