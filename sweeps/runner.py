@@ -248,10 +248,11 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
         done, failed = resume.study_counts(study)
     best = final.finish(st, spec, parent, split, say, study=study, until=budget.after_end(),
                         images_left=budget.images_left(images))
-    # compute spent, machine-independent and in wall time, summed over the sweep's commands
-    images += best.train_images if best is not None else 0  # a refit's, in this command
-    tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started,
-                                      "sweep/train_images": images})
+    # compute spent: the images from the record (every command's, a killed one's too), the
+    # wall time summed over the commands that got here
+    tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started})
+    tracking.log_run(st, parent, {
+        "sweep/train_images": record.MlflowRecord(st, spec).images_used(n_train)}, {})
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)
 
 
