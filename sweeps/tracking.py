@@ -56,7 +56,7 @@ def client(st: Store):
     if st.tracking_uri.startswith("sqlite:///"):
         make_root(st)
     c = MlflowClient(tracking_uri=st.tracking_uri)
-    return _RetryingClient(c, st.tracking_uri) if st.tracking_uri.startswith("http") else c
+    return c if st.tracking_uri.startswith("sqlite:") else _RetryingClient(c, st.tracking_uri)
 
 
 def experiment_id(st: Store, name: str) -> str:
@@ -567,18 +567,26 @@ _CUT = ("Connection aborted", "Connection reset", "RemoteDisconnected")
 _CREATES = ("create_", "log_artifact", "log_model", "log_dict", "log_text", "log_figure")
 
 
-def _retryable(method: str, text: str) -> bool:
+def _retryable(method: str, e: Exception, server: bool) -> bool:
+    """Whether a call of ``method`` that raised ``e`` is tried again: to a tracking server
+    (``server``), where the request never reached it or was cut and writes nothing new; to a
+    database server, where a read's query was cut in flight (the server stopped while it
+    answered; the new connection waits for it, ``_connect_with_retries``)."""
+    if not server:
+        return method.startswith(("get_", "search_")) and outage(e) is not None
+    text = str(e)
     return any(w in text for w in _UNREACHABLE) or (
         any(w in text for w in _CUT) and not method.startswith(_CREATES))
 
 
 class _RetryingClient:
-    """An ``MlflowClient`` of a tracking server whose calls, while ``reconnect_on_outage`` is
-    on, are tried again (after its waits, each said in one line) where the server could not be
-    reached; as the client otherwise."""
+    """An ``MlflowClient`` of a tracking server or a database server whose calls, while
+    ``reconnect_on_outage`` is on, are tried again (after its waits, each said in one line)
+    where the server could not be reached (``_retryable``); as the client otherwise."""
 
     def __init__(self, client, uri: str):
         self._client, self._uri = client, uri
+        self._server = uri.startswith("http")
 
     def __getattr__(self, name: str):
         attr = getattr(self._client, name)
@@ -591,11 +599,12 @@ class _RetryingClient:
                 try:
                     return attr(*args, **kwargs)
                 except Exception as e:  # noqa: BLE001 - MLflow's, for any REST failure
-                    text = str(e)
-                    if delay is None or not _retryable(name, text):
+                    if delay is None or not _retryable(name, e, self._server):
                         raise
-                    _reconnect["say"](f"store: the tracking server at {self._uri} is "
-                                      f"unreachable ({text.splitlines()[0][:160]}); try "
+                    what = "tracking server" if self._server else "database"
+                    first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+                    _reconnect["say"](f"store: the {what} at {redact.mask(self._uri)} is "
+                                      f"unreachable ({first}); try "
                                       f"{attempt + 1} of {len(delays) + 1} in {delay:g} s")
                     time.sleep(delay)
             return None

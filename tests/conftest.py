@@ -14,17 +14,39 @@ if "FMNIST_DATA_DIR" not in os.environ and _SHARED.is_dir():
     os.environ["FMNIST_DATA_DIR"] = str(_SHARED)
 
 
+# the modules whose end-to-end tests share a module fixture too costly to build on each worker
+ONE_WORKER = ("tests.sweeps.test_cluster",  # a cluster of two Ray nodes
+              "tests.sweeps.test_predict")  # a lenet5 trained on 48,000 images
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``): each
-    module goes to one worker, so a module's fixtures (a local Ray, a trained model) are built
-    once; the modules that read tests/conftest.py's ``finished_store`` go to one worker, so its
-    sweeps run once. The end-to-end modules come first (``--no-loadscope-reorder`` keeps this
-    order), so the long ones start at once and the unit tests fill the gaps at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow first
+    """`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``); a
+    group of tests runs on one worker, one after another. The readers of ``finished_store``
+    are one group (its sweeps run once), so are the tests on the PostgreSQL server (one of them
+    stops it), and so is each module of ``ONE_WORKER`` (its tests share a costly module
+    fixture); every other end-to-end test runs alone, wherever a worker is free; a unit module
+    runs as one. The shared store's readers go first, then the other end-to-end tests
+    (``--no-loadscope-reorder`` keeps this order), so the long ones start at once and the unit
+    tests fill the gaps. Without xdist the groups are inert."""
+    def group(item) -> str | None:
+        if "finished_store" in item.fixturenames:
+            return "finished_store"
+        if {"pg_urls", "pg_secret_urls"} & set(item.fixturenames):
+            return "postgresql"
+        module = item.module.__name__
+        return None if item.get_closest_marker("slow") and module not in ONE_WORKER else module
+
+    def order(item) -> int:
+        if "finished_store" in item.fixturenames:
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=order)  # stable: collection order within each
     for item in items:
-        group = "finished_store" if "finished_store" in item.fixturenames else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+        name = group(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
 
 
 @pytest.fixture(scope="session")

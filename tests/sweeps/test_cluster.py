@@ -220,7 +220,8 @@ def test_a_trial_whose_node_dies_goes_on_elsewhere_or_fails_and_the_sweep_goes_o
     _, parent, nested, study = records(store0, "fails")
     assert sorted(r.info.status for r in nested) == ["FAILED", "FINISHED"], out0[-3000:]
     (failed,) = [r for r in nested if r.info.status == "FAILED"]
-    why = failed.data.tags["fmnist.error"].lower()  # Ray's words: the actor died, or is gone
-    assert "actor" in why and ("died" in why or "unavailable" in why), why
+    why = failed.data.tags["fmnist.error"].lower()  # Ray's words: the actor died, or is gone,
+    # or its node was terminated (which of the node's processes Ray saw go first)
+    assert "actor" in why and any(w in why for w in ("died", "unavailable", "terminated")), why
     assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
     assert "test/acc" in parent.data.metrics

@@ -117,7 +117,21 @@ def test_a_cut_connection_is_tried_again_only_by_a_call_that_creates_nothing():
     cut = "Max retries exceeded (Caused by ProtocolError('Connection aborted.', " \
           "ConnectionResetError(104, 'Connection reset by peer')))"
     timeout = "Max retries exceeded (Caused by ReadTimeoutError('Read timed out.'))"
-    assert tracking._retryable("create_run", refused)  # never sent: nothing to write twice
-    assert tracking._retryable("log_batch", cut)  # the same metrics again: kept once
-    assert not tracking._retryable("create_run", cut)  # maybe made: not a second run
-    assert not tracking._retryable("log_batch", timeout)
+    def server(method, text):
+        return tracking._retryable(method, RuntimeError(text), server=True)
+
+    assert server("create_run", refused)  # never sent: nothing to write twice
+    assert server("log_batch", cut)  # the same metrics again: kept once
+    assert not server("create_run", cut)  # maybe made: not a second run
+    assert not server("log_batch", timeout)
+
+
+def test_a_query_a_database_server_cut_in_flight_is_asked_again_only_by_a_read():
+    cut = OperationalError("(psycopg.OperationalError) consuming input failed: server closed "
+                           "the connection unexpectedly")
+    assert tracking._retryable("search_runs", cut, server=False)  # a read: asked again
+    assert tracking._retryable("get_run", cut, server=False)
+    assert not tracking._retryable("log_batch", cut, server=False)  # maybe written: stands
+    assert not tracking._retryable("create_run", cut, server=False)
+    unique = OperationalError("(psycopg.errors.UniqueViolation) duplicate key value")
+    assert not tracking._retryable("search_runs", unique, server=False)  # not an outage

@@ -158,8 +158,8 @@ def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(t
     for t in complete:
         assert by_number[t.number].data.metrics["objective"] == pytest.approx(t.value)
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
-    # the compute spent counts the killed commands' epochs: 3 trials of 4 epochs of 2,400
-    assert parent.data.metrics["sweep/train_images"] == 3 * 4 * 2400
+    # the compute spent counts the killed commands' epochs: 3 trials of 4 epochs of 3,000
+    assert parent.data.metrics["sweep/train_images"] == 3 * 4 * 3000
 
 
 def _state(tmp_path, name="recon"):
