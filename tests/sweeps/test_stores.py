@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -324,9 +325,12 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
     ui = serve()
     spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=3, max_epochs=3,
                       max_concurrent=1, data={"subset": 3000, "seed": 0})
+    # the retries wait up to 5 minutes here (60 s by default): the server's own start takes
+    # longer on a loaded machine (the suite's other workers)
     sweep = subprocess.Popen([CLI, "run", str(spec), "--tracking-uri", url, "--store",
                               str(tmp_path / "store")], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+                             stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "FMNIST_STORE_RETRY_S": "300"})
     try:
         _wait_for_epochs(f"sqlite:///{server_store / 'mlflow.db'}", sweep, 0)
         ui.send_signal(signal.SIGTERM)  # the server and its workers stop
@@ -483,15 +487,25 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
         last.endswith("once it is back, the same command resumes: fmnist-sweep " +
                       mask(" ".join(cmd[1:]))), last
 
-    # the same command goes on; the server away for 6 s meanwhile costs a reconnection
+    # the same command goes on; the server away meanwhile (until the sweep has found it gone,
+    # within its retries) costs a reconnection
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
         _wait_for_epochs(mlflow_url, proc, _epochs_logged(mlflow_url))
         subprocess.run(stop, check=True, timeout=60)
-        time.sleep(6)
+        away = time.monotonic() + 45  # the retries wait 60 s in all
+        while (not any("is unreachable" in ln for ln in said) and proc.poll() is None
+               and time.monotonic() < away):
+            time.sleep(0.5)
     finally:
         subprocess.run(start, check=True, timeout=60)
-    out, _ = proc.communicate(timeout=600)
+    proc.wait(timeout=600)
+    reader.join(timeout=30)
+    out = "".join(said)
     assert proc.returncode == 0, out[-3000:]
     assert "is unreachable" in out and "try 2 of 9 in 0.5 s" in out, out[-3000:]
     assert "goes on after epoch" in out  # the trial the first command left
