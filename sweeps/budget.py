@@ -111,6 +111,12 @@ class Budget:
             return self.images - self.refit_need
         return round(self.images * (1.0 - AFTER_SHARE["refit"]))
 
+    def search_epochs_left(self, n_train: int) -> float | None:
+        """Epochs of ``n_train`` images the search's share has left (from this command's
+        start); None: no compute budget."""
+        share = self.search_images()
+        return None if share is None else (share - self.images_used) / n_train
+
     def trial_epochs(self, max_epochs: int, n_train: int, committed: int = 0) -> int:
         """The epochs a trial that starts now may train, at most ``max_epochs`` of ``n_train``
         images: all of them without a compute budget, else those the search's images left

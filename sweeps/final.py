@@ -116,7 +116,6 @@ class Candidate:
     val_acc: float | None  # on the held-out validation half, with the chosen TTA
     usable: bool = True  # a refit cut short by the budget is recorded, never chosen
     evaluation: Any = None  # its test evaluation (``fmnist.evaluate.Evaluation``)
-    trained_images: int = 0  # training images it processed in this command (a refit's)
 
 
 def best_trial(st: tracking.Store, spec) -> TrialRun | None:
@@ -194,8 +193,7 @@ def finish(st: tracking.Store, spec, parent: str, split, say, study=None,
     chosen = _choose(candidates)
     model_uri = _record(st, spec, rec, parent, best, chosen, candidates, split, mode, say)
     return replace(info, test_acc=chosen.evaluation.accuracy, model_uri=model_uri,
-                   final=chosen.role, final_run_id=chosen.run_id, tta=mode,
-                   train_images=refit.trained_images if refit is not None else 0)
+                   final=chosen.role, final_run_id=chosen.run_id, tta=mode)
 
 
 def _choose_tta(spec, best: TrialRun, model, split, say) -> tuple[str, np.ndarray]:
@@ -539,8 +537,7 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     if not complete:
         say(f"final: the refit trained {result.epochs} of {epochs} epochs within the budget; "
             f"it is recorded, not chosen")
-    return Candidate(tag.REFIT, rid, result.model, None, complete,
-                     trained_images=result.epochs * len(full.y_train))
+    return Candidate(tag.REFIT, rid, result.model, None, complete)
 
 
 def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, split, mode, say,

@@ -186,7 +186,6 @@ class FinalResult:
     final: str | None = None
     final_run_id: str | None = None
     tta: str = "none"
-    train_images: int = 0  # images trained after the search in this command (a refit's)
 
     @classmethod
     def of_best(cls, best: TrialRun) -> FinalResult:

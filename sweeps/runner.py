@@ -322,8 +322,7 @@ def _status(sweep: _Sweep, budget: Budget, done_before: int,
     spec, n_train = sweep.spec, len(sweep.split.y_train)
     status = progress.Progress(spec.trials, spec.max_epochs, spec.metric, done_before,
                                search_s, n_train=n_train,
-                               compute_epochs=None if not budget.counted else (
-                                   budget.search_images() - budget.images_used) / n_train)
+                               compute_epochs=budget.search_epochs_left(n_train))
     complete = sweep.study.get_trials(deepcopy=False,
                                       states=[optuna.trial.TrialState.COMPLETE])
     if complete:
@@ -367,8 +366,7 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
     searcher.say = display.note  # the policy's decisions, among the trials' lines
 
     def on_budget(b: Budget) -> None:  # the refit's share moved: the search's compute with it
-        if b.counted:
-            status.compute_epochs = (b.search_images() - b.images_used) / len(split.y_train)
+        status.compute_epochs = b.search_epochs_left(len(split.y_train))
 
     searcher.on_budget = on_budget
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,
