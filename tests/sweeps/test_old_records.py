@@ -79,7 +79,9 @@ def test_a_sweep_the_earlier_version_recorded_is_resumed_and_reported_by_this_on
     out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out
     assert "resuming, 1 of 3 trials done" in out, out
-    assert re.search(r"resume: trial 1 was interrupted; it goes on after epoch 1", out), out
+    # killed after its first epoch's line was read; on a loaded machine its second epoch may have
+    # been saved before the kill landed: either way it goes on from a saved epoch, not epoch 0
+    assert re.search(r"resume: trial 1 was interrupted; it goes on after epoch [12]\b", out), out
     assert "final model: the trial's, test/acc" in out, out
 
     client, parent, nested, study = records(store, "old")
