@@ -13,7 +13,11 @@ epochs and its objective; the full trials the budget still holds), the next tria
 - ``stop``: none, where not one epoch is left; the refit on all the training images follows.
 
 A trial the budget cannot hold in full is given the epochs it holds (``Budget.trial_epochs``,
-or its schedule fitted to the time left), so the budget is spent, not left over.
+or its schedule fitted to the time left), so the budget is spent, not left over. The other way
+round, under a compute budget, the first trial's schedule is lengthened (``lengthen``) where what
+the search's share leaves after it cannot train half a schedule more: a model that short has
+never made the ensemble (BENCHMARKS.md, 25 and 50 epochs), and the same images spent on the one
+schedule are the "best configuration on a longer schedule" the budget can still buy.
 
 Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
 Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
@@ -28,6 +32,7 @@ from typing import Any
 
 from sweeps.record import POLICY_KEY, SEED_KEY, RecipeAttr  # noqa: F401 - POLICY_KEY: its config key
 
+HALF = 0.5  # of a schedule: a model trained on less is not worth the images after the first
 FEW = 4.0  # full trials the budget holds at or below which the sweep exploits and ensembles
 MEMBERS = 3  # trials of the best configuration (seeds) the ensemble is given at most
 
@@ -92,6 +97,17 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
                                     f"{member_seed}, for the ensemble", dict(best.params),
                         {**attrs, SEED_KEY: member_seed})
     return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
+
+
+def lengthen(epochs: int, leftover: int, n_train: int, refit_per_epoch: int = 0) -> int:
+    """Epochs to add to the first trial's schedule of ``epochs`` epochs of ``n_train`` images:
+    where the search's share leaves ``leftover`` training images after it, fewer than ``HALF`` a
+    schedule's, the schedule takes them; each epoch added costs an epoch of the trial and, where
+    the refit's share is kept (``refit_per_epoch``: its images an epoch), one of its refit,
+    which trains as long. 0: the rest buys another model (or there is no rest)."""
+    if epochs <= 0 or n_train <= 0 or leftover <= 0 or leftover >= HALF * epochs * n_train:
+        return 0
+    return int(leftover // (n_train + max(0, refit_per_epoch)))
 
 
 def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epochs: int = 0,

@@ -196,23 +196,29 @@ class FinalResult:
 class ResumeAttr:
     """An interrupted trial enqueued again (Optuna user attribute ``KEY``): its MLflow
     ``run_id`` goes on from the state folder ``checkpoint`` saved after ``epoch``; ``trial`` is
-    the Optuna number of the trial it continues (the first, over several resumes)."""
+    the Optuna number of the trial it continues (the first, over several resumes);
+    ``max_epochs``: the schedule its run started on (its ``max_epochs`` parameter), which it
+    keeps; 0 where not recorded (the schedule is planned again)."""
 
     KEY = "fmnist_resume"
     run_id: str
     checkpoint: str
     epoch: int
     trial: int
+    max_epochs: int = 0
 
     def to_attr(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.max_epochs:
+            del out["max_epochs"]
+        return out
 
     @classmethod
     def from_attr(cls, attr: Mapping[str, Any] | None) -> ResumeAttr | None:
         if not attr:
             return None
         return cls(str(attr["run_id"]), str(attr["checkpoint"]), int(attr["epoch"]),
-                   int(attr["trial"]))
+                   int(attr["trial"]), int(attr.get("max_epochs") or 0))
 
 
 @dataclass(frozen=True)

@@ -82,12 +82,31 @@ class StudySearch(OptunaSearch):
             config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
             self._said(decision)
         if counted and isinstance(config, dict):
-            planned = space.trial_epochs(self.spec, config)
+            planned = space.planned_epochs(self.spec, config)
             before = int((config.get(space.RESUME_KEY) or {}).get("epoch", 0))
             epochs = self.budget.trial_epochs(planned - before, self.n_train, self.committed)
+            if not done and not self.committed and not before and epochs == planned:
+                epochs += self._lengthen(planned, config)
             config[space.EPOCHS_KEY] = before + max(1, epochs)
             self.reserved[trial_id] = max(1, epochs) * self.n_train
         return config
+
+    def _lengthen(self, planned: int, config: dict) -> int:
+        """Epochs the policy adds to the first trial's whole schedule of ``planned`` epochs
+        (``policy.lengthen``), said and recorded with its decision; 0: none."""
+        left = (self.budget.search_images() or 0) - self.budget.images_used
+        per_refit = self.refit_per_epoch if self.budget.refit else 0
+        extra = policy.lengthen(planned, left - planned * self.n_train, self.n_train, per_refit)
+        if extra:
+            why = (f"lengthen: the {left / self.n_train - planned:.1f} epochs the search's "
+                   f"share leaves after this trial's {planned} hold less than half a schedule "
+                   f"more: its schedule takes {extra} of them ({planned + extra} epochs"
+                   + (", its refit as many)" if per_refit else ")"))
+            if config.get(policy.POLICY_KEY):
+                config[policy.POLICY_KEY] += f"; {why}"
+            if self.say is not None:
+                self.say(f"policy: {why}")
+        return extra
 
     def _said(self, decision: policy.Decision) -> None:
         if self.say is not None:

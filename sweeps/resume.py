@@ -162,8 +162,10 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             actions.append(Requeue(t.number, dict(t.params), recipe))
             continue
         folder, epoch = saved
+        schedule = run.params.get("max_epochs", "")
         attr = ResumeAttr(run.run_id, str(folder), epoch,
-                          resumed.trial if resumed is not None else t.number)
+                          resumed.trial if resumed is not None else t.number,
+                          int(schedule) if schedule.isdigit() else 0)
         actions.append(Requeue(t.number, dict(t.params), {**recipe, ResumeAttr.KEY:
                                                           attr.to_attr()}, attr))
         kept.add(run.run_id)

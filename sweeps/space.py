@@ -60,12 +60,24 @@ def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
-    """The epochs a trial whose config is ``config`` may train: its recipe's where it sets them
-    (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs`` nor what a
-    compute budget left it (``EPOCHS_KEY``)."""
+    """The epochs a trial whose config is ``config`` trains: where a compute budget planned
+    them (``EPOCHS_KEY``: fewer where the budget holds fewer, more where the policy lengthened
+    the first trial's schedule, ``policy.lengthen``), those; else its recipe's where it sets
+    them (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs``."""
+    if config.get(EPOCHS_KEY):
+        return int(config[EPOCHS_KEY])
+    return planned_epochs(spec, config)
+
+
+def planned_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
+    """The schedule a trial whose config is ``config`` is planned on before any budget: its
+    recipe's look where it sets one, else the spec's ``max_epochs``; an interrupted trial
+    going on keeps the one its run started on (``ResumeAttr.max_epochs``)."""
+    resumed = config.get(RESUME_KEY) or {}
+    if resumed.get("max_epochs"):
+        return int(resumed["max_epochs"])
     recipe = config.get(RECIPE_KEY) or {}
-    planned = min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
-    return min(planned, int(config.get(EPOCHS_KEY) or planned))
+    return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
 
 
 def trial_setup(spec: SweepSpec, config: dict[str, Any]) -> tuple[str, str | None, dict]:

@@ -34,9 +34,11 @@ RUNG_KEY = "rung_epoch"
 
 def rung(epoch: int, last: int, spec: Any) -> dict[str, int]:
     """What a trial at ``epoch`` whose schedule ends at ``last`` reports for the rungs: 0 (below
-    every rung, and never past the median rule's grace period) for a shorter schedule. The key is
-    always there: Ray's median rule reads it from every finished trial's last result."""
-    return {RUNG_KEY: int(epoch) if last >= spec.max_epochs else 0}
+    every rung, and never past the median rule's grace period) for a schedule other than the
+    spec's: a shorter one anneals sooner and would look better at a rung than it is, a longer
+    one (``policy.lengthen``) later, and would be stopped for it (and past ``max_t``). The key
+    is always there: Ray's median rule reads it from every finished trial's last result."""
+    return {RUNG_KEY: int(epoch) if last == spec.max_epochs else 0}
 
 
 FINAL_KEY = "final"  # set (1) in a trial's last report, the one with its final model

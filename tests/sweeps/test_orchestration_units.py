@@ -179,6 +179,8 @@ def test_resume_and_recipe_attributes_round_trip_as_the_dicts_optuna_stores():
     assert a.to_attr() == {"run_id": "run-1", "checkpoint": "/ray/t/checkpoint_000002",
                            "epoch": 3, "trial": 0}
     assert ResumeAttr.from_attr(a.to_attr()) == a and ResumeAttr.from_attr(None) is None
+    kept = ResumeAttr("run-1", "/ray/t/checkpoint_000002", 3, 0, max_epochs=25)
+    assert ResumeAttr.from_attr(kept.to_attr()) == kept  # the schedule it started on
     r = RecipeAttr("fast", "fast", {"lr": 0.2}, exact=True)
     assert r.to_attr() == {"name": "fast", "preset": "fast", "hp": {"lr": 0.2},
                            "exact": True}  # no max_epochs: the spec's
@@ -296,6 +298,11 @@ def test_a_trial_killed_mid_way_goes_on_from_its_last_saved_epoch_in_the_same_ru
     attr = ResumeAttr("a", "/ray/t0/checkpoint_000002", 3, 0)
     assert actions == [resume.Requeue(0, {"learning_rate": 0.01},
                                       {ResumeAttr.KEY: attr.to_attr()}, attr)]  # run kept
+    lengthened = TrialRun("a", "RUNNING", {"max_epochs": "25"},
+                          tags={tag.ROLE: tag.TRIAL, tag.TRIAL_DIR: "/ray/t0",
+                                tag.OPTUNA_TRIAL: "0"})
+    (again,) = resume.decide([_tv(0, "RUNNING")], [lengthened], saved.get)
+    assert again.resume.max_epochs == 25  # it goes on on the schedule it started on
 
 
 def test_a_trial_killed_before_its_first_epoch_starts_over_and_its_run_is_dropped():
@@ -492,6 +499,42 @@ def test_the_refits_need_is_the_best_trials_in_the_specs_mode():
     assert policy.refit_need([], "max", 54_000, 20, 48_000, left=1_200_000) == 0
     b = Budget.of(_spec(budget="25 epochs"), started=0.0, n_train=48_000)
     assert b.reserving(0).trial_epochs(20, 48_000) == 20  # the first trial's whole schedule
+
+
+def test_the_first_trial_takes_what_its_schedule_leaves_where_it_cannot_train_half_one_more():
+    # 25 epochs of 48,000, no refit's share: the fast recipe's 20 epochs leave 5, less than
+    # half a schedule (a 5-epoch member never made the ensemble): the trial trains 25
+    assert policy.lengthen(20, 5 * 48_000, 48_000) == 5
+    # 50 epochs with a whole schedule's refit kept (20 x 54,000): 360,000 left after the trial;
+    # each epoch more costs one of the trial and one of its refit: 3 more, 2,346,000 in all
+    assert policy.lengthen(20, 2_400_000 - 1_080_000 - 960_000, 48_000, 54_000) == 3
+    assert 23 * 48_000 + 23 * 54_000 <= 2_400_000 < 24 * 48_000 + 24 * 54_000
+    # half a schedule or more left buys another model; nothing left, nothing added
+    assert policy.lengthen(20, 10 * 48_000, 48_000) == 0
+    assert policy.lengthen(20, 0, 48_000) == 0 and policy.lengthen(20, -1, 48_000) == 0
+    assert policy.lengthen(0, 5 * 48_000, 48_000) == 0
+
+
+def test_a_trial_trains_its_planned_epochs_and_a_resumed_one_keeps_its_schedule():
+    from sweeps import space
+
+    sp = _spec(max_epochs=20)
+    assert space.trial_epochs(sp, {}) == 20
+    assert space.trial_epochs(sp, {space.EPOCHS_KEY: 14}) == 14  # the budget's fit
+    assert space.trial_epochs(sp, {space.EPOCHS_KEY: 25}) == 25  # the policy's lengthening
+    going_on = {space.RESUME_KEY: ResumeAttr("r", "/c", 22, 0, max_epochs=25).to_attr()}
+    assert space.planned_epochs(sp, going_on) == 25  # not the spec's 20: its own schedule
+    old = {space.RESUME_KEY: ResumeAttr("r", "/c", 2, 0).to_attr()}  # an earlier version's
+    assert space.planned_epochs(sp, old) == 20
+
+
+@pytest.mark.parametrize("last, reported", [(20, 12), (18, 0), (25, 0)])
+def test_only_a_trial_on_the_specs_schedule_meets_the_schedulers_rungs(last, reported):
+    # a shorter schedule anneals sooner and would look better at epoch 12 than it is; a
+    # longer one later, and would be stopped for it (and past ASHA's max_t)
+    from sweeps.trial import RUNG_KEY, rung
+
+    assert rung(12, last, _spec(max_epochs=20)) == {RUNG_KEY: reported}
 
 
 def test_the_compute_a_sweep_has_spent_is_read_from_its_record():

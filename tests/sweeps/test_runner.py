@@ -526,6 +526,14 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     parent, more = sweep("a", budget="7 epochs")  # the same sweep, given 2 epochs more
     assert more[:3] == first and [e for _, e in more[3:]] == [2]  # only the rest is spent
     assert parent.data.metrics["sweep/train_images"] == 4200
+    # a 4-epoch schedule leaves 1 epoch of 5, under half a schedule: the first trial takes it
+    # (its schedule is 5 epochs, under ASHA, which leaves a schedule not the spec's alone)
+    parent, longer = sweep("l", max_epochs=4, scheduler={"type": "asha", "grace_period": 1,
+                                                         "reduction_factor": 2})
+    assert [e for _, e in longer] == [5] and parent.data.metrics["sweep/train_images"] == 3000
+    (run,) = records(tmp_path / "l", "compute")[2]
+    assert run.data.params["max_epochs"] == "5" and "lengthen" in run.data.tags[tag.POLICY]
+    assert "its schedule takes 1 of them (5 epochs)" in capsys.readouterr().out
     # with a refit: what the refit needs is kept from the search (a whole schedule's, then the
     # best trial's; not a quarter of the budget), and the refit trains within the budget
     parent, _ = sweep("r", budget="6 epochs", final={"refit": True, "ensemble": 0, "tta": False})
