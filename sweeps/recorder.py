@@ -95,7 +95,7 @@ class StudySearch(OptunaSearch):
         """Epochs the policy adds to the first trial's whole schedule of ``planned`` epochs
         (``policy.lengthen``), said and recorded with its decision; 0: none."""
         left = (self.budget.search_images() or 0) - self.budget.images_used
-        per_refit = self.refit_per_epoch if self.budget.refit else 0
+        per_refit = self.refit_per_epoch if self.budget.refit_planned else 0
         extra = policy.lengthen(planned, left - planned * self.n_train, self.n_train, per_refit)
         if extra:
             why = (f"lengthen: the {left / self.n_train - planned:.1f} epochs the search's "

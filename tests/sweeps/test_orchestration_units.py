@@ -513,6 +513,12 @@ def test_the_first_trial_takes_what_its_schedule_leaves_where_it_cannot_train_ha
     assert policy.lengthen(20, 10 * 48_000, 48_000) == 0
     assert policy.lengthen(20, 0, 48_000) == 0 and policy.lengthen(20, -1, 48_000) == 0
     assert policy.lengthen(0, 5 * 48_000, 48_000) == 0
+    # only a planned refit share grows with the trial: not one given up (25 epochs: none kept
+    # beside a whole trial), nor the fixed quarter kept where nothing planned it
+    b = Budget.of(_spec(budget="50 epochs"), started=0.0, n_train=48_000)
+    assert b.reserving(1_080_000).refit_planned
+    assert not b.reserving(0).refit_planned and not b.refit_planned
+    assert not b.without_refit().refit_planned
 
 
 def test_a_trial_trains_its_planned_epochs_and_a_resumed_one_keeps_its_schedule():
