@@ -494,19 +494,27 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     epochs = best.refit_epochs
     hp = refit_hp(spec, knobs, best.schedule_epochs)
     full = refit_split(split, spec.data_seed)
-    if images_left is not None and refit_images(best, split) > images_left:
+    out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
+    # a command killed in the refit left its state after its last saved epoch: it goes on
+    saved = out / f"state-{best.run_id}"
+    going_on = (done is not None and done.status != record.FINISHED
+                and (saved / "state.json").is_file())
+    spent = rec.refit_spent(best) if going_on else 0
+    rest = max(0, refit_images(best, split) - spent)
+    if images_left is not None and rest > images_left:
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images needs "
-            f"{refit_images(best, split):,} training images, the compute budget has "
+            f"{rest:,} more training images, the compute budget has "
             f"{images_left:,} left: not started")
         return None
     need = refit_need_s(best, split)
+    if need is not None:
+        need *= rest / max(1, refit_images(best, split))
     if until is not None and need is not None and time.time() + need > until:
         # cut short, it would be recorded and never chosen: the budget's time is not spent on it
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "
             f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.time()):.0f}"
             f" s are left: not started")
         return None
-    out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
     tags = {tag.SOURCE_RUN_ID: best.run_id, tag.CHECKPOINT: str(out)}
     rid = done.run_id if done is not None else tracking.start_child(
         st, spec, parent, tag.REFIT, "refit",
@@ -515,20 +523,30 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
                                                                            "inter_threads")},
          "epochs": epochs, "train_images": len(full.y_train)}, tags)
     say(f"final: refit of {best.name or best.run_id} on "
-        f"{len(full.y_train):,} images for {epochs} epochs")
+        f"{len(full.y_train):,} images for {epochs} epochs"
+        + (f", going on after epoch {json.loads((saved / 'state.json').read_text())['epoch']}"
+           if going_on else ""))
     last = [time.time()]
 
     def on_epoch(m: dict[str, Any]) -> bool:
         now = time.time()
         took, last[0] = now - last[0], now
+        if m.get(train.STATE_KEY) and m["epoch"] < epochs:  # kept: a kill loses one epoch
+            _keep_state(Path(m[train.STATE_KEY]), saved)
+            tracking.log_run(st, rid, {record.TRAIN_IMAGES: m["epoch"] * len(full.y_train)},
+                             {})
         say(f"final: refit epoch {int(m['epoch'])}/{epochs} ({took:.1f} s)")
         # the next epoch would not end within the budget: stop here, cut short
         return m["epoch"] >= epochs or (until is not None and now + took > until)
 
     result = train.train(family, full, hp, preset=preset, on_epoch=on_epoch,
-                         should_stop=(lambda: time.time() >= until) if until else None)
+                         should_stop=(lambda: time.time() >= until) if until else None,
+                         epoch_state=True, resume_from=saved if going_on else None)
     complete = result.epochs >= epochs  # an epoch cut off mid-way is not counted
     out.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    shutil.rmtree(saved, ignore_errors=True)  # its model is saved next: no state to go on from
     result.model.save(out / "model.keras")
     tracking.end_trial(st, rid, "FINISHED", {"epochs": result.epochs,
                                              "train_s": result.seconds,
@@ -538,6 +556,18 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
         say(f"final: the refit trained {result.epochs} of {epochs} epochs within the budget; "
             f"it is recorded, not chosen")
     return Candidate(tag.REFIT, rid, result.model, None, complete)
+
+
+def _keep_state(state: Path, into: Path) -> None:
+    """Copy an epoch's training state folder to ``into``, replacing the one before: a kill
+    mid-way leaves the earlier state or none, never half of one."""
+    import shutil
+
+    new = into.with_name(into.name + ".new")
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.copytree(state, new)
+    shutil.rmtree(into, ignore_errors=True)
+    new.rename(into)
 
 
 def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, split, mode, say,

@@ -295,6 +295,20 @@ class _Queries:
         """The last epoch a trial's run holds (its per-epoch metrics' last step)."""
         return int(run.metrics.get("epoch") or 0)  # a made-up run's
 
+    def refit_going_on(self, best: TrialRun) -> bool:
+        """Whether a command started the refit of ``best`` and was killed before it ended (its
+        run is not finished): the search had ended; the refit goes on."""
+        done = self.own_run(tag.REFIT, best)
+        return done is not None and done.status != FINISHED
+
+    def refit_spent(self, best: TrialRun) -> int:
+        """Training images the refit of ``best`` processed in a command killed before it ended
+        (the epochs it saved: it goes on after them); 0: none started, or done."""
+        done = self.own_run(tag.REFIT, best)
+        if done is None or done.status == FINISHED:
+            return 0
+        return int(done.metrics.get(TRAIN_IMAGES) or 0)
+
     def refit_done(self, best: TrialRun) -> bool:
         """Whether an earlier command trained the refit of ``best`` (finished, model saved)."""
         done = self.own_run(tag.REFIT, best)

@@ -45,6 +45,14 @@ class RunOptions:
     started: float | None = None  # time.time() at the command's start: the budget's
 
 
+def _refit_going_on(st: tracking.Store, spec: SweepSpec) -> bool:
+    """Whether an earlier command started the best trial's refit and was killed in it: the
+    search had ended, and does not start again (nor spend the refit's images)."""
+    rec = record.MlflowRecord(st, spec)
+    best = rec.best()
+    return best is not None and rec.refit_going_on(best)
+
+
 def refit_share_back(spec: SweepSpec, st: tracking.Store, split, budget: Budget,
                      now: float, used: int = 0) -> Budget | None:
     """The budget that gives the refit's share to the search, where the search has ended and
@@ -221,6 +229,9 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
     search_s = budget.search_left(time.time())
     if remaining <= 0:
         say(f"sweep {spec.name}: all {spec.trials} trials are done; nothing to run")
+    elif spec.refit and _refit_going_on(st, spec):
+        say(f"sweep {spec.name}: the search had ended when the refit started; the refit "
+            f"goes on")
     elif search_s is not None and search_s <= 0:
         say(f"sweep {spec.name}: the budget leaves no time for the search")
     elif budget.trial_epochs(1, n_train) == 0:

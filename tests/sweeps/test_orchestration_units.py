@@ -172,6 +172,17 @@ def test_the_record_finds_the_run_after_the_search_of_the_best_trial(tmp_path):
     (folder / "model.keras").write_bytes(b"zip")
     assert rec.refit_done(best) and rec.own_run(tag.ENSEMBLE, best) is None
     assert [r.run_id for r in rec.runs(tag.TRIAL)] == ["best"]
+    assert not rec.refit_going_on(best) and rec.refit_spent(best) == 0  # finished
+
+
+def test_a_refit_killed_part_way_goes_on_and_has_spent_the_epochs_it_saved():
+    best = _trial("best", 0.9)
+    rec = MemoryRecord("max", [best])
+    assert not rec.refit_going_on(best) and rec.refit_spent(best) == 0  # none started
+    rec.add(TrialRun("r", "RUNNING", metrics={record.TRAIN_IMAGES: 108_000},
+                     tags={tag.SOURCE_RUN_ID: "best"}), tag.REFIT)
+    assert rec.refit_going_on(best) and rec.refit_spent(best) == 108_000
+    assert rec.images_used(48_000) == 108_000  # counted in the compute spent, once
 
 
 def test_resume_and_recipe_attributes_round_trip_as_the_dicts_optuna_stores():

@@ -250,15 +250,17 @@ def test_reconcile_matches_each_mlflow_run_to_its_optuna_trial(tmp_path):
 
 
 def test_a_sweep_killed_after_its_search_finishes_each_phase_without_retraining(tmp_path):
-    # killed as the refit starts, then (the refit done) as the ensemble is picked: neither
-    # resume trains a trial again, the second reuses the refit
-    spec = write_spec(tmp_path / "s.yaml", name="after", trials=2, max_epochs=2,
+    # killed after the refit's first epoch, then (the refit done) as the ensemble is picked:
+    # neither resume trains a trial again, the first goes on with the refit after its saved
+    # epoch, the second reuses the refit
+    spec = write_spec(tmp_path / "s.yaml", name="after", trials=2, max_epochs=4,
                       data={"subset": 1500, "seed": 0},
+                      fixed={"batch_size": 32, "early_stopping": False},  # its refit: 4 epochs
                       final={"refit": True, "ensemble": 2, "tta": True})
     store = tmp_path / "store"
     cmd = [CLI, "run", str(spec), "--store", str(store)]
     first, output = _start(cmd)
-    output.wait_for("final: refit of ")
+    output.wait_for(r"final: refit epoch 1/4 ")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=120)
     output.text()
@@ -274,6 +276,10 @@ def test_a_sweep_killed_after_its_search_finishes_each_phase_without_retraining(
     assert "all 2 trials are done; nothing to run" in out, out[-3000:]
     assert "started " not in out, "no trial trained again"
     assert "final: refit done before, reused" not in out, "the killed refit trained again"
+    # its state was saved before the line was said; the kill may land an epoch or two later
+    assert re.search(r"final: refit of .* for 4 epochs, going on after epoch [123]\n", out), \
+        out[-3000:]
+    assert "final: refit epoch 1/4" not in out, "the refit's first epoch trained again"
 
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
