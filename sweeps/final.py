@@ -494,17 +494,17 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     epochs = best.refit_epochs
     hp = refit_hp(spec, knobs, best.schedule_epochs)
     full = refit_split(split, spec.data_seed)
-    out = Path(st.ray_dir) / f"{spec.name}-final" / "refit"
-    # a command killed in the refit left its state after its last saved epoch: it goes on
+    out = _refit_dir(st, spec)
     saved = out / f"state-{best.run_id}"
-    going_on = (done is not None and done.status != record.FINISHED
-                and (saved / "state.json").is_file())
-    spent = rec.refit_spent(best) if going_on else 0
+    # a command killed in the refit left its state after its last saved epoch: it goes on
+    resume_from = refit_state(st, spec, best) if done is not None else None
+    spent = rec.refit_spent(best) if resume_from is not None else 0
     rest = max(0, refit_images(best, split) - spent)
     if images_left is not None and rest > images_left:
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images needs "
             f"{rest:,} more training images, the compute budget has "
             f"{images_left:,} left: not started")
+        _give_up(st, done)
         return None
     need = refit_need_s(best, split)
     if need is not None:
@@ -514,6 +514,7 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images would take "
             f"about {need:.0f} s at its trial's pace, {max(0.0, until - time.time()):.0f}"
             f" s are left: not started")
+        _give_up(st, done)
         return None
     tags = {tag.SOURCE_RUN_ID: best.run_id, tag.CHECKPOINT: str(out)}
     rid = done.run_id if done is not None else tracking.start_child(
@@ -524,8 +525,9 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
          "epochs": epochs, "train_images": len(full.y_train)}, tags)
     say(f"final: refit of {best.name or best.run_id} on "
         f"{len(full.y_train):,} images for {epochs} epochs"
-        + (f", going on after epoch {json.loads((saved / 'state.json').read_text())['epoch']}"
-           if going_on else ""))
+        + (f", going on after epoch "
+           f"{json.loads((resume_from / 'state.json').read_text())['epoch']}"
+           if resume_from is not None else ""))
     last = [time.time()]
 
     def on_epoch(m: dict[str, Any]) -> bool:
@@ -541,33 +543,66 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
 
     result = train.train(family, full, hp, preset=preset, on_epoch=on_epoch,
                          should_stop=(lambda: time.time() >= until) if until else None,
-                         epoch_state=True, resume_from=saved if going_on else None)
+                         epoch_state=True, resume_from=resume_from)
     complete = result.epochs >= epochs  # an epoch cut off mid-way is not counted
     out.mkdir(parents=True, exist_ok=True)
-    import shutil
-
-    shutil.rmtree(saved, ignore_errors=True)  # its model is saved next: no state to go on from
     result.model.save(out / "model.keras")
     tracking.end_trial(st, rid, "FINISHED", {"epochs": result.epochs,
                                              "train_s": result.seconds,
                                              "train_images": result.epochs * len(full.y_train)},
                        {tag.COMPLETE: str(complete).lower()})  # a later command reuses it
+    import shutil
+
+    for folder in (saved, *_aside(saved)):  # its model saved: no state to go on from
+        shutil.rmtree(folder, ignore_errors=True)
     if not complete:
         say(f"final: the refit trained {result.epochs} of {epochs} epochs within the budget; "
             f"it is recorded, not chosen")
     return Candidate(tag.REFIT, rid, result.model, None, complete)
 
 
+def _refit_dir(st, spec) -> Path:
+    return Path(st.ray_dir) / f"{spec.name}-final" / "refit"
+
+
+def refit_state(st, spec, best: TrialRun) -> Path | None:
+    """The training state the refit of ``best`` saved after its last epoch in a command killed
+    part-way (``_keep_state``), to go on from; None: none saved."""
+    saved = _refit_dir(st, spec) / f"state-{best.run_id}"
+    new, old = _aside(saved)
+    for folder in (saved, old):  # ``old``: killed between ``_keep_state``'s two renames
+        if (folder / "state.json").is_file():
+            return folder
+    return None
+
+
+def _aside(folder: Path) -> tuple[Path, Path]:
+    """Where ``_keep_state`` copies a new state, and where it moves the one it replaces."""
+    return folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")
+
+
 def _keep_state(state: Path, into: Path) -> None:
-    """Copy an epoch's training state folder to ``into``, replacing the one before: a kill
-    mid-way leaves the earlier state or none, never half of one."""
+    """Copy an epoch's training state folder to ``into``, replacing the one before: a kill at
+    any point leaves one whole state (``refit_state`` finds it), never half of one."""
     import shutil
 
-    new = into.with_name(into.name + ".new")
+    new, old = _aside(into)
     shutil.rmtree(new, ignore_errors=True)
+    if old.exists() and not into.exists():  # the whole one a kill between the renames left
+        old.rename(into)
+    shutil.rmtree(old, ignore_errors=True)
     shutil.copytree(state, new)
-    shutil.rmtree(into, ignore_errors=True)
+    if into.exists():
+        into.rename(old)
     new.rename(into)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _give_up(st, run: TrialRun | None) -> None:
+    """Close a refit run a killed command left open that this one does not go on with (the
+    budget left is too short): the sweep's later commands search again."""
+    if run is not None and run.status != record.FINISHED:
+        tracking.client(st).set_terminated(run.run_id, "KILLED")
 
 
 def _ensemble(st, rec, spec, parent, best: TrialRun, best_model, best_probs, split, mode, say,

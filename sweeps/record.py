@@ -46,6 +46,11 @@ TRAIN_IMAGES = "train_images"  # images a refit trained on (its run's)
 # Optuna user attribute of a warm start: where it is from, e.g. "recipe 003-model5"
 WARM_KEY = "fmnist_warm"
 SEED_KEY = "fmnist_seed"  # Optuna user attribute: an ensemble member's training seed
+# Optuna user attributes of a finished trial: the epochs its schedule ran (a budget may have
+# shortened or the policy lengthened it) and its best epoch (its refit's epochs), so that a
+# later command plans the refit's share on what it trained, not on the spec's schedule
+SCHEDULE_ATTR = "fmnist_schedule"
+BEST_EPOCH_ATTR = "fmnist_best_epoch"
 POLICY_KEY = "fmnist_policy"  # Ray config key: the budget policy's decision that made a trial
 
 # MLflow run statuses

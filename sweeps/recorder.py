@@ -12,7 +12,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist import compat, costs
-from sweeps import policy, progress, space, tracking, warm
+from sweeps import policy, progress, record, space, tracking, warm
 from sweeps import tags as tag
 from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
@@ -135,9 +135,11 @@ class StudySearch(OptunaSearch):
         from optuna.trial import TrialState
 
         return [policy.Done(t.number, t.values[0], t.params, t.user_attrs,
-                            self.schedules.get(t.number) or space.trial_epochs(
-                                self.spec, {**t.params, **t.user_attrs}),
-                            self.refit_epochs.get(t.number, 0))
+                            self.schedules.get(t.number)
+                            or int(t.user_attrs.get(record.SCHEDULE_ATTR) or 0)
+                            or space.trial_epochs(self.spec, {**t.params, **t.user_attrs}),
+                            self.refit_epochs.get(t.number)
+                            or int(t.user_attrs.get(record.BEST_EPOCH_ATTR) or 0))
                 for t in self.study.get_trials(deepcopy=False)
                 if t.state == TrialState.COMPLETE and t.values]
 
@@ -194,6 +196,9 @@ class StudySearch(OptunaSearch):
         if r.get("train_s") and r.get("epochs"):
             self.paces.append(float(r["train_s"]) / float(r["epochs"]))
         ot_trial = compat.tune_optuna_trial(self, trial_id)
+        if ot_trial is not None and r.get("final") and number is not None:  # for later commands
+            ot_trial.set_user_attr(record.SCHEDULE_ATTR, self.schedules[int(number)])
+            ot_trial.set_user_attr(record.BEST_EPOCH_ATTR, self.refit_epochs[int(number)])
         if (ot_trial is not None and self.spec is not None and self.spec.constraints
                 and not r.get("resumed")):  # one that went on was never refused: not retimed
             # each constraint's value (<= 0: met), for the sampler (TPE learns the region)

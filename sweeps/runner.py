@@ -50,7 +50,8 @@ def _refit_going_on(st: tracking.Store, spec: SweepSpec) -> bool:
     search had ended, and does not start again (nor spend the refit's images)."""
     rec = record.MlflowRecord(st, spec)
     best = rec.best()
-    return best is not None and rec.refit_going_on(best)
+    return (best is not None and rec.refit_going_on(best)
+            and final.refit_state(st, spec, best) is not None)
 
 
 def refit_share_back(spec: SweepSpec, st: tracking.Store, split, budget: Budget,

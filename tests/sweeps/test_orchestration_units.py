@@ -185,6 +185,32 @@ def test_a_refit_killed_part_way_goes_on_and_has_spent_the_epochs_it_saved():
     assert rec.images_used(48_000) == 108_000  # counted in the compute spent, once
 
 
+def test_a_refits_state_is_replaced_whole_and_found_after_a_kill_at_any_point(tmp_path):
+    from types import SimpleNamespace
+
+    st, sp, best = SimpleNamespace(ray_dir=str(tmp_path)), _spec(), _trial("best", 0.9)
+    assert final.refit_state(st, sp, best) is None  # none saved
+
+    def epoch_state(n):
+        d = tmp_path / f"tmp{n}"
+        d.mkdir()
+        (d / "state.json").write_text(f'{{"epoch": {n}}}')
+        return d
+
+    into = tmp_path / "s-final" / "refit" / "state-best"
+    into.parent.mkdir(parents=True)
+    final._keep_state(epoch_state(1), into)
+    final._keep_state(epoch_state(2), into)
+    assert final.refit_state(st, sp, best) == into and "2" in (into / "state.json").read_text()
+    assert sorted(p.name for p in into.parent.iterdir()) == ["state-best"]
+    into.rename(into.with_name("state-best.old"))  # killed between the two renames
+    found = final.refit_state(st, sp, best)
+    assert found is not None and found.name == "state-best.old"
+    final._keep_state(epoch_state(3), into)  # the next epoch's replaces it, whole
+    assert "3" in (final.refit_state(st, sp, best) / "state.json").read_text()
+    assert sorted(p.name for p in into.parent.iterdir()) == ["state-best"]
+
+
 def test_resume_and_recipe_attributes_round_trip_as_the_dicts_optuna_stores():
     a = ResumeAttr("run-1", "/ray/t/checkpoint_000002", 3, 0)
     assert a.to_attr() == {"run_id": "run-1", "checkpoint": "/ray/t/checkpoint_000002",
