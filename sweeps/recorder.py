@@ -189,7 +189,8 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         r = result or {}
-        number = (r.get("config") or {}).get(space.TRIAL_KEY)
+        # Tune hands the searcher the trial's last result flattened: "config/<key>"
+        number = (r.get("config") or {}).get(space.TRIAL_KEY, r.get(f"config/{space.TRIAL_KEY}"))
         if r.get("final") and number is not None:
             self.schedules[int(number)] = int(r.get("max_epochs") or 0)
             self.refit_epochs[int(number)] = int(r.get("best_epoch") or r.get("epochs") or 0)

@@ -531,8 +531,11 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     parent, longer = sweep("l", max_epochs=4, scheduler={"type": "asha", "grace_period": 1,
                                                          "reduction_factor": 2})
     assert [e for _, e in longer] == [5] and parent.data.metrics["sweep/train_images"] == 3000
-    (run,) = records(tmp_path / "l", "compute")[2]
+    _, _, (run,), study = records(tmp_path / "l", "compute")
     assert run.data.params["max_epochs"] == "5" and "lengthen" in run.data.tags[tag.POLICY]
+    # what it trained, kept for the refit's share in later commands (not the spec's 4 epochs)
+    assert study.trials[0].user_attrs["fmnist_schedule"] == 5
+    assert 1 <= study.trials[0].user_attrs["fmnist_best_epoch"] <= 5
     assert "its schedule takes 1 of them (5 epochs)" in capsys.readouterr().out
     # with a refit: what the refit needs is kept from the search (a whole schedule's, then the
     # best trial's; not a quarter of the budget), and the refit trains within the budget
