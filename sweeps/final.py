@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -551,8 +552,6 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
                                              "train_s": result.seconds,
                                              "train_images": result.epochs * len(full.y_train)},
                        {tag.COMPLETE: str(complete).lower()})  # a later command reuses it
-    import shutil
-
     for folder in (saved, *_aside(saved)):  # its model saved: no state to go on from
         shutil.rmtree(folder, ignore_errors=True)
     if not complete:
@@ -584,8 +583,6 @@ def _aside(folder: Path) -> tuple[Path, Path]:
 def _keep_state(state: Path, into: Path) -> None:
     """Copy an epoch's training state folder to ``into``, replacing the one before: a kill at
     any point leaves one whole state (``refit_state`` finds it), never half of one."""
-    import shutil
-
     new, old = _aside(into)
     shutil.rmtree(new, ignore_errors=True)
     if old.exists() and not into.exists():  # the whole one a kill between the renames left
