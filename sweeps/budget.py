@@ -111,12 +111,6 @@ class Budget:
             return self.images - self.refit_need
         return round(self.images * (1.0 - AFTER_SHARE["refit"]))
 
-    @property
-    def refit_planned(self) -> bool:
-        """The refit's share is what its need was measured or planned at (``reserving``), so
-        that a trial trained longer makes its refit need more: not a fixed quarter, not none."""
-        return self.refit and bool(self.refit_need)
-
     def search_epochs_left(self, n_train: int) -> float | None:
         """Epochs of ``n_train`` images the search's share has left (from this command's
         start); None: no compute budget."""

@@ -14,10 +14,12 @@ epochs and its objective; the full trials the budget still holds), the next tria
 
 A trial the budget cannot hold in full is given the epochs it holds (``Budget.trial_epochs``,
 or its schedule fitted to the time left), so the budget is spent, not left over. The other way
-round, under a compute budget, the first trial's schedule is lengthened (``lengthen``) where what
-the search's share leaves after it cannot train half a schedule more: a model that short has
-never made the ensemble (BENCHMARKS.md, 25 and 50 epochs), and the same images spent on the one
-schedule are the "best configuration on a longer schedule" the budget can still buy.
+round, under a compute budget that holds few whole trials (``FEW``), the first trial's schedule
+is stretched to the budget (``lengthen``), up to ``STRETCH`` times its length, and no refit's
+share is kept before it: on this data a longer schedule is what more images buy, where more
+models of the same schedule (a member, a refit on 12.5% more images) were not (BENCHMARKS.md:
+25 epochs, one stretched schedule +0.17 points on each of 3 seeds over 18 epochs and a 7-epoch
+member; 50 epochs, the refit tested no higher than its trial; 40 epochs, one seed, +0.32).
 
 Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
 Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
@@ -32,8 +34,8 @@ from typing import Any
 
 from sweeps.record import POLICY_KEY, SEED_KEY, RecipeAttr  # noqa: F401 - POLICY_KEY: its config key
 
-HALF = 0.5  # of a schedule: a model trained on less is not worth the images after the first
 FEW = 4.0  # full trials the budget holds at or below which the sweep exploits and ensembles
+STRETCH = 2.5  # the longest the first trial's schedule is stretched to, in its own lengths
 MEMBERS = 3  # trials of the best configuration (seeds) the ensemble is given at most
 
 
@@ -99,25 +101,36 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
 
 
-def lengthen(epochs: int, leftover: int, n_train: int, refit_per_epoch: int = 0) -> int:
-    """Epochs to add to the first trial's schedule of ``epochs`` epochs of ``n_train`` images:
-    where the search's share leaves ``leftover`` training images after it, fewer than ``HALF`` a
-    schedule's, the schedule takes them; each epoch added costs an epoch of the trial and, where
-    the refit's share is kept (``refit_per_epoch``: its images an epoch), one of its refit,
-    which trains as long. 0: the rest buys another model (or there is no rest)."""
-    if epochs <= 0 or n_train <= 0 or leftover <= 0 or leftover >= HALF * epochs * n_train:
+def few(left: int | None, epochs: int, n_train: int) -> bool:
+    """Whether ``left`` training images hold fewer than ``FEW`` whole schedules of ``epochs``
+    epochs of ``n_train`` images: the budget is spent on one long schedule, not searched."""
+    return (left is not None and left > 0 and epochs > 0 and n_train > 0
+            and left < FEW * epochs * n_train)
+
+
+def lengthen(epochs: int, left: int, n_train: int) -> int:
+    """Epochs to add to the first trial's whole schedule of ``epochs`` epochs of ``n_train``
+    images, where the search has ``left`` training images and they hold ``few`` schedules: the
+    schedule takes them, up to ``STRETCH`` times its length, and all of them where what the
+    longest stretch would leave cannot train one whole schedule more. 0: the budget searches
+    (or holds no more than the schedule)."""
+    if not few(left, epochs, n_train):
         return 0
-    return int(leftover // (n_train + max(0, refit_per_epoch)))
+    total = left // n_train
+    longest = int(STRETCH * epochs)
+    if total - longest >= epochs:
+        return longest - epochs
+    return max(0, total - epochs)
 
 
 def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epochs: int = 0,
                n_train: int = 0, left: int | None = None) -> int | None:
     """The training images to keep for the refit (``images_per_epoch``: the training images and
     the validation half it trains on): the best finished trial's refit's epochs of them; before
-    any trial has finished, a whole schedule's (``max_epochs``) where it fits in ``left``
-    beside one whole trial of ``n_train`` images an epoch, else 0 (the first trial trains its
-    whole schedule; its refit is weighed once it has finished). None: no plan (no images per
-    epoch, or no budget ``left`` to plan with and no trial finished)."""
+    any trial has finished, a whole schedule's (``max_epochs``) where ``left`` holds more than
+    ``few`` schedules of ``n_train`` images an epoch, else 0 (the first trial's schedule is
+    stretched to the budget, ``lengthen``; its refit is weighed once it has finished). None:
+    no plan (no images per epoch, or no budget ``left`` to plan with and no trial finished)."""
     if images_per_epoch <= 0:
         return None
     usable = _usable(done)
@@ -126,8 +139,9 @@ def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epoch
         return (best.refit_epochs or best.epochs) * images_per_epoch
     if left is None or max_epochs <= 0:
         return None
-    whole = max_epochs * images_per_epoch
-    return whole if whole + max_epochs * n_train <= left else 0
+    if few(left, max_epochs, n_train) or max_epochs * (images_per_epoch + n_train) > left:
+        return 0
+    return max_epochs * images_per_epoch
 
 
 def _usable(done: Sequence[Done]) -> list[Done]:

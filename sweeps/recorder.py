@@ -94,14 +94,14 @@ class StudySearch(OptunaSearch):
     def _lengthen(self, planned: int, config: dict) -> int:
         """Epochs the policy adds to the first trial's whole schedule of ``planned`` epochs
         (``policy.lengthen``), said and recorded with its decision; 0: none."""
-        left = (self.budget.search_images() or 0) - self.budget.images_used
-        per_refit = self.refit_per_epoch if self.budget.refit_planned else 0
-        extra = policy.lengthen(planned, left - planned * self.n_train, self.n_train, per_refit)
+        left = self.budget.images_left() or 0  # FEW schedules or more: a refit's share kept
+        share = (self.budget.search_images() or 0) - self.budget.images_used
+        extra = min(policy.lengthen(planned, left, self.n_train),
+                    max(0, share // self.n_train - planned))
         if extra:
-            why = (f"lengthen: the {left / self.n_train - planned:.1f} epochs the search's "
-                   f"share leaves after this trial's {planned} hold less than half a schedule "
-                   f"more: its schedule takes {extra} of them ({planned + extra} epochs"
-                   + (", its refit as many)" if per_refit else ")"))
+            why = (f"lengthen: the budget's {left / self.n_train:.1f} epochs hold fewer than "
+                   f"{policy.FEW:g} schedules of {planned}: one longer schedule buys more than "
+                   f"more models; this trial's takes {extra} more ({planned + extra} epochs)")
             if config.get(policy.POLICY_KEY):
                 config[policy.POLICY_KEY] += f"; {why}"
             if self.say is not None:

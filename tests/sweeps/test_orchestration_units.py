@@ -530,32 +530,33 @@ def test_the_refits_need_is_the_best_trials_in_the_specs_mode():
     assert policy.refit_need(done, "max", 54_000) == 12 * 54_000  # its epochs: no best known
     assert policy.refit_need(done, "min", 54_000) == 14 * 54_000  # its best epoch
     assert policy.refit_need([], "max", 54_000) is None
-    # before any trial has finished: a whole schedule's refit, where it fits beside one whole
-    # trial (50 epochs of 48,000: 1,080,000 + 960,000 <= 2,400,000), else none (25 epochs)
-    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=2_400_000) == 1_080_000
+    # before any trial has finished: none where the budget holds fewer than FEW schedules (the
+    # first trial is stretched to it: 25 and 50 epochs of 48,000); beyond, a whole schedule's
+    # refit where it fits beside one whole trial (100 epochs: 1,080,000 + 960,000 fit)
+    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=4_800_000) == 1_080_000
+    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=2_400_000) == 0
     assert policy.refit_need([], "max", 54_000, 20, 48_000, left=1_200_000) == 0
+    assert policy.refit_need([], "max", 54_000, 20, 0, left=1_000_000) == 0  # cannot fit
     b = Budget.of(_spec(budget="25 epochs"), started=0.0, n_train=48_000)
     assert b.reserving(0).trial_epochs(20, 48_000) == 20  # the first trial's whole schedule
 
 
-def test_the_first_trial_takes_what_its_schedule_leaves_where_it_cannot_train_half_one_more():
-    # 25 epochs of 48,000, no refit's share: the fast recipe's 20 epochs leave 5, less than
-    # half a schedule (a 5-epoch member never made the ensemble): the trial trains 25
-    assert policy.lengthen(20, 5 * 48_000, 48_000) == 5
-    # 50 epochs with a whole schedule's refit kept (20 x 54,000): 360,000 left after the trial;
-    # each epoch more costs one of the trial and one of its refit: 3 more, 2,346,000 in all
-    assert policy.lengthen(20, 2_400_000 - 1_080_000 - 960_000, 48_000, 54_000) == 3
-    assert 23 * 48_000 + 23 * 54_000 <= 2_400_000 < 24 * 48_000 + 24 * 54_000
-    # half a schedule or more left buys another model; nothing left, nothing added
-    assert policy.lengthen(20, 10 * 48_000, 48_000) == 0
+def test_a_budget_of_few_schedules_stretches_the_first_trials_schedule_to_it():
+    # 25 epochs of 48,000 hold 1.25 of the fast recipe's 20-epoch schedules: one 25-epoch
+    # schedule (a 5-epoch member never made the ensemble; 25 epochs tested higher, 3 seeds)
+    assert policy.lengthen(20, 25 * 48_000, 48_000) == 5
+    # 50: one 50-epoch schedule (STRETCH 2.5), not 20 epochs, a refit and a member
+    assert policy.lengthen(20, 50 * 48_000, 48_000) == 30
+    # 60: the longest stretch (50) would leave 10, not a whole schedule: all 60
+    assert policy.lengthen(20, 60 * 48_000 + 47_999, 48_000) == 40
+    # 79: 50 epochs, and the 29 left buy at least one whole schedule more (a member)
+    assert policy.lengthen(20, 79 * 48_000, 48_000) == 30
+    # FEW (4) schedules or more: the budget searches; nothing left or no schedule: nothing
+    assert policy.lengthen(20, 80 * 48_000, 48_000) == 0
+    assert not policy.few(80 * 48_000, 20, 48_000) and policy.few(79 * 48_000, 20, 48_000)
+    assert policy.lengthen(20, 20 * 48_000, 48_000) == 0
     assert policy.lengthen(20, 0, 48_000) == 0 and policy.lengthen(20, -1, 48_000) == 0
     assert policy.lengthen(0, 5 * 48_000, 48_000) == 0
-    # only a planned refit share grows with the trial: not one given up (25 epochs: none kept
-    # beside a whole trial), nor the fixed quarter kept where nothing planned it
-    b = Budget.of(_spec(budget="50 epochs"), started=0.0, n_train=48_000)
-    assert b.reserving(1_080_000).refit_planned
-    assert not b.reserving(0).refit_planned and not b.refit_planned
-    assert not b.without_refit().refit_planned
 
 
 def test_a_trial_trains_its_planned_epochs_and_a_resumed_one_keeps_its_schedule():

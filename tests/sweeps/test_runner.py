@@ -503,7 +503,7 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
         tmp_path, capsys):
     # TPE (every shipped spec's sampler), seeded; 600 training images an epoch
     over = dict(name="compute", trials=10, max_epochs=2, max_concurrent=1,
-                sampler={"type": "tpe", "seed": 3}, budget="5 epochs")
+                sampler={"type": "tpe", "seed": 3}, budget="9 epochs")
 
     def sweep(store, **more):
         spec = write_spec(tmp_path / f"{store}.yaml", **{**over, **more})
@@ -516,36 +516,37 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
         return parent, [(_params(r, keys), e) for r, e in zip(runs, epochs, strict=True)]
 
     parent, first = sweep("a")
-    # 5 epochs of 600 images: two whole trials and one the budget gave its last epoch
-    assert [e for _, e in first] == [2, 2, 1]
-    assert parent.data.metrics["sweep/budget_images"] == 3000
-    assert parent.data.metrics["sweep/train_images"] == 3000
-    assert "compute budget 3,000 training images (5 epochs of 600), 0 used" in \
+    # 9 epochs of 600 images (more than FEW schedules: searched): four whole trials and one
+    # the budget gave its last epoch
+    assert [e for _, e in first] == [2, 2, 2, 2, 1]
+    assert parent.data.metrics["sweep/budget_images"] == 5400
+    assert parent.data.metrics["sweep/train_images"] == 5400
+    assert "compute budget 5,400 training images (9 epochs of 600), 0 used" in \
         capsys.readouterr().out
     assert sweep("b")[1] == first  # the same decisions in another run: nothing timed
-    parent, more = sweep("a", budget="7 epochs")  # the same sweep, given 2 epochs more
-    assert more[:3] == first and [e for _, e in more[3:]] == [2]  # only the rest is spent
-    assert parent.data.metrics["sweep/train_images"] == 4200
-    # a 4-epoch schedule leaves 1 epoch of 5, under half a schedule: the first trial takes it
-    # (its schedule is 5 epochs, under ASHA, which leaves a schedule not the spec's alone)
-    parent, longer = sweep("l", max_epochs=4, scheduler={"type": "asha", "grace_period": 1,
-                                                         "reduction_factor": 2})
+    parent, more = sweep("a", budget="11 epochs")  # the same sweep, given 2 epochs more
+    assert more[:5] == first and [e for _, e in more[5:]] == [2]  # only the rest is spent
+    assert parent.data.metrics["sweep/train_images"] == 6600
+    # 5 epochs hold fewer than FEW 4-epoch schedules: the first trial's is stretched to them
+    # (5 epochs, under ASHA, which leaves a schedule not the spec's alone)
+    parent, longer = sweep("l", max_epochs=4, budget="5 epochs",
+                           scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
     assert [e for _, e in longer] == [5] and parent.data.metrics["sweep/train_images"] == 3000
     _, _, (run,), study = records(tmp_path / "l", "compute")
     assert run.data.params["max_epochs"] == "5" and "lengthen" in run.data.tags[tag.POLICY]
     # what it trained, kept for the refit's share in later commands (not the spec's 4 epochs)
     assert study.trials[0].user_attrs["fmnist_schedule"] == 5
     assert 1 <= study.trials[0].user_attrs["fmnist_best_epoch"] <= 5
-    assert "its schedule takes 1 of them (5 epochs)" in capsys.readouterr().out
+    assert "this trial's takes 1 more (5 epochs)" in capsys.readouterr().out
     # with a refit: what the refit needs is kept from the search (a whole schedule's, then the
     # best trial's; not a quarter of the budget), and the refit trains within the budget
-    parent, _ = sweep("r", budget="6 epochs", final={"refit": True, "ensemble": 0, "tta": False})
+    parent, _ = sweep("r", budget="9 epochs", final={"refit": True, "ensemble": 0, "tta": False})
     client, _, nested, _ = records(tmp_path / "r", "compute")
     (refit,) = [r for r in nested if r.data.tags[tag.ROLE] == tag.REFIT]
     assert refit.data.tags[tag.COMPLETE] == "true", refit.data.tags
     assert "refit needs" in capsys.readouterr().out  # the policy said what it kept
     used = parent.data.metrics["sweep/train_images"]
-    assert 3600 - refit.data.metrics["train_images"] / refit.data.metrics["epochs"] < used <= 3600
+    assert 5400 - refit.data.metrics["train_images"] / refit.data.metrics["epochs"] < used <= 5400
 
 
 def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_trained(
