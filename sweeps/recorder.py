@@ -164,8 +164,9 @@ class StudySearch(OptunaSearch):
             return
         whose = "the best trial's refit" if done else "a whole schedule's refit"
         if not need:
-            self.say(f"policy: {whose} and a whole trial do not both fit: the first trial "
-                     f"trains its whole schedule, and its refit is weighed after it")
+            self.say("policy: no refit's share before the first trial (the budget holds few "
+                     "schedules, or not a whole trial beside its refit): the search has it, "
+                     "and the first trial's refit is weighed after it")
         else:
             self.say(f"policy: {whose} needs {need:,} training images: "
                      + ("kept from the search's share" if budget.refit else
