@@ -13,13 +13,18 @@ epochs and its objective; the full trials the budget still holds), the next tria
 - ``stop``: none, where not one epoch is left; the refit on all the training images follows.
 
 A trial the budget cannot hold in full is given the epochs it holds (``Budget.trial_epochs``,
-or its schedule fitted to the time left), so the budget is spent, not left over. The other way
-round, under a compute budget that holds few whole trials (``FEW``), the first trial's schedule
-is stretched to the budget (``lengthen``), up to ``STRETCH`` times its length, and no refit's
-share is kept before it: on this data a longer schedule is what more images buy, where more
-models of the same schedule (a member, a refit on 12.5% more images) were not (BENCHMARKS.md:
-25 epochs, one stretched schedule +0.17 points on each of 3 seeds over 18 epochs and a 7-epoch
-member; 50 epochs, the refit tested no higher than its trial; 40 epochs, one seed, +0.32).
+or its schedule fitted to the time left), so the budget is spent, not left over.
+
+Under a compute budget the unit is a *long schedule* (``STRETCH`` times the spec's, the learning
+rate's schedule stretched with it). Where the budget holds ``FEW`` of them or fewer, it is split
+into that many equal long schedules (``long_epochs``, at least one): the first trial trains the
+first of them, and each one after is the best configuration again on its own long schedule, a
+member with another seed; no refit's share is kept. On this data a longer schedule is what more
+images bought, where more models on the same schedule and the refit on 12.5% more images did
+not (BENCHMARKS.md: at 25 epochs one 25-epoch schedule tested 0.17 points above 20 epochs and a
+7-epoch member on 3 of 3 seeds; at 50 epochs the refit tested no higher than its trial; 40
+epochs, one seed, +0.32). A budget of more long schedules searches first (the spec's schedule,
+the refit's share kept), and ends on them once it holds no more than ``FEW``.
 
 Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
 Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
@@ -35,7 +40,7 @@ from typing import Any
 from sweeps.record import POLICY_KEY, SEED_KEY, RecipeAttr  # noqa: F401 - POLICY_KEY: its config key
 
 FEW = 4.0  # full trials the budget holds at or below which the sweep exploits and ensembles
-STRETCH = 2.5  # the longest the first trial's schedule is stretched to, in its own lengths
+STRETCH = 2.5  # a long schedule, in the spec's schedules (a compute budget's unit)
 MEMBERS = 3  # trials of the best configuration (seeds) the ensemble is given at most
 
 
@@ -57,6 +62,7 @@ class Decision:
     reason: str
     params: Mapping[str, Any] | None = None  # the configuration to enqueue (exploit, ensemble)
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int = 0  # its schedule where the policy sets one (``stretch``); 0: as planned
 
 
 def holds(left: float | None, full_cost: float | None) -> float | None:
@@ -72,15 +78,15 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
     """The next trial (see the module's docstring). ``done``: the finished trials; ``full``:
     the full trials the budget holds (``holds``), None for no limit; ``seed``: the sweep's
     trial seed, from which members' seeds count up."""
-    usable = _usable(done)
+    ok = usable(done)
     if full is None:
         return Decision("explore", "no budget to plan: the spec's trials")
-    if not usable:
+    if not ok:
         return Decision("explore", "no finished trial yet")
     if full > FEW:
         return Decision("explore", f"the budget holds {full:.1f} full trials: searching")
-    best = _best(usable, mode)
-    same = [d for d in usable if _config(d) == _config(best)]
+    best = _best(ok, mode)
+    same = [d for d in ok if _config(d) == _config(best)]
     attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
     recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
     if full * max_epochs < 1.0:
@@ -102,49 +108,68 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
 
 
 def few(left: int | None, epochs: int, n_train: int) -> bool:
-    """Whether ``left`` training images hold fewer than ``FEW`` whole schedules of ``epochs``
-    epochs of ``n_train`` images: the budget is spent on one long schedule, not searched."""
+    """Whether ``left`` training images hold ``FEW`` long schedules (``STRETCH`` times
+    ``epochs`` epochs of ``n_train`` images) or fewer: the budget is spent on long schedules of
+    the best configuration, not searched."""
     return (left is not None and left > 0 and epochs > 0 and n_train > 0
-            and left < FEW * epochs * n_train)
+            and left <= FEW * STRETCH * epochs * n_train)
 
 
-def lengthen(epochs: int, left: int, n_train: int) -> int:
-    """Epochs to add to the first trial's whole schedule of ``epochs`` epochs of ``n_train``
-    images, where the search has ``left`` training images and they hold ``few`` schedules: the
-    schedule takes them, up to ``STRETCH`` times its length, and all of them where what the
-    longest stretch would leave cannot train one whole schedule more. 0: the budget searches
-    (or holds no more than the schedule)."""
+def long_epochs(left: int | None, epochs: int, n_train: int) -> int:
+    """The epochs of the next trial where a compute budget with ``left`` training images holds
+    ``few`` long schedules: those images split into as many equal schedules as the long
+    schedules they hold, rounded (at least one); 0 where they hold more (the budget searches),
+    or where that is no longer than the spec's schedule of ``epochs`` epochs."""
     if not few(left, epochs, n_train):
         return 0
-    total = left // n_train
-    longest = int(STRETCH * epochs)
-    if total - longest >= epochs:
-        return longest - epochs
-    return max(0, total - epochs)
+    total = int(left) // n_train
+    per = total // max(1, round(total / (STRETCH * epochs)))
+    return per if per > epochs else 0
+
+
+def stretch(done: Sequence[Done], epochs: int, mode: str = "max", seed: int = 0) -> Decision:
+    """The next trial on a long schedule of ``epochs`` epochs (``long_epochs``): the best
+    finished configuration again, with the next seed of its configuration (``seed`` counts up,
+    as ``decide``'s members); ``exploit`` where none of its runs had so long a schedule, else
+    ``ensemble``."""
+    best = _best(usable(done), mode)
+    same = [d for d in usable(done) if _config(d) == _config(best)]
+    attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
+    recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
+    if recipe is not None:  # the recipe's schedule, not its quick look
+        attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()
+    member_seed = seed + len(same)
+    kind = "ensemble" if max(d.epochs for d in same) >= epochs else "exploit"
+    return Decision(kind, f"the budget holds few long schedules: trial {best.number}'s "
+                          f"configuration on one of {epochs} epochs, seed {member_seed}",
+                    dict(best.params), {**attrs, SEED_KEY: member_seed}, epochs)
 
 
 def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epochs: int = 0,
                n_train: int = 0, left: int | None = None) -> int | None:
     """The training images to keep for the refit (``images_per_epoch``: the training images and
-    the validation half it trains on): the best finished trial's refit's epochs of them; before
-    any trial has finished, a whole schedule's (``max_epochs``) where ``left`` holds more than
-    ``few`` schedules of ``n_train`` images an epoch, else 0 (the first trial's schedule is
-    stretched to the budget, ``lengthen``; its refit is weighed once it has finished). None:
-    no plan (no images per epoch, or no budget ``left`` to plan with and no trial finished)."""
+    the validation half it trains on). 0 where the compute ``left`` holds ``few`` long
+    schedules of ``n_train`` images an epoch (they are spent on long schedules,
+    ``long_epochs``); else the best finished trial's refit's epochs of them, or before any
+    trial has finished a whole schedule's (``max_epochs``) where it fits beside a whole trial
+    (else 0). None: no plan (no images per epoch, or no budget ``left`` to plan with and no
+    trial finished)."""
     if images_per_epoch <= 0:
         return None
-    usable = _usable(done)
-    if usable:
-        best = _best(usable, mode)
+    if few(left, max_epochs, n_train):
+        return 0
+    ok = usable(done)
+    if ok:
+        best = _best(ok, mode)
         return (best.refit_epochs or best.epochs) * images_per_epoch
     if left is None or max_epochs <= 0:
         return None
-    if few(left, max_epochs, n_train) or max_epochs * (images_per_epoch + n_train) > left:
+    if max_epochs * (images_per_epoch + n_train) > left:
         return 0
     return max_epochs * images_per_epoch
 
 
-def _usable(done: Sequence[Done]) -> list[Done]:
+def usable(done: Sequence[Done]) -> list[Done]:
     """The finished trials with a finite value (a diverged one is never the best)."""
     return [d for d in done if d.value is not None and math.isfinite(d.value)]
 

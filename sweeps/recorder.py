@@ -82,31 +82,35 @@ class StudySearch(OptunaSearch):
             config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
             self._said(decision)
         if counted and isinstance(config, dict):
-            planned = space.planned_epochs(self.spec, config)
+            planned = (decision.epochs if decision is not None and decision.epochs
+                       else space.planned_epochs(self.spec, config))
             before = int((config.get(space.RESUME_KEY) or {}).get("epoch", 0))
+            if not policy.usable(done) and not before:  # none finished: a long one of its own
+                planned = max(planned, self._long(config))
             epochs = self.budget.trial_epochs(planned - before, self.n_train, self.committed)
-            if not done and not self.committed and not before and epochs == planned:
-                epochs += self._lengthen(planned, config)
             config[space.EPOCHS_KEY] = before + max(1, epochs)
             self.reserved[trial_id] = max(1, epochs) * self.n_train
         return config
 
-    def _lengthen(self, planned: int, config: dict) -> int:
-        """Epochs the policy adds to the first trial's whole schedule of ``planned`` epochs
-        (``policy.lengthen``), said and recorded with its decision; 0: none."""
-        left = self.budget.images_left() or 0  # FEW schedules or more: a refit's share kept
-        share = (self.budget.search_images() or 0) - self.budget.images_used
-        extra = min(policy.lengthen(planned, left, self.n_train),
-                    max(0, share // self.n_train - planned))
-        if extra:
-            why = (f"lengthen: the budget's {left / self.n_train:.1f} epochs hold fewer than "
-                   f"{policy.FEW:g} schedules of {planned}: one longer schedule buys more than "
-                   f"more models; this trial's takes {extra} more ({planned + extra} epochs)")
+    def _long_left(self) -> int:
+        """Epochs of a long schedule (``policy.long_epochs``) the compute left buys now; 0:
+        the budget holds more long schedules than ``policy.FEW`` (it searches)."""
+        return policy.long_epochs(self.budget.images_left(self.committed), self.spec.max_epochs,
+                                  self.n_train)
+
+    def _long(self, config: dict) -> int:
+        """Where nothing has finished yet, the long schedule this trial trains (0: none), said
+        and recorded with its decision."""
+        epochs = self._long_left()
+        if epochs:
+            why = (f"long schedule: the compute left holds few schedules of "
+                   f"{self.spec.max_epochs} epochs stretched {policy.STRETCH:g}x: a longer "
+                   f"schedule buys more than more models; this trial trains {epochs} epochs")
             if config.get(policy.POLICY_KEY):
                 config[policy.POLICY_KEY] += f"; {why}"
             if self.say is not None:
                 self.say(f"policy: {why}")
-        return extra
+        return epochs
 
     def _said(self, decision: policy.Decision) -> None:
         if self.say is not None:
@@ -127,6 +131,10 @@ class StudySearch(OptunaSearch):
         if self.spec.multi_objective:  # a front: the recipes held back, then the sampler's
             return (policy.Decision("explore", "the front is explored")
                     if warm.pending(self.study) else None)
+        if self.budget.counted and self.n_train and policy.usable(done):
+            long = self._long_left()
+            if long:  # few long schedules left: the best configuration on one of them
+                return policy.stretch(done, long, self.spec.mode, self.seed)
         return policy.decide(done, self._holds(), self.spec.max_epochs, self.spec.mode,
                              self.seed)
 

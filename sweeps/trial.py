@@ -36,7 +36,7 @@ def rung(epoch: int, last: int, spec: Any) -> dict[str, int]:
     """What a trial at ``epoch`` whose schedule ends at ``last`` reports for the rungs: 0 (below
     every rung, and never past the median rule's grace period) for a schedule other than the
     spec's: a shorter one anneals sooner and would look better at a rung than it is, a longer
-    one (``policy.lengthen``) later, and would be stopped for it (and past ``max_t``). The key
+    one (``policy.long_epochs``) later, and would be stopped for it (and past ``max_t``). The key
     is always there: Ray's median rule reads it from every finished trial's last result."""
     return {RUNG_KEY: int(epoch) if last == spec.max_epochs else 0}
 

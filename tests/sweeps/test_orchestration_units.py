@@ -530,35 +530,53 @@ def test_the_refits_need_is_the_best_trials_in_the_specs_mode():
     assert policy.refit_need(done, "max", 54_000) == 12 * 54_000  # its epochs: no best known
     assert policy.refit_need(done, "min", 54_000) == 14 * 54_000  # its best epoch
     assert policy.refit_need([], "max", 54_000) is None
-    # before any trial has finished: none where the budget holds fewer than FEW schedules (the
-    # first trial is stretched to it: 25 and 50 epochs of 48,000); beyond, a whole schedule's
-    # refit where it fits beside one whole trial (100 epochs: 1,080,000 + 960,000 fit)
-    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=4_800_000) == 1_080_000
-    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=2_400_000) == 0
-    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=1_200_000) == 0
+    # none where the compute left holds FEW long schedules or fewer (spent on them: 25, 50,
+    # 120 epochs of 48,000), finished trials or not; beyond, before any trial, a whole
+    # schedule's refit where it fits beside one whole trial
+    assert policy.refit_need([], "max", 54_000, 20, 48_000, left=250 * 48_000) == 1_080_000
+    for epochs in (25, 50, 120, 200):
+        assert policy.refit_need([], "max", 54_000, 20, 48_000, left=epochs * 48_000) == 0
+        assert policy.refit_need(done, "max", 54_000, 20, 48_000, left=epochs * 48_000) == 0
+    assert policy.refit_need(done, "max", 54_000, 20, 48_000, left=250 * 48_000) == 12 * 54_000
     assert policy.refit_need([], "max", 54_000, 20, 0, left=1_000_000) == 0  # cannot fit
     b = Budget.of(_spec(budget="25 epochs"), started=0.0, n_train=48_000)
     assert b.reserving(0).trial_epochs(20, 48_000) == 20  # the first trial's whole schedule
 
 
-def test_a_budget_of_few_schedules_stretches_the_first_trials_schedule_to_it():
-    # 25 epochs of 48,000 hold 1.25 of the fast recipe's 20-epoch schedules: one 25-epoch
-    # schedule (a 5-epoch member never made the ensemble; 25 epochs tested higher, 3 seeds)
-    assert policy.lengthen(20, 25 * 48_000, 48_000) == 5
-    # 50: one 50-epoch schedule (STRETCH 2.5), not 20 epochs, a refit and a member
-    assert policy.lengthen(20, 50 * 48_000, 48_000) == 30
-    # 60: the longest stretch (50) would leave 10, not a whole schedule: all 60
-    assert policy.lengthen(20, 60 * 48_000 + 47_999, 48_000) == 40
-    # 79: 50 epochs, and the 29 left buy at least one whole schedule more (a member)
-    assert policy.lengthen(20, 79 * 48_000, 48_000) == 30
-    # FEW (4) schedules or more: the budget searches; nothing left or no schedule: nothing
-    assert policy.lengthen(20, 80 * 48_000, 48_000) == 0
-    assert not policy.few(80 * 48_000, 20, 48_000) and policy.few(79 * 48_000, 20, 48_000)
-    assert policy.lengthen(20, 20 * 48_000, 48_000) == 0
-    assert policy.lengthen(20, 0, 48_000) == 0 and policy.lengthen(20, -1, 48_000) == 0
-    assert policy.lengthen(0, 5 * 48_000, 48_000) == 0
+def test_a_budget_of_few_long_schedules_is_split_into_equal_long_schedules():
+    e = 48_000
+    # the fast recipe's 20 epochs stretched 2.5x: a long schedule is 50 epochs. 25 and 50
+    # epochs buy one schedule of all of them (25 epochs tested higher than 20 and a 7-epoch
+    # member on 3 of 3 seeds); 120 two of 60 (2.4 long schedules, rounded), 75 two of 37
+    assert policy.long_epochs(25 * e, 20, e) == 25
+    assert policy.long_epochs(50 * e, 20, e) == 50
+    assert policy.long_epochs(74 * e, 20, e) == 74
+    assert policy.long_epochs(120 * e, 20, e) == 60 and policy.long_epochs(60 * e, 20, e) == 60
+    assert policy.long_epochs(75 * e, 20, e) == 37 and policy.long_epochs(38 * e, 20, e) == 38
+    # up to FEW (4) long schedules; more: the budget searches on the spec's schedule
+    assert policy.long_epochs(200 * e, 20, e) == 50
+    assert policy.long_epochs(200 * e + e, 20, e) == 0
+    assert policy.few(200 * e, 20, e) and not policy.few(201 * e, 20, e)
+    # no longer than the spec's schedule: as planned; nothing left or no schedule: nothing
+    assert policy.long_epochs(20 * e, 20, e) == 0 and policy.long_epochs(21 * e, 20, e) == 21
+    assert policy.long_epochs(0, 20, e) == 0 and policy.long_epochs(-1, 20, e) == 0
+    assert policy.long_epochs(None, 20, e) == 0 and policy.long_epochs(5 * e, 0, e) == 0
 
 
+def test_a_long_schedule_after_the_first_is_the_best_configuration_with_its_next_seed():
+    look = RecipeAttr("fast", "fast", {"lr": 0.2}, exact=True, max_epochs=5)
+    first = _done(0, 0.94, epochs=60, recipe=RecipeAttr("fast", "fast", {"lr": 0.2}, True))
+    d = policy.stretch([first, _done(1, 0.90)], 60, seed=7)
+    assert d.kind == "ensemble" and d.epochs == 60 and d.params == first.params
+    assert d.user_attrs[record.SEED_KEY] == 8 and "60 epochs" in d.reason
+    # a best configuration that ran only shorter schedules: exploited on the long one, its
+    # recipe on its whole schedule (no quick look)
+    d = policy.stretch([_done(0, 0.93, epochs=5, recipe=look), _done(1, 0.90)], 50, seed=0)
+    assert d.kind == "exploit" and d.epochs == 50 and d.user_attrs[record.SEED_KEY] == 1
+    assert RecipeAttr.from_attr(d.user_attrs[RecipeAttr.KEY]).max_epochs == 0
+    # the spec's mode; a diverged trial is never the best
+    d = policy.stretch([_done(0, 0.30), _done(1, 0.25), _done(2, math.nan)], 50, mode="min")
+    assert d.params == {"learning_rate": 0.2}
 def test_a_trial_trains_its_planned_epochs_and_a_resumed_one_keeps_its_schedule():
     from sweeps import space
 

@@ -516,37 +516,41 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
         return parent, [(_params(r, keys), e) for r, e in zip(runs, epochs, strict=True)]
 
     parent, first = sweep("a")
-    # 9 epochs of 600 images (more than FEW schedules: searched): four whole trials and one
-    # the budget gave its last epoch
-    assert [e for _, e in first] == [2, 2, 2, 2, 1]
+    # 9 epochs of 600 images hold 1.8 long schedules (2.5 x the spec's 2 epochs): two, the
+    # first trial's of 4 epochs, then the best configuration with the next seed on the 5 left
+    assert [e for _, e in first] == [4, 5] and first[1][0] == first[0][0]
     assert parent.data.metrics["sweep/budget_images"] == 5400
     assert parent.data.metrics["sweep/train_images"] == 5400
-    assert "compute budget 5,400 training images (9 epochs of 600), 0 used" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "compute budget 5,400 training images (9 epochs of 600), 0 used" in out
+    assert "this trial trains 4 epochs" in out and "one of 5 epochs, seed 1" in out
+    _, _, runs, study = records(tmp_path / "a", "compute")
+    assert [t.user_attrs.get("fmnist_schedule") for t in study.trials] == [4, 5]
     assert sweep("b")[1] == first  # the same decisions in another run: nothing timed
     parent, more = sweep("a", budget="11 epochs")  # the same sweep, given 2 epochs more
-    assert more[:5] == first and [e for _, e in more[5:]] == [2]  # only the rest is spent
+    # only the rest is spent: 2 epochs, no longer than the spec's schedule, another seed
+    assert more[:2] == first and [e for _, e in more[2:]] == [2]
     assert parent.data.metrics["sweep/train_images"] == 6600
-    # 5 epochs hold fewer than FEW 4-epoch schedules: the first trial's is stretched to them
-    # (5 epochs, under ASHA, which leaves a schedule not the spec's alone)
+    # a long schedule leaves a schedule not the spec's alone under ASHA (whose max_t it passes)
     parent, longer = sweep("l", max_epochs=4, budget="5 epochs",
                            scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
     assert [e for _, e in longer] == [5] and parent.data.metrics["sweep/train_images"] == 3000
     _, _, (run,), study = records(tmp_path / "l", "compute")
-    assert run.data.params["max_epochs"] == "5" and "lengthen" in run.data.tags[tag.POLICY]
+    assert run.data.params["max_epochs"] == "5" and "long schedule" in run.data.tags[tag.POLICY]
     # what it trained, kept for the refit's share in later commands (not the spec's 4 epochs)
     assert study.trials[0].user_attrs["fmnist_schedule"] == 5
     assert 1 <= study.trials[0].user_attrs["fmnist_best_epoch"] <= 5
-    assert "this trial's takes 1 more (5 epochs)" in capsys.readouterr().out
-    # with a refit: what the refit needs is kept from the search (a whole schedule's, then the
-    # best trial's; not a quarter of the budget), and the refit trains within the budget
-    parent, _ = sweep("r", budget="9 epochs", final={"refit": True, "ensemble": 0, "tta": False})
+    # a budget of more long schedules than FEW searches on the spec's schedule, with the
+    # refit's share kept (a whole schedule's, then the best trial's; not a quarter of the
+    # budget); the sweep's 3 trials end the search and the refit trains within the budget
+    parent, searched = sweep("r", budget="25 epochs", trials=3,
+                             final={"refit": True, "ensemble": 0, "tta": False})
+    assert [e for _, e in searched] == [2, 2, 2]
     client, _, nested, _ = records(tmp_path / "r", "compute")
     (refit,) = [r for r in nested if r.data.tags[tag.ROLE] == tag.REFIT]
     assert refit.data.tags[tag.COMPLETE] == "true", refit.data.tags
     assert "refit needs" in capsys.readouterr().out  # the policy said what it kept
-    used = parent.data.metrics["sweep/train_images"]
-    assert 5400 - refit.data.metrics["train_images"] / refit.data.metrics["epochs"] < used <= 5400
+    assert parent.data.metrics["sweep/train_images"] == 3600 + refit.data.metrics["train_images"]
 
 
 def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_trained(
