@@ -172,9 +172,9 @@ class StudySearch(OptunaSearch):
             return
         whose = "the best trial's refit" if done else "a whole schedule's refit"
         if not need:
-            self.say("policy: no refit's share before the first trial (the budget holds few "
-                     "schedules, or not a whole trial beside its refit): the search has it, "
-                     "and the first trial's refit is weighed after it")
+            self.say("policy: no refit's share: the compute left holds few long schedules "
+                     "(spent on them), or not a whole trial beside its refit; the search has "
+                     "it")
         else:
             self.say(f"policy: {whose} needs {need:,} training images: "
                      + ("kept from the search's share" if budget.refit else
