@@ -85,19 +85,14 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
         return Decision("explore", "no finished trial yet")
     if full > FEW:
         return Decision("explore", f"the budget holds {full:.1f} full trials: searching")
-    best = _best(ok, mode)
-    same = [d for d in ok if _config(d) == _config(best)]
-    attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
-    recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
+    best, same, attrs = _again(ok, mode)
     if full * max_epochs < 1.0:
         return Decision("stop", f"the budget holds {full * max_epochs:.2f} of an epoch: the "
                                 f"refit comes next")
     if max(d.epochs for d in same) < max_epochs and full >= 1.0:
-        if recipe is not None:  # the recipe's whole schedule, not its quick look
-            attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()
         return Decision("exploit", f"trial {best.number} is the best after {best.epochs} of "
                                    f"{max_epochs} epochs: its configuration on the whole "
-                                   f"schedule", dict(best.params), attrs)
+                                   f"schedule", dict(best.params), _whole(attrs))
     if len(same) < MEMBERS:
         member_seed = seed + len(same)
         return Decision("ensemble", f"the budget holds {full:.1f} full trials: trial "
@@ -132,12 +127,8 @@ def stretch(done: Sequence[Done], epochs: int, mode: str = "max", seed: int = 0)
     finished configuration again, with the next seed of its configuration (``seed`` counts up,
     as ``decide``'s members); ``exploit`` where none of its runs had so long a schedule, else
     ``ensemble``."""
-    best = _best(usable(done), mode)
-    same = [d for d in usable(done) if _config(d) == _config(best)]
-    attrs = {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
-    recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
-    if recipe is not None:  # the recipe's schedule, not its quick look
-        attrs[RecipeAttr.KEY] = replace(recipe, max_epochs=0).to_attr()
+    best, same, attrs = _again(usable(done), mode)
+    attrs = _whole(attrs)
     member_seed = seed + len(same)
     kind = "ensemble" if max(d.epochs for d in same) >= epochs else "exploit"
     return Decision(kind, f"the budget holds few long schedules: trial {best.number}'s "
@@ -172,6 +163,22 @@ def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epoch
 def usable(done: Sequence[Done]) -> list[Done]:
     """The finished trials with a finite value (a diverged one is never the best)."""
     return [d for d in done if d.value is not None and math.isfinite(d.value)]
+
+
+def _again(ok: Sequence[Done], mode: str) -> tuple[Done, list[Done], dict[str, Any]]:
+    """The best of the finite trials ``ok``, those of its configuration, and the user
+    attributes a trial of it again carries (its recipe)."""
+    best = _best(ok, mode)
+    same = [d for d in ok if _config(d) == _config(best)]
+    return best, same, {k: v for k, v in best.user_attrs.items() if k in (RecipeAttr.KEY,)}
+
+
+def _whole(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with its recipe on its whole schedule, not its quick look."""
+    recipe = RecipeAttr.from_attr(attrs.get(RecipeAttr.KEY))
+    if recipe is None:
+        return attrs
+    return {**attrs, RecipeAttr.KEY: replace(recipe, max_epochs=0).to_attr()}
 
 
 def _best(usable: Sequence[Done], mode: str) -> Done:
