@@ -417,21 +417,22 @@ def test_a_budget_ends_the_whole_command_within_it_with_a_report(tmp_path, capsy
 
 def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_share_back(
         tmp_path, capsys):
-    # trials of 200 epochs on a budget of 80 s: the first fits its epochs and its schedule to
-    # the search's time (soft deadline at 40 s) and ends complete; its refit (on twice the
+    # trials of 500 epochs on a budget of 120 s: the first fits its epochs and its schedule to
+    # the search's time (soft deadline at 70 s) and ends complete; its refit (on 1.5 times the
     # images) could not end within the 30 s kept for it, so the search gets that time instead
+    # (30 s: a loaded machine's Tune restart and the first trial's last epoch leave it enough)
     import time
 
-    spec = write_spec(tmp_path / "s.yaml", name="giveback", trials=10, max_epochs=200,
+    spec = write_spec(tmp_path / "s.yaml", name="giveback", trials=10, max_epochs=500,
                       max_concurrent=1, data={"subset": 1500, "seed": 0},
                       fixed={"batch_size": 32, "schedule": "triangle", "early_stopping": False},
                       final={"refit": True, "ensemble": 0, "tta": False})
     store = tmp_path / "store"
     t0 = time.monotonic()
-    assert main(["run", str(spec), "--store", str(store), "--budget", "80s"]) == 0
+    assert main(["run", str(spec), "--store", str(store), "--budget", "120s"]) == 0
     wall = time.monotonic() - t0
     out = capsys.readouterr().out
-    assert wall < 80 + 20, wall
+    assert wall < 120 + 20, wall
     assert "refit would not end within the budget; its share goes to the search" in out, out
     client, parent, nested, study = records(store, "giveback")
     assert {r.data.tags[tag.ROLE] for r in nested} == {tag.TRIAL}, "no refit was started"
@@ -439,12 +440,12 @@ def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_sh
                       key=lambda r: float(r.data.tags[tag.TRIAL_END]))
     first = finished[0].data
     assert first.tags[tag.STOP_REASON] == "max_epochs"  # complete at its fitted end
-    assert first.metrics["epochs"] == first.metrics["schedule_epochs"] < 200
+    assert first.metrics["epochs"] == first.metrics["schedule_epochs"] < 500
     lrs = client.get_metric_history(finished[0].info.run_id, "lr")
     assert max(m.value for m in lrs) > 2 * lrs[-1].value  # annealed within its time
     later = [r for r in finished[1:]
              if float(r.data.tags[tag.TRIAL_START]) >= float(first.tags[tag.TRIAL_END])]
-    assert later, "the refit's share ran more trials"
+    assert later, f"the refit's share ran more trials:\n{out}"
     assert "test/acc" in parent.data.metrics
 
 
