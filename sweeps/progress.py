@@ -44,8 +44,11 @@ class Progress:
         self.t0 = clock()
 
     # the recorder's events
-    def started(self, trial_id: str, number: int | None, epoch: int = 0) -> None:
-        self.running[trial_id] = _Running(number, epoch, at=self.clock())
+    def started(self, trial_id: str, number: int | None, epoch: int = 0,
+                last: int | None = None) -> None:
+        """A trial started (going on after ``epoch``), planned to end at epoch ``last``
+        (None: the spec's max_epochs, until its reports say)."""
+        self.running[trial_id] = _Running(number, epoch, last=last, at=self.clock())
 
     def epoch(self, trial_id: str, m: dict[str, Any]) -> str:
         r = self.running.setdefault(trial_id, _Running(None))

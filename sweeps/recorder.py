@@ -268,7 +268,8 @@ class TrialRecorder(Callback):
         self._start_run(trial)
         resume = trial.config.get(space.RESUME_KEY)
         self.progress.started(trial.trial_id, trial.config.get(space.TRIAL_KEY),
-                              resume["epoch"] if resume else 0)
+                              resume["epoch"] if resume else 0,
+                              space.trial_epochs(self.spec, trial.config))
         self.display.note(f"started {trial.trial_id}" + (
             f" (trial {resume['trial']} going on after epoch {resume['epoch']})"
             if resume else ""))
@@ -322,7 +323,8 @@ class TrialRecorder(Callback):
             self.final[trial.trial_id] = final
             if final.last_epoch:
                 self.train_images += self.n_train
-                self.display.epoch(trial.trial_id, final.last_epoch)
+                self.display.epoch(trial.trial_id, {**final.last_epoch,
+                                                    "max_epochs": final.max_epochs})
             return
         epoch = {k: result[k] for k in EPOCH_KEYS if k in result}
         self.train_images += self.n_train

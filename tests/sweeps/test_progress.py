@@ -51,6 +51,15 @@ def test_a_trial_fitted_to_a_budget_shows_and_counts_its_own_last_epoch():
     assert "epoch 3/6 " in p.epoch("a", _epoch(3))  # kept until moved again
 
 
+def test_a_trial_going_on_for_its_last_epoch_shows_its_own_schedule_not_the_specs():
+    # a long schedule (60 epochs, the spec's 20) interrupted after epoch 59: its one epoch
+    # left comes with its final report; the line says 60/60, not 60/20
+    p = progress.Progress(trials=1, max_epochs=20, metric="val/acc", clock=Clock())
+    p.started("a", 2, epoch=59, last=60)
+    assert "epoch 60/60 " in p.epoch("a", _epoch(60))
+    assert p.eta_s() == 0
+
+
 def test_eta_counts_the_epochs_left_at_the_rate_epochs_came_in():
     clock = Clock()
     p = progress.Progress(trials=3, max_epochs=10, metric="val/acc", done=1, clock=clock)
