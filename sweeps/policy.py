@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sweeps.budget import Budget
 from sweeps.record import POLICY_KEY, SEED_KEY, RecipeAttr  # noqa: F401 - POLICY_KEY: its config key
 
 FEW = 4.0  # full trials the budget holds at or below which the sweep exploits and ensembles
@@ -93,13 +94,14 @@ def decide(done: Sequence[Done], full: float | None, max_epochs: int, mode: str 
         return Decision("exploit", f"trial {best.number} is the best after {best.epochs} of "
                                    f"{max_epochs} epochs: its configuration on the whole "
                                    f"schedule", dict(best.params), _whole(attrs))
-    if len(same) < MEMBERS:
-        member_seed = seed + len(same)
+    seeds = _seeds(same, seed)
+    if len(seeds) < MEMBERS:
+        member_seed = max(seeds) + 1
         return Decision("ensemble", f"the budget holds {full:.1f} full trials: trial "
                                     f"{best.number}'s configuration again with seed "
                                     f"{member_seed}, for the ensemble", dict(best.params),
                         {**attrs, SEED_KEY: member_seed})
-    return Decision("explore", f"the best configuration has {len(same)} seeds: searching")
+    return Decision("explore", f"the best configuration has {len(seeds)} seeds: searching")
 
 
 def few(left: int | None, epochs: int, n_train: int) -> bool:
@@ -113,12 +115,13 @@ def few(left: int | None, epochs: int, n_train: int) -> bool:
 def long_epochs(left: int | None, epochs: int, n_train: int) -> int:
     """The epochs of the next trial where a compute budget with ``left`` training images holds
     ``few`` long schedules: those images split into as many equal schedules as the long
-    schedules they hold, rounded (at least one); 0 where they hold more (the budget searches),
-    or where that is no longer than the spec's schedule of ``epochs`` epochs."""
+    schedules they hold, rounded (halves up; at least one); 0 where they hold more (the
+    budget searches), or where that is no longer than the spec's schedule of ``epochs``
+    epochs."""
     if not few(left, epochs, n_train):
         return 0
     total = int(left) // n_train
-    per = total // max(1, round(total / (STRETCH * epochs)))
+    per = total // max(1, math.floor(total / (STRETCH * epochs) + 0.5))  # halves round up
     return per if per > epochs else 0
 
 
@@ -129,7 +132,7 @@ def stretch(done: Sequence[Done], epochs: int, mode: str = "max", seed: int = 0)
     ``ensemble``."""
     best, same, attrs = _again(usable(done), mode)
     attrs = _whole(attrs)
-    member_seed = seed + len(same)
+    member_seed = max(_seeds(same, seed)) + 1
     kind = "ensemble" if max(d.epochs for d in same) >= epochs else "exploit"
     return Decision(kind, f"the budget holds few long schedules: trial {best.number}'s "
                           f"configuration on one of {epochs} epochs, seed {member_seed}",
@@ -160,6 +163,15 @@ def refit_need(done: Sequence[Done], mode: str, images_per_epoch: int, max_epoch
     return max_epochs * images_per_epoch
 
 
+def searching(budget: Budget, epochs: int, n_train: int) -> Budget:
+    """``budget`` as the search starts with it, before any trial of this command: where the
+    compute left holds ``few`` long schedules of ``epochs`` epochs, with no refit's share
+    (``refit_need``), so that a resume late in them finds the epochs left for the search."""
+    if budget.counted and few(budget.images_left(), epochs, n_train):
+        return budget.reserving(0)
+    return budget
+
+
 def usable(done: Sequence[Done]) -> list[Done]:
     """The finished trials with a finite value (a diverged one is never the best)."""
     return [d for d in done if d.value is not None and math.isfinite(d.value)]
@@ -184,6 +196,13 @@ def _whole(attrs: dict[str, Any]) -> dict[str, Any]:
 def _best(usable: Sequence[Done], mode: str) -> Done:
     """The best of ``usable`` in the spec's mode (the earlier on a tie)."""
     return max(usable, key=lambda d: d.value if mode == "max" else -d.value)
+
+
+def _seeds(same: Sequence[Done], seed: int) -> set[int]:
+    """The training seeds the runs ``same`` of one configuration trained with (``seed``: the
+    sweep's, where a run has none of its own): a recipe's quick looks and its whole run are
+    one seed, not three."""
+    return {int(d.user_attrs.get(SEED_KEY, seed)) for d in same}
 
 
 def _config(d: Done) -> tuple:

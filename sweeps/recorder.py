@@ -90,6 +90,9 @@ class StudySearch(OptunaSearch):
             epochs = self.budget.trial_epochs(planned - before, self.n_train, self.committed)
             config[space.EPOCHS_KEY] = before + max(1, epochs)
             self.reserved[trial_id] = max(1, epochs) * self.n_train
+            ot_trial = compat.tune_optuna_trial(self, trial_id)
+            if ot_trial is not None:  # started again after a kill, it trains the same schedule
+                ot_trial.set_user_attr(space.EPOCHS_KEY, config[space.EPOCHS_KEY])
         return config
 
     def _long_left(self) -> int:
@@ -106,8 +109,9 @@ class StudySearch(OptunaSearch):
             why = (f"long schedule: the compute left holds few schedules of "
                    f"{self.spec.max_epochs} epochs stretched {policy.STRETCH:g}x: a longer "
                    f"schedule buys more than more models; this trial trains {epochs} epochs")
-            if config.get(policy.POLICY_KEY):
-                config[policy.POLICY_KEY] += f"; {why}"
+            # recorded with the trial's decision: a warm start enqueued first has none of its own
+            config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
+                                         if config.get(policy.POLICY_KEY) else f"explore: {why}")
             if self.say is not None:
                 self.say(f"policy: {why}")
         return epochs

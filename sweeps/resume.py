@@ -17,8 +17,8 @@ from typing import Any
 import optuna
 
 from fmnist import compat
+from sweeps import record, tracking
 from sweeps import tags as tag
-from sweeps import tracking
 from sweeps.record import WARM_KEY, RecipeAttr, ResumeAttr, TrialRun
 from sweeps.spec import SweepSpec
 
@@ -81,11 +81,14 @@ class TrialView:
 
 @dataclass(frozen=True)
 class Complete:
-    """A RUNNING trial whose run had closed with a result: told its ``value``."""
+    """A RUNNING trial whose run had closed with a result: told its ``value``; ``attrs``: the
+    user attributes the searcher would have set on it (its schedule, its best epoch), from its
+    run, for the policy of later commands."""
 
     number: int
     value: float
     costs: Mapping[str, float] = field(default_factory=dict)  # its model's (several objectives)
+    attrs: Mapping[str, int] = field(default_factory=dict)
 
     def values(self, spec) -> list[float] | None:
         """The study's values: the objective, then each cost objective of ``spec``; None where
@@ -152,11 +155,12 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             run = by_id.get(resumed.run_id)
         value = run.objective if run is not None else None
         if run is not None and run.status in ("FINISHED", "KILLED") and value is not None:
-            actions.append(Complete(t.number, value, run.costs))
+            actions.append(Complete(t.number, value, run.costs, _finished_attrs(run)))
             state[t.number] = ("COMPLETE", False)
             continue
         state[t.number] = ("FAIL", True)
-        recipe = {k: v for k, v in t.user_attrs.items() if k in (RecipeAttr.KEY, WARM_KEY)}
+        recipe = {k: v for k, v in t.user_attrs.items()  # what it was planned as, kept
+                  if k in (RecipeAttr.KEY, WARM_KEY, record.SEED_KEY, record.EPOCHS_KEY)}
         saved = latest(run.tags.get(tag.TRIAL_DIR, "")) if run is not None else None
         if run is None or saved is None:
             actions.append(Requeue(t.number, dict(t.params), recipe))
@@ -181,6 +185,17 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
     return actions
 
 
+def _finished_attrs(run: TrialRun) -> dict[str, int]:
+    """The schedule and best epoch of a finished trial's ``run`` as the searcher records them
+    on its Optuna trial (``record.SCHEDULE_ATTR``, ``record.BEST_EPOCH_ATTR``), where the run
+    has them."""
+    schedule = run.schedule_epochs or (int(run.params["max_epochs"]) if str(
+        run.params.get("max_epochs", "")).isdigit() else 0)
+    best = int(run.metrics.get(record.BEST_EPOCH) or 0)
+    return {k: v for k, v in ((record.SCHEDULE_ATTR, schedule),
+                              (record.BEST_EPOCH_ATTR, best)) if v}
+
+
 def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: tracking.Store,
               say: Callable[[str], None]) -> None:
     """Make the records agree after a killed run: ``decide``'s actions, carried out on the
@@ -202,6 +217,8 @@ def reconcile(spec: SweepSpec, storage: optuna.storages.BaseStorage, st: trackin
             storage.set_trial_state_values(ids[a.number], TrialState.FAIL)
             say(f"resume: trial {a.number} had finished without its costs; failed")
         elif isinstance(a, Complete):
+            for k, v in a.attrs.items():
+                storage.set_trial_user_attr(ids[a.number], k, v)
             storage.set_trial_state_values(ids[a.number], TrialState.COMPLETE, a.values(spec))
             say(f"resume: trial {a.number} had finished ({spec.metric} {a.value:.4f}); kept")
         elif isinstance(a, Requeue):

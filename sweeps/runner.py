@@ -24,7 +24,7 @@ import optuna
 
 from fmnist import compat
 from fmnist.errors import UserError
-from sweeps import final, progress, record, recorder, resume, signals, space, tracking, warm
+from sweeps import final, policy, progress, record, recorder, resume, signals, space, tracking, warm
 from sweeps.budget import Budget
 from sweeps.spec import SweepSpec
 
@@ -235,7 +235,7 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
             f"goes on")
     elif search_s is not None and search_s <= 0:
         say(f"sweep {spec.name}: the budget leaves no time for the search")
-    elif budget.trial_epochs(1, n_train) == 0:
+    elif policy.searching(budget, spec.max_epochs, n_train).trial_epochs(1, n_train) == 0:
         say(f"sweep {spec.name}: the compute budget leaves no epoch for the search")
     else:
         if done:

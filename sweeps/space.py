@@ -47,7 +47,7 @@ RESUME_KEY = ResumeAttr.KEY
 RECIPE_KEY = RecipeAttr.KEY
 WARM_KEY = record.WARM_KEY
 # the epochs a compute budget leaves a trial (``Budget.trial_epochs``), set by the searcher
-EPOCHS_KEY = "fmnist_epochs"
+EPOCHS_KEY = record.EPOCHS_KEY
 SEED_KEY = record.SEED_KEY  # an ensemble member's training seed (``sweeps.policy``)
 POLICY_KEY = record.POLICY_KEY  # the policy's decision that made the trial
 CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, SEED_KEY, POLICY_KEY)
@@ -72,10 +72,13 @@ def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
 def planned_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
     """The schedule a trial whose config is ``config`` is planned on before any budget: its
     recipe's look where it sets one, else the spec's ``max_epochs``; an interrupted trial
-    going on keeps the one its run started on (``ResumeAttr.max_epochs``)."""
+    going on keeps the one its run started on (``ResumeAttr.max_epochs``), and one started
+    again keeps the one it was planned on (``EPOCHS_KEY``, carried from its user attribute)."""
     resumed = config.get(RESUME_KEY) or {}
     if resumed.get("max_epochs"):
         return int(resumed["max_epochs"])
+    if config.get(EPOCHS_KEY):
+        return int(config[EPOCHS_KEY])
     recipe = config.get(RECIPE_KEY) or {}
     return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
 
@@ -117,7 +120,7 @@ class DefineByRun:
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
         carried: dict[str, Any] = {TRIAL_KEY: trial.number}
-        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY):
+        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY, EPOCHS_KEY):
             if key in trial.user_attrs:
                 carried[key] = trial.user_attrs[key]
         return carried

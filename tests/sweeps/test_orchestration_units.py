@@ -4,6 +4,7 @@ kind of stop, and warm starts. No store, no Ray, no training."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 from dataclasses import dataclass
@@ -354,6 +355,27 @@ def test_a_trial_killed_before_its_run_was_written_starts_over():
         resume.Requeue(4, {"learning_rate": 0.01}, {})]
 
 
+def test_a_long_schedules_member_killed_starts_again_with_its_seed_and_its_schedule():
+    # the policy's second 60-epoch schedule (seed 1, the spec's 20): started again after a
+    # kill before its first epoch, it trains the same, not trial 0's seed on the spec's 20
+    from sweeps import space
+
+    trial = _tv(3, "RUNNING", **{record.SEED_KEY: 1, record.EPOCHS_KEY: 60})
+    (action,) = resume.decide([trial], [], _no_state)
+    assert action.user_attrs == {record.SEED_KEY: 1, record.EPOCHS_KEY: 60}
+    assert space.planned_epochs(_spec(max_epochs=20), dict(action.user_attrs)) == 60
+
+
+def test_a_trial_completed_on_resume_keeps_its_schedule_and_best_epoch_for_the_policy():
+    run = TrialRun("a", "FINISHED", {"max_epochs": "60"},
+                   {"objective": 0.946, "best_epoch": 58.0, "schedule_epochs": 60.0},
+                   {tag.ROLE: tag.TRIAL, tag.OPTUNA_TRIAL: "0"})
+    (done,) = resume.decide([_tv(0, "RUNNING")], [run], _no_state)
+    assert done.attrs == {record.SCHEDULE_ATTR: 60, record.BEST_EPOCH_ATTR: 58}
+    bare = TrialRun("b", "FINISHED", {}, {"objective": 0.9}, {tag.OPTUNA_TRIAL: "1"})
+    assert resume.decide([_tv(1, "RUNNING")], [bare], _no_state)[0].attrs == {}
+
+
 def test_a_recipe_trial_goes_on_as_its_recipe():
     recipe = {"name": "fast", "preset": "fast", "hp": {}, "exact": True}
     trial = _tv(0, "RUNNING", **{RecipeAttr.KEY: recipe, record.WARM_KEY: "recipe fast"})
@@ -563,6 +585,26 @@ def test_a_budget_of_few_long_schedules_is_split_into_equal_long_schedules():
     assert policy.long_epochs(None, 20, e) == 0 and policy.long_epochs(5 * e, 0, e) == 0
 
 
+def test_a_budget_of_long_schedules_rounds_halves_up():
+    e = 48_000
+    assert policy.long_epochs(125 * e, 20, e) == 41  # 2.5 long schedules: three of 41
+    assert policy.long_epochs(175 * e, 20, e) == 43  # 3.5: four of 43
+    assert policy.long_epochs(25 * e, 20, e) == 25  # 0.5: one (at least one)
+
+
+def test_a_resume_late_in_its_long_schedules_finds_the_epochs_left_for_the_search():
+    # all.yaml's refit on, 25 epochs: killed after 18 of its one 25-epoch schedule; the
+    # refit's default quarter would leave the search 0.75 of an epoch, but a budget of few
+    # long schedules keeps no refit's share
+    e = 48_000
+    b = Budget.of(_spec(budget="25 epochs", final={"refit": True}), started=0.0, n_train=e,
+                  images_used=18 * e)
+    assert b.trial_epochs(1, e) == 0  # as built
+    assert policy.searching(b, 20, e).trial_epochs(7, e) == 7
+    big = Budget.of(_spec(budget="300 epochs", final={"refit": True}), started=0.0, n_train=e)
+    assert policy.searching(big, 20, e) == big  # it searches: the refit's share stays
+
+
 def test_a_long_schedule_after_the_first_is_the_best_configuration_with_its_next_seed():
     look = RecipeAttr("fast", "fast", {"lr": 0.2}, exact=True, max_epochs=5)
     first = _done(0, 0.94, epochs=60, recipe=RecipeAttr("fast", "fast", {"lr": 0.2}, True))
@@ -639,6 +681,15 @@ def test_a_budget_that_holds_few_full_trials_runs_the_best_again_with_another_se
                                                                  learning_rate=0.2)], 3.0, 10,
                         seed=7)
     assert two.kind == "ensemble" and two.user_attrs == {record.SEED_KEY: 9}
+
+
+def test_a_recipes_quick_looks_and_its_whole_run_are_one_seed_not_three():
+    recipe = RecipeAttr("fast", "fast", {"lr": 0.2}, True)
+    runs = [_done(0, 0.90, epochs=5, recipe=dataclasses.replace(recipe, max_epochs=5)),
+            _done(1, 0.92, epochs=10, recipe=dataclasses.replace(recipe, max_epochs=10)),
+            _done(2, 0.94, epochs=20, recipe=recipe)]
+    d = policy.decide(runs, 2.0, 20, seed=0)
+    assert d.kind == "ensemble" and d.user_attrs[record.SEED_KEY] == 1
 
 
 def test_once_the_best_configuration_has_its_members_the_sweep_searches_again():

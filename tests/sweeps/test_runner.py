@@ -527,17 +527,22 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     assert "this trial trains 4 epochs" in out and "one of 5 epochs, seed 1" in out
     _, _, runs, study = records(tmp_path / "a", "compute")
     assert [t.user_attrs.get("fmnist_schedule") for t in study.trials] == [4, 5]
+    # each trial's planned schedule is on its Optuna trial: one killed before its first epoch
+    # ended is started again on it (``resume.decide``), not on the spec's 2 epochs
+    assert [t.user_attrs.get("fmnist_epochs") for t in study.trials] == [4, 5]
     assert sweep("b")[1] == first  # the same decisions in another run: nothing timed
     parent, more = sweep("a", budget="11 epochs")  # the same sweep, given 2 epochs more
     # only the rest is spent: 2 epochs, no longer than the spec's schedule, another seed
     assert more[:2] == first and [e for _, e in more[2:]] == [2]
     assert parent.data.metrics["sweep/train_images"] == 6600
-    # a long schedule leaves a schedule not the spec's alone under ASHA (whose max_t it passes)
-    parent, longer = sweep("l", max_epochs=4, budget="5 epochs",
+    # a long schedule leaves a schedule not the spec's alone under ASHA (whose max_t it passes);
+    # the first trial, a recipe enqueued first, records the long schedule as its decision
+    parent, longer = sweep("l", max_epochs=4, budget="5 epochs", start_from="recipe",
                            scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
     assert [e for _, e in longer] == [5] and parent.data.metrics["sweep/train_images"] == 3000
     _, _, (run,), study = records(tmp_path / "l", "compute")
-    assert run.data.params["max_epochs"] == "5" and "long schedule" in run.data.tags[tag.POLICY]
+    assert run.data.params["max_epochs"] == "5" and run.data.tags[tag.WARM_START]
+    assert run.data.tags[tag.POLICY].startswith("explore: long schedule:"), run.data.tags
     # what it trained, kept for the refit's share in later commands (not the spec's 4 epochs)
     assert study.trials[0].user_attrs["fmnist_schedule"] == 5
     assert 1 <= study.trials[0].user_attrs["fmnist_best_epoch"] <= 5
