@@ -14,7 +14,7 @@ from ray.tune.search.optuna import OptunaSearch
 from fmnist import compat, costs
 from sweeps import policy, progress, record, space, tracking, warm
 from sweeps import tags as tag
-from sweeps.budget import Budget
+from sweeps.budget import Budget, epochs_run
 from sweeps.spec import SweepSpec
 from sweeps.trial import EPOCH_KEYS, INFEASIBLE_KEY, FinalReport
 
@@ -47,6 +47,7 @@ class StudySearch(OptunaSearch):
         self.window = budget.search_window() if budget is not None else None
         # a compute budget: images this command's trials reserved (their epochs), and spent
         self.reserved: dict[str, int] = {}
+        self.seen: dict[str, tuple[int, int]] = {}  # trial id -> (first, last) epoch reported
         self.spent = 0
 
     @property
@@ -227,11 +228,16 @@ class StudySearch(OptunaSearch):
         if isinstance(self.metric, list) and any(result.get(k) is None for k in self.metric):
             result = {}  # several objectives, one missing: told as pruned (or failed), no values
         reserved = self.reserved.pop(trial_id, 0)
+        seen = self.seen.pop(trial_id, None)
         if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
-            ran = int((result or {}).get("epoch", 0)) - int(
-                (result or {}).get("resumed", 0) or 0)
-            self.spent += min(reserved, max(0, ran) * self.n_train)
+            self.spent += min(reserved, epochs_run(seen, result) * self.n_train)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        epoch = result.get("epoch")
+        if epoch and trial_id in self.reserved:  # the first and last epoch it reported here
+            self.seen[trial_id] = (self.seen.get(trial_id, (int(epoch),))[0], int(epoch))
+        super().on_trial_result(trial_id, result)
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         pass

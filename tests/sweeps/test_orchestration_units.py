@@ -107,6 +107,22 @@ def test_a_compute_budget_counts_images_over_the_commands():
     assert b.images_left(used=10**7) == 0
 
 
+@pytest.mark.parametrize("seen, result, ran", [
+    ((1, 20), {"epoch": 20}, 20),  # a whole trial
+    (None, {"epoch": 1}, 1),  # one epoch: it came with the final result alone
+    ((60, 60), {"epoch": 60, "resumed": 59}, 1),  # went on from its saved epoch 59
+    (None, {"epoch": 60, "resumed": 59}, 1),  # the same, its one epoch with its final result
+    ((1, 12), None, 12),  # raised after epoch 12: no final result
+    ((1, 20), {"epoch": 20, "resumed": 12}, 20),  # Tune restarted it from epoch 12
+    ((60, 62), {"epoch": 62}, 3),  # pruned at 62 after going on from 59
+    (None, None, 0),
+])
+def test_the_compute_a_trial_spent_is_the_epochs_it_trained_in_this_command(seen, result, ran):
+    from sweeps.budget import epochs_run
+
+    assert epochs_run(seen, result) == ran
+
+
 def test_a_trial_needs_one_epoch_of_compute_left_to_start():
     b = Budget(started=0.0, images=100_000)
     assert b.may_start_trial(0.0, images_per_epoch=48_000, used=52_000)
