@@ -162,7 +162,8 @@ class StudySearch(OptunaSearch):
         (``Budget.reserving``); said where it changes."""
         base = self.base_budget
         if (base is None or not base.counted or not base.refit or not self.refit_per_epoch
-                or self.study is None or self.spec is None):
+                or self.study is None or self.spec is None
+                or not base.images_left(self.committed)):  # spent: nothing to share
             return
         need = policy.refit_need(done, self.spec.mode, self.refit_per_epoch,
                                  self.spec.max_epochs, self.n_train,
