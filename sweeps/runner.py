@@ -68,6 +68,11 @@ def refit_share_back(spec: SweepSpec, st: tracking.Store, split, budget: Budget,
                             refit_done=best is not None and rec.refit_done(best))
 
 
+def _add_wall(st: tracking.Store, parent: str, budget: Budget) -> None:
+    """This command's wall time added to the sweep's (``sweep/wall_s``, over its commands)."""
+    tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started})
+
+
 @dataclass
 class Outcome:
     name: str
@@ -255,14 +260,18 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
                     r, i = _tune(sweep, spec.trials - done, done, left, more)
                     ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:  # said with what a resume needs to know
+            try:  # its wall time counts; a store that went away does not hide the stop
+                _add_wall(st, parent, budget)
+            except Exception:  # noqa: BLE001 - the stop is said whatever the store does
+                pass
             raise signals.Interrupted(e.signum, done=resume.study_counts(study)[0],
                                       trials=spec.trials, name=spec.name) from None
         done, failed = resume.study_counts(study)
     best = final.finish(st, spec, parent, split, say, study=study, until=budget.after_end(),
                         images_left=budget.images_left(images))
     # compute spent: the images from the record (every command's, a killed one's too), the
-    # wall time summed over the commands that got here
-    tracking.add_metrics(st, parent, {"sweep/wall_s": time.time() - budget.started})
+    # wall time summed over the commands that got here or were stopped by a signal
+    _add_wall(st, parent, budget)
     tracking.log_run(st, parent, {
         "sweep/train_images": record.MlflowRecord(st, spec).images_used(n_train)}, {})
     return Outcome(spec.name, done, failed, ran_now, best, parent, st)

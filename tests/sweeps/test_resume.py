@@ -114,6 +114,9 @@ def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(t
     assert last.startswith("fmnist-sweep run: stopped by SIGTERM; 2 of 3 trials done"), out
     assert last.endswith(f"the same command resumes: fmnist-sweep run {spec} --store "
                          f"{store}"), out
+    _, parent, _, _ = records(store, "resume")  # a command a signal stopped counts its time
+    stopped_wall = parent.data.metrics["sweep/wall_s"]
+    assert stopped_wall > 0
 
     # 3: the stopped trial goes on from its last saved epoch, passing over a newer state that
     # is corrupt (made here: a state folder past its last, with a truncated model); the sweep ends
@@ -158,6 +161,7 @@ def test_a_stopped_sweep_resumes_repeating_nothing_and_losing_at_most_an_epoch(t
     for t in complete:
         assert by_number[t.number].data.metrics["objective"] == pytest.approx(t.value)
     assert "test/acc" in parent.data.metrics and parent.info.status == "FINISHED"
+    assert parent.data.metrics["sweep/wall_s"] > stopped_wall  # summed over the commands
     # the compute spent counts the killed commands' epochs: 3 trials of 4 epochs of 3,000
     assert parent.data.metrics["sweep/train_images"] == 3 * 4 * 3000
 
