@@ -14,6 +14,9 @@ on the machine's speed; the wall time does.
         search_spaces/all.yaml --epochs 25 --seeds 0 1 2 --out OUT
 
 A run killed part-way resumes with the same command (each run's store is under ``--out``).
+``--as-is`` runs the spec with its own budget and seeds instead, as ``make run`` runs
+``search_spaces/minivgg.yaml``: the default job's figures, with the images it processed and the
+reference fit beside them.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ def reference_fit() -> float:
     return plain("minivgg", data.load_split(subset=12_000, seed=0), 2, 64, 0)[0]
 
 
-def one_run(spec_path: str, epochs: float, seed: int, out: Path) -> dict:
+def one_run(spec_path: str, epochs: float | None, seed: int | None, out: Path) -> dict:
+    """One sweep at ``epochs`` with sweep seed ``seed``; None for both: the spec as it is."""
     raw = yaml.safe_load(Path(spec_path).read_text())
-    name = f"{raw['name']}-e{epochs:g}-s{seed}"
-    raw.update(name=name, budget=f"{epochs:g} epochs")
-    raw.setdefault("sampler", {})["seed"] = seed
-    raw.setdefault("fixed", {})["seed"] = seed
+    if epochs is None:
+        name = f"{raw['name']}-asis"
+        raw.update(name=name)
+    else:
+        name = f"{raw['name']}-e{epochs:g}-s{seed}"
+        raw.update(name=name, budget=f"{epochs:g} epochs")
+        raw.setdefault("sampler", {})["seed"] = seed
+        raw.setdefault("fixed", {})["seed"] = seed
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = run_dir / "spec.yaml"
@@ -60,7 +68,8 @@ def one_run(spec_path: str, epochs: float, seed: int, out: Path) -> dict:
                               str(run_dir / "store")], stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     after = reference_fit()
-    return {"spec": spec_path, "budget_epochs": epochs, "seed": seed, "rc": rc,
+    return {"spec": spec_path, "budget_epochs": epochs, "budget": str(raw.get("budget")),
+            "seed": seed, "rc": rc,
             "wall_s": round(wall, 1), "reference_ips": [round(before), round(after)],
             **read_back(run_dir / "store", name)}
 
@@ -100,27 +109,29 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--out", required=True,
                    help="a folder for each run's store and log, and results.jsonl")
+    p.add_argument("--as-is", action="store_true",
+                   help="one run of the spec with its own budget and seeds (make run's job)")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for epochs in args.epochs:
-        for seed in args.seeds:
-            r = one_run(args.spec, epochs, seed, out)
-            results.append(r)
-            print(json.dumps(r), flush=True)
-            with open(out / "results.jsonl", "a") as f:
-                f.write(json.dumps(r) + "\n")
+    plan = [(None, None)] if args.as_is else [(e, s) for e in args.epochs for s in args.seeds]
+    for epochs, seed in plan:
+        r = one_run(args.spec, epochs, seed, out)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+        with open(out / "results.jsonl", "a") as f:
+            f.write(json.dumps(r) + "\n")
     print("\n| budget | seed | images | wall | reference fit (before, after) | final | "
           "val/acc (best trial) | test/acc | test/acc plain | trials | policy |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['budget_epochs']:g} epochs | {r['seed']} | {r['images']:,} | "
+        print(f"| {r['budget']} | {r['seed']} | {r['images']:,} | "
               f"{r['wall_s']:.0f} s | {r['reference_ips']} images/s | {r['final']} | "
               f"{r['best_val_acc']} | {r['test_acc']} | {r['test_acc_plain']} | "
               f"{r['trials']} | {r['policy']} |")
-    for epochs in args.epochs:
+    for epochs in ([] if args.as_is else args.epochs):
         accs = [r["test_acc"] for r in results if r["budget_epochs"] == epochs and r["test_acc"]]
         if accs:
             print(f"{epochs:g} epochs: median test/acc {statistics.median(accs):.4f} "
