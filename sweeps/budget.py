@@ -37,16 +37,18 @@ from typing import Any
 AFTER_SHARE = {"refit": 0.25, "ensemble": 0.05}  # of a budget, kept for the phase after search
 
 
-def epochs_run(seen: tuple[int, int] | None, result: dict[str, Any] | None) -> int:
+def epochs_run(seen: tuple[int, int] | None, result: dict[str, Any] | None,
+               after: int = 0) -> int:
     """The epochs a trial trained in this command, for the compute it spent: from the first
     epoch it reported here (``seen``: the first and the last; a trial going on from a saved
     epoch starts after it, and one Tune restarted after a failure is counted from its start)
     to its final result's epoch, else its last reported (a trial that raised has no final
-    result); where it reported nothing before its final result, from the epoch that result
-    says it went on after (``resumed``)."""
+    result); where it reported nothing before its last result (Tune does not pass on the one
+    a scheduler stops it at), from the epoch it was started after (``after``, else the
+    result's ``resumed``)."""
     r = result or {}
     end = int(r.get("epoch") or (seen[1] if seen else 0))
-    before = seen[0] - 1 if seen else int(r.get("resumed") or 0)
+    before = seen[0] - 1 if seen else (after or int(r.get("resumed") or 0))
     return max(0, end - before)
 
 

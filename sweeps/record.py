@@ -46,10 +46,10 @@ TRAIN_IMAGES = "train_images"  # images a refit trained on (its run's)
 # Optuna user attribute of a warm start: where it is from, e.g. "recipe 003-model5"
 WARM_KEY = "fmnist_warm"
 SEED_KEY = "fmnist_seed"  # Optuna user attribute: an ensemble member's training seed
-# Optuna user attribute and Ray config key: the epoch a trial's schedule was planned to end at
-# under a compute budget (``Budget.trial_epochs``, ``policy.long_epochs``), so that a trial
-# started again after a kill trains the same schedule
-EPOCHS_KEY = "fmnist_epochs"
+# Optuna user attribute and Ray config key: the schedule a compute budget planned a trial on
+# (``policy.long_epochs``, a recipe's, the spec's), before it was fitted to the compute left, so
+# that a trial started again after a kill is planned on the same schedule
+PLANNED_KEY = "fmnist_planned"
 # Optuna user attributes of a finished trial: the epochs its schedule ran (a budget may have
 # shortened or the policy lengthened it) and its best epoch (its refit's epochs), so that a
 # later command plans the refit's share on what it trained, not on the spec's schedule

@@ -48,6 +48,7 @@ class StudySearch(OptunaSearch):
         # a compute budget: images this command's trials reserved (their epochs), and spent
         self.reserved: dict[str, int] = {}
         self.seen: dict[str, tuple[int, int]] = {}  # trial id -> (first, last) epoch reported
+        self.after: dict[str, int] = {}  # trial id -> the saved epoch it went on after
         self.spent = 0
 
     @property
@@ -91,9 +92,10 @@ class StudySearch(OptunaSearch):
             epochs = self.budget.trial_epochs(planned - before, self.n_train, self.committed)
             config[space.EPOCHS_KEY] = before + max(1, epochs)
             self.reserved[trial_id] = max(1, epochs) * self.n_train
+            self.after[trial_id] = before
             ot_trial = compat.tune_optuna_trial(self, trial_id)
-            if ot_trial is not None:  # started again after a kill, it trains the same schedule
-                ot_trial.set_user_attr(space.EPOCHS_KEY, config[space.EPOCHS_KEY])
+            if ot_trial is not None:  # started again after a kill, it is planned the same
+                ot_trial.set_user_attr(space.PLANNED_KEY, planned)
         return config
 
     def _long_left(self) -> int:
@@ -229,9 +231,9 @@ class StudySearch(OptunaSearch):
         if isinstance(self.metric, list) and any(result.get(k) is None for k in self.metric):
             result = {}  # several objectives, one missing: told as pruned (or failed), no values
         reserved = self.reserved.pop(trial_id, 0)
-        seen = self.seen.pop(trial_id, None)
+        seen, after = self.seen.pop(trial_id, None), self.after.pop(trial_id, 0)
         if reserved:  # what it trained, at most what it reserved (an epoch cut is not counted)
-            self.spent += min(reserved, epochs_run(seen, result) * self.n_train)
+            self.spent += min(reserved, epochs_run(seen, result, after) * self.n_train)
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

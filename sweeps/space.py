@@ -47,10 +47,12 @@ RESUME_KEY = ResumeAttr.KEY
 RECIPE_KEY = RecipeAttr.KEY
 WARM_KEY = record.WARM_KEY
 # the epochs a compute budget leaves a trial (``Budget.trial_epochs``), set by the searcher
-EPOCHS_KEY = record.EPOCHS_KEY
+EPOCHS_KEY = "fmnist_epochs"
+PLANNED_KEY = record.PLANNED_KEY  # the schedule it was planned on (a compute budget's)
 SEED_KEY = record.SEED_KEY  # an ensemble member's training seed (``sweeps.policy``)
 POLICY_KEY = record.POLICY_KEY  # the policy's decision that made the trial
-CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, SEED_KEY, POLICY_KEY)
+CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, PLANNED_KEY, SEED_KEY,
+           POLICY_KEY)
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +75,12 @@ def planned_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
     """The schedule a trial whose config is ``config`` is planned on before any budget: its
     recipe's look where it sets one, else the spec's ``max_epochs``; an interrupted trial
     going on keeps the one its run started on (``ResumeAttr.max_epochs``), and one started
-    again keeps the one it was planned on (``EPOCHS_KEY``, carried from its user attribute)."""
+    again keeps the one it was planned on (``PLANNED_KEY``, carried from its user attribute)."""
     resumed = config.get(RESUME_KEY) or {}
     if resumed.get("max_epochs"):
         return int(resumed["max_epochs"])
-    if config.get(EPOCHS_KEY):
-        return int(config[EPOCHS_KEY])
+    if config.get(PLANNED_KEY):
+        return int(config[PLANNED_KEY])
     recipe = config.get(RECIPE_KEY) or {}
     return min(spec.max_epochs, int(recipe.get("max_epochs") or spec.max_epochs))
 
@@ -120,7 +122,7 @@ class DefineByRun:
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
         carried: dict[str, Any] = {TRIAL_KEY: trial.number}
-        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY, EPOCHS_KEY):
+        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY, PLANNED_KEY):
             if key in trial.user_attrs:
                 carried[key] = trial.user_attrs[key]
         return carried

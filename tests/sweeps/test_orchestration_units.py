@@ -107,20 +107,22 @@ def test_a_compute_budget_counts_images_over_the_commands():
     assert b.images_left(used=10**7) == 0
 
 
-@pytest.mark.parametrize("seen, result, ran", [
-    ((1, 20), {"epoch": 20}, 20),  # a whole trial
-    (None, {"epoch": 1}, 1),  # one epoch: it came with the final result alone
-    ((60, 60), {"epoch": 60, "resumed": 59}, 1),  # went on from its saved epoch 59
-    (None, {"epoch": 60, "resumed": 59}, 1),  # the same, its one epoch with its final result
-    ((1, 12), None, 12),  # raised after epoch 12: no final result
-    ((1, 20), {"epoch": 20, "resumed": 12}, 20),  # Tune restarted it from epoch 12
-    ((60, 62), {"epoch": 62}, 3),  # pruned at 62 after going on from 59
-    (None, None, 0),
+@pytest.mark.parametrize("seen, result, after, ran", [
+    ((1, 20), {"epoch": 20}, 0, 20),  # a whole trial
+    (None, {"epoch": 1}, 0, 1),  # one epoch: it came with the final result alone
+    ((60, 60), {"epoch": 60, "resumed": 59}, 59, 1),  # went on from its saved epoch 59
+    (None, {"epoch": 60, "resumed": 59}, 59, 1),  # the same, its one epoch with its final result
+    ((1, 12), None, 0, 12),  # raised after epoch 12: no final result
+    ((1, 20), {"epoch": 20, "resumed": 12}, 0, 20),  # Tune restarted it from epoch 12
+    ((60, 62), {"epoch": 62}, 59, 3),  # pruned at 62 after going on from 59
+    (None, {"epoch": 8}, 7, 1),  # went on from 7, stopped by ASHA at its first report
+    (None, None, 0, 0),
 ])
-def test_the_compute_a_trial_spent_is_the_epochs_it_trained_in_this_command(seen, result, ran):
+def test_the_compute_a_trial_spent_is_the_epochs_it_trained_in_this_command(seen, result, after,
+                                                                           ran):
     from sweeps.budget import epochs_run
 
-    assert epochs_run(seen, result) == ran
+    assert epochs_run(seen, result, after) == ran
 
 
 def test_a_trial_needs_one_epoch_of_compute_left_to_start():
@@ -376,9 +378,9 @@ def test_a_long_schedules_member_killed_starts_again_with_its_seed_and_its_sched
     # kill before its first epoch, it trains the same, not trial 0's seed on the spec's 20
     from sweeps import space
 
-    trial = _tv(3, "RUNNING", **{record.SEED_KEY: 1, record.EPOCHS_KEY: 60})
+    trial = _tv(3, "RUNNING", **{record.SEED_KEY: 1, record.PLANNED_KEY: 60})
     (action,) = resume.decide([trial], [], _no_state)
-    assert action.user_attrs == {record.SEED_KEY: 1, record.EPOCHS_KEY: 60}
+    assert action.user_attrs == {record.SEED_KEY: 1, record.PLANNED_KEY: 60}
     assert space.planned_epochs(_spec(max_epochs=20), dict(action.user_attrs)) == 60
 
 

@@ -529,7 +529,7 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     assert [t.user_attrs.get("fmnist_schedule") for t in study.trials] == [4, 5]
     # each trial's planned schedule is on its Optuna trial: one killed before its first epoch
     # ended is started again on it (``resume.decide``), not on the spec's 2 epochs
-    assert [t.user_attrs.get("fmnist_epochs") for t in study.trials] == [4, 5]
+    assert [t.user_attrs.get("fmnist_planned") for t in study.trials] == [4, 5]
     assert sweep("b")[1] == first  # the same decisions in another run: nothing timed
     parent, more = sweep("a", budget="11 epochs")  # the same sweep, given 2 epochs more
     # only the rest is spent: 2 epochs, no longer than the spec's schedule, another seed
