@@ -114,6 +114,12 @@ class TrialRun:
         return int(self.metrics.get(BEST_EPOCH) or self.metrics.get(EPOCHS) or 1)
 
     @property
+    def planned_epochs(self) -> int:
+        """The schedule its run started on (its ``max_epochs`` parameter); 0: not recorded."""
+        v = str(self.params.get("max_epochs", ""))
+        return int(v) if v.isdigit() else 0
+
+    @property
     def schedule_epochs(self) -> int | None:
         """Where its schedule ended, where a budget moved it; None: the spec's."""
         v = self.metrics.get(SCHEDULE_EPOCHS)

@@ -166,10 +166,8 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             actions.append(Requeue(t.number, dict(t.params), recipe))
             continue
         folder, epoch = saved
-        schedule = run.params.get("max_epochs", "")
         attr = ResumeAttr(run.run_id, str(folder), epoch,
-                          resumed.trial if resumed is not None else t.number,
-                          int(schedule) if schedule.isdigit() else 0)
+                          resumed.trial if resumed is not None else t.number, run.planned_epochs)
         actions.append(Requeue(t.number, dict(t.params), {**recipe, ResumeAttr.KEY:
                                                           attr.to_attr()}, attr))
         kept.add(run.run_id)
@@ -189,8 +187,7 @@ def _finished_attrs(run: TrialRun) -> dict[str, int]:
     """The schedule and best epoch of a finished trial's ``run`` as the searcher records them
     on its Optuna trial (``record.SCHEDULE_ATTR``, ``record.BEST_EPOCH_ATTR``), where the run
     has them."""
-    schedule = run.schedule_epochs or (int(run.params["max_epochs"]) if str(
-        run.params.get("max_epochs", "")).isdigit() else 0)
+    schedule = run.schedule_epochs or run.planned_epochs
     best = int(run.metrics.get(record.BEST_EPOCH) or 0)
     return {k: v for k, v in ((record.SCHEDULE_ATTR, schedule),
                               (record.BEST_EPOCH_ATTR, best)) if v}
