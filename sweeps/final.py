@@ -443,6 +443,14 @@ def refit_estimate_s(metrics: dict[str, float], epochs: int, images: int,
     return float(train_s) / float(ran) * epochs * images / trial_images
 
 
+def refit_rest(images: int, spent: int, state_kept: bool) -> tuple[int, int]:
+    """The training images a refit of ``images`` still needs, and those a killed command spent
+    on it that are lost: ``spent`` (logged, counted by the budget) are kept where its training
+    state was (``state_kept``: it goes on after them), else trained again and still spent."""
+    lost = 0 if state_kept else spent
+    return max(0, images - (spent - lost)), lost
+
+
 def refit_need_s(best: TrialRun, split) -> float | None:
     """The seconds the refit of ``best`` should take on its images (``refit_train_images``), at
     the trial's pace; None where the trial did not record it."""
@@ -499,8 +507,8 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     saved = out / f"state-{best.run_id}"
     # a command killed in the refit left its state after its last saved epoch: it goes on
     resume_from = refit_state(st, spec, best) if done is not None else None
-    spent = rec.refit_spent(best) if resume_from is not None else 0
-    rest = max(0, refit_images(best, split) - spent)
+    rest, lost = refit_rest(refit_images(best, split), rec.refit_spent(best),
+                            resume_from is not None)
     if images_left is not None and rest > images_left:
         say(f"final: a refit of {epochs} epochs on {len(full.y_train):,} images needs "
             f"{rest:,} more training images, the compute budget has "
@@ -536,8 +544,8 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
         took, last[0] = now - last[0], now
         if m.get(train.STATE_KEY) and m["epoch"] < epochs:  # kept: a kill loses one epoch
             _keep_state(Path(m[train.STATE_KEY]), saved)
-            tracking.log_run(st, rid, {record.TRAIN_IMAGES: m["epoch"] * len(full.y_train)},
-                             {})
+            tracking.log_run(st, rid, {
+                record.TRAIN_IMAGES: lost + m["epoch"] * len(full.y_train)}, {})
         say(f"final: refit epoch {int(m['epoch'])}/{epochs} ({took:.1f} s)")
         # the next epoch would not end within the budget: stop here, cut short
         return m["epoch"] >= epochs or (until is not None and now + took > until)
@@ -550,7 +558,8 @@ def _refit(st, rec, spec, parent, best: TrialRun, split, study, say,
     result.model.save(out / "model.keras")
     tracking.end_trial(st, rid, "FINISHED", {"epochs": result.epochs,
                                              "train_s": result.seconds,
-                                             "train_images": result.epochs * len(full.y_train)},
+                                             "train_images": (
+                                                 lost + result.epochs * len(full.y_train))},
                        {tag.COMPLETE: str(complete).lower()})  # a later command reuses it
     for folder in (saved, *_aside(saved)):  # its model saved: no state to go on from
         shutil.rmtree(folder, ignore_errors=True)

@@ -202,6 +202,9 @@ def test_a_refit_killed_part_way_goes_on_and_has_spent_the_epochs_it_saved():
                      tags={tag.SOURCE_RUN_ID: "best"}), tag.REFIT)
     assert rec.refit_going_on(best) and rec.refit_spent(best) == 108_000
     assert rec.images_used(48_000) == 108_000  # counted in the compute spent, once
+    # its state saved: it goes on for the rest; lost: all of it again, the 108,000 still spent
+    assert final.refit_rest(250_000, rec.refit_spent(best), True) == (142_000, 0)
+    assert final.refit_rest(250_000, rec.refit_spent(best), False) == (250_000, 108_000)
 
 
 def test_a_refits_state_is_replaced_whole_and_found_after_a_kill_at_any_point(tmp_path):
