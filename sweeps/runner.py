@@ -260,6 +260,7 @@ def _run(spec: SweepSpec, opts: RunOptions, say: Callable[[str], None]) -> Outco
                     r, i = _tune(sweep, spec.trials - done, done, left, more)
                     ran_now, images = ran_now + r, images + i
         except signals.Interrupted as e:  # said with what a resume needs to know
+            tracking.reconnect_off()  # a stop is prompt: the wall time is written at one try
             try:  # its wall time counts; a store that went away does not hide the stop
                 _add_wall(st, parent, budget)
             except Exception:  # noqa: BLE001 - the stop is said whatever the store does
