@@ -83,22 +83,6 @@ def cluster(tmp_path_factory):
         _stop(nodes)
 
 
-def test_trials_run_on_both_nodes_of_an_existing_cluster(cluster, tmp_path):
-    address, _, env = cluster
-    spec = write_spec(tmp_path / "s.yaml", name="cluster", trials=2, max_epochs=1,
-                      data={"subset": 300, "seed": 0})
-    store = tmp_path / "store"
-    cli = str(Path(sys.executable).with_name("fmnist-sweep"))
-    done = subprocess.run([cli, "run", str(spec), "--store", str(store), "--address", address],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    _, parent, nested, _ = records(store, "cluster")
-    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
-    nodes = {r.data.tags["fmnist.node_id"] for r in nested}
-    assert len(nodes) == 2, "each 1-CPU trial ran on its own node of the 2-node cluster"
-    assert "test/acc" in parent.data.metrics
-
-
 def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
     spec = write_spec(tmp_path / "s.yaml", name="noray", trials=1, max_epochs=1,
                       data={"subset": 100, "seed": 0})
@@ -111,10 +95,12 @@ def test_an_address_nothing_answers_on_fails_fast(tmp_path, capsys):
     assert not (tmp_path / "st").exists(), "nothing written"
 
 
-def test_ray_job_submit_runs_a_sweep_on_the_cluster(cluster, tmp_path):
+def test_ray_job_submit_runs_a_sweep_on_both_nodes_of_the_cluster(cluster, tmp_path):
+    # the job's driver finds the cluster (Ray's job environment); `--address` to an existing
+    # cluster is the node-death test's
     _, dashboard, env = cluster
     spec = write_spec(tmp_path / "s.yaml", name="job", trials=2, max_epochs=1,
-                      data={"subset": 200, "seed": 0})
+                      data={"subset": 300, "seed": 0})
     store = tmp_path / "store"
     cli = str(Path(sys.executable).with_name("fmnist-sweep"))
     runtime_env = json.dumps({"env_vars": {"FMNIST_DATA_DIR":
@@ -127,6 +113,9 @@ def test_ray_job_submit_runs_a_sweep_on_the_cluster(cluster, tmp_path):
     assert "succeeded" in done.stdout + done.stderr
     _, parent, nested, _ = records(store, "job")
     assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
+    nodes = {r.data.tags["fmnist.node_id"] for r in nested}
+    assert len(nodes) == 2, "each 1-CPU trial ran on its own node of the 2-node cluster"
+    assert "test/acc" in parent.data.metrics
 
 
 def _trial_sessions(sessions: set[int]) -> set[int]:

@@ -192,7 +192,8 @@ def test_two_sweeps_a_report_and_the_ui_on_one_postgresql_store_a_trial_killed_i
     store = tmp_path / "store"
     urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
     port = free_port()
-    ui = subprocess.Popen([CLI, "ui", "--tracking-uri", mlflow_url, "--port", str(port)],
+    ui = subprocess.Popen([CLI, "ui", "--tracking-uri", mlflow_url, "--port", str(port),
+                           "--workers", "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sweeps = {}
     try:
@@ -317,8 +318,10 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
     url = f"http://127.0.0.1:{port}"
 
     def serve():
-        ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(tmp_path / "ui.log", "w") as log:
+            ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port",
+                                   str(port), "--workers", "2"], stdout=log,
+                                  stderr=subprocess.STDOUT)
         wait_until_answers(f"{url}/health", ui, 120)
         return ui
 
@@ -333,8 +336,8 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
                              env={**os.environ, "FMNIST_STORE_RETRY_S": "300"})
     try:
         _wait_for_epochs(f"sqlite:///{server_store / 'mlflow.db'}", sweep, 0)
-        ui.send_signal(signal.SIGTERM)  # the server and its workers stop
-        ui.wait(timeout=60)
+        _stop_ui(ui, signal.SIGTERM, port)  # the server and its workers stop, all of them
+        assert "stopped by SIGTERM" in (tmp_path / "ui.log").read_text()
         time.sleep(30)
         ui = serve()
         out, _ = sweep.communicate(timeout=600)
@@ -360,83 +363,97 @@ def _procs() -> dict[int, tuple[int, int]]:
     return {pid: (ppid, pgid) for pid, (ppid, pgid, _) in processes().items()}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_fmnist_sweep_ui_stops_the_whole_server(tmp_path, sig):
-    import urllib.request
+def _stop_ui(ui: subprocess.Popen, sig: int, port: int) -> None:
+    """Send ``sig`` to the `fmnist-sweep ui` process alone (as systemd's stop does) and check
+    that the whole server stops: its exit code, the MLflow server and its workers (a process
+    group of their own) gone, nothing on ``port``."""
+    import socket
 
-    from tests.sweeps.helpers import free_port
-
-    store = tmp_path / "store"
-    store.mkdir()
-    (store / "mlflow.db").touch()
-    port = free_port()
-    ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--port", str(port)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status:
-                    break
-            except OSError:
-                pass
-            assert ui.poll() is None and time.monotonic() < deadline, "UI did not start"
-            time.sleep(1)
-        procs = _procs()
-        (server,) = [p for p, (ppid, _) in procs.items() if ppid == ui.pid]
-        group = {p for p, (_, pgid) in procs.items() if pgid == server}
-        assert len(group) >= 2, "the MLflow server and its workers, in a group of their own"
-        os.kill(ui.pid, sig)  # the ui process alone, as systemd's stop does
-        assert ui.wait(timeout=60) == 128 + sig
-        deadline = time.monotonic() + 30
-        while group & set(_procs()) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not group & set(_procs()), "the server and its workers are gone"
-        with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-        assert f"stopped by {signal.Signals(sig).name}" in ui.stdout.read()
-    finally:
-        if ui.poll() is None:
-            ui.kill()
+    procs = _procs()
+    (server,) = [p for p, (ppid, _) in procs.items() if ppid == ui.pid]
+    group = {p for p, (_, pgid) in procs.items() if pgid == server}
+    assert len(group) >= 2, "the MLflow server and its workers, in a group of their own"
+    os.kill(ui.pid, sig)
+    assert ui.wait(timeout=60) == 128 + sig
+    deadline = time.monotonic() + 30
+    while group & set(_procs()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not group & set(_procs()), "the server and its workers are gone"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_processes_creating_one_new_optuna_storage_at_once_all_open_it(tmp_path):
     # Optuna's schema set-up races between processes on a new database ("table studies already
     # exists", a UNIQUE constraint on alembic_version): a reader polling the study once crashed
-    # a starting sweep that way. Four processes, released at the same instant, three times.
+    # a starting sweep that way. Four processes, released at the same instant on a new
+    # database, three times (each process imports once and opens the three in turn).
     code = """
 import sys, time
 from pathlib import Path
 from sweeps import runner
-go = Path(sys.argv[2])
-print("ready", flush=True)
-while not go.exists():
-    time.sleep(0.001)
-storage = runner._storage(sys.argv[1])
-print("opened", len(storage.get_all_studies()))
+for url, go in zip(sys.argv[1::2], sys.argv[2::2]):
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.001)
+    print("opened", len(runner._storage(url).get_all_studies()), flush=True)
 """
-    for round_ in range(3):
-        url = f"sqlite:///{tmp_path / f'optuna{round_}.db'}"
-        go = tmp_path / f"go{round_}"
-        procs = [subprocess.Popen([sys.executable, "-c", code, url, str(go)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(4)]
+    rounds = [(f"sqlite:///{tmp_path / f'optuna{i}.db'}", tmp_path / f"go{i}") for i in range(3)]
+    args = [str(a) for pair in rounds for a in pair]
+    procs = [subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        for _, go in rounds:
+            for p in procs:
+                assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+            go.touch()
+            for p in procs:
+                assert p.stdout.readline().strip() == "opened 0", p.stderr.read()[-2000:]
         for p in procs:
-            assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
-        go.touch()
+            assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+    finally:
         for p in procs:
-            out, err = p.communicate(timeout=120)
-            assert p.returncode == 0 and out.strip() == "opened 0", err[-2000:]
+            if p.poll() is None:
+                p.kill()
 
 
-def _pg_ctl(action: str) -> list[str]:
-    """The command that does ``action`` (stop, start) to the PostgreSQL cluster of .ci/run."""
+@pytest.fixture
+def own_pg(tmp_path):
+    """A PostgreSQL server of this test's own (``initdb`` in a folder of its own, on a free
+    port), to stop and start without stopping .ci/run's, which other tests use meanwhile:
+    (its URL's start, ``postgresql://postgres@127.0.0.1:PORT/``, stop, start)."""
+    import glob
+    import pwd
     import shutil
+    import tempfile
 
-    versions = sorted(Path("/etc/postgresql").glob("*/main"), key=lambda p: float(p.parent.name))
-    if not shutil.which("pg_ctlcluster") or not versions:
-        pytest.skip("no pg_ctlcluster here to stop and start the server (.ci/run installs it)")
-    return ["pg_ctlcluster", versions[-1].parent.name, "main", action]
+    from tests.sweeps.helpers import free_port
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: float(Path(p).parts[-3])) or list(filter(None, [
+                       shutil.which("initdb")]))
+    if not found:
+        pytest.skip("no PostgreSQL server programs here (.ci/run installs postgresql)")
+    bin_ = Path(found[-1]).parent
+    as_owner: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="fmnist-pg-"))  # not tmp_path: root's alone
+    if os.geteuid() == 0:  # the server refuses to run as root
+        owner = pwd.getpwnam("postgres")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_owner, str(bin_ / "initdb"), "-D", str(data), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True, timeout=120)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    start = [*as_owner, str(bin_ / "pg_ctl"), "-D", str(data), "-w", "-l",
+             str(folder / "log"), "-o", options, "start"]
+    stop = [*as_owner, str(bin_ / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"]
+    subprocess.run(start, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/", stop, start
+    finally:
+        subprocess.run(stop, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _epochs_logged(url: str) -> int:
@@ -462,10 +479,15 @@ def _wait_for_epochs(url: str, proc, more_than: int) -> int:
 
 
 def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_nothing_is_lost(
-        pg_urls, tmp_path):
-    # both stores on the PostgreSQL of .ci/run, stopped while a trial trains
-    stop, start = _pg_ctl("stop"), _pg_ctl("start")
-    mlflow_url, optuna_url = pg_urls
+        own_pg, tmp_path):
+    # both stores on a PostgreSQL server, stopped while a trial trains
+    base, stop, start = own_pg
+    admin = sqlalchemy.create_engine(base + "postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        for n in ("mlflow", "optuna"):
+            con.execute(sqlalchemy.text(f"CREATE DATABASE {n}"))
+    admin.dispose()
+    mlflow_url, optuna_url = base + "mlflow", base + "optuna"
     spec = write_spec(tmp_path / "s.yaml", name="pgdown", trials=4, max_epochs=3,
                       max_concurrent=1, data={"subset": 3000, "seed": 0})
     cmd = [CLI, "run", str(spec), "--store", str(tmp_path / "store"), "--tracking-uri",
@@ -537,9 +559,11 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
     store = tmp_path / "store"
     store.mkdir()
     (store / "mlflow.db").touch()
-    # another host than loopback without --auth is refused; --auth needs the admin's password
+    # another host than loopback without --auth is refused; --auth needs the admin's password;
+    # a server needs a worker
     for more, said in ((["--host", "0.0.0.0"], "--host 0.0.0.0: would serve every run"),
-                       (["--host", "0.0.0.0", "--auth"], "--auth: set MLFLOW_AUTH_ADMIN_PASSWORD")):
+                       (["--host", "0.0.0.0", "--auth"], "--auth: set MLFLOW_AUTH_ADMIN_PASSWORD"),
+                       (["--workers", "0"], "--workers 0: the server needs at least 1")):
         assert main(["ui", "--store", str(store), "--port", "1", *more]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
@@ -547,7 +571,7 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
 
     port, password = free_port(), f"Pw-{uuid.uuid4().hex}"
     ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--host", "0.0.0.0", "--port",
-                           str(port), "--auth"], stdout=subprocess.PIPE,
+                           str(port), "--auth", "--workers", "2"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": password})
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
@@ -572,9 +596,12 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
             time.sleep(1)
         assert status() == 401 and status("admin", "wrong") == 401
         assert status("admin", password) == 200
+        _stop_ui(ui, signal.SIGINT, port)  # Ctrl-C (the tracking-server test: SIGTERM)
     finally:
-        os.kill(ui.pid, signal.SIGTERM)
+        if ui.poll() is None:
+            ui.kill()
         out = ui.communicate(timeout=60)[0]
+    assert "stopped by SIGINT" in out
     assert "users log in (MLflow's basic-auth)" in out and password not in out
     written = [p for p in store.rglob("*") if p.is_file()]
     assert (store / "auth" / "basic_auth.db") in written
@@ -597,7 +624,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_stops_the_sweep_in_one_line_and_once_freed_the_same_command_resumes(
         small_disk, tmp_path):
     spec = write_spec(tmp_path / "s.yaml", name="full", trials=4, max_epochs=3,
-                      max_concurrent=1, data={"subset": 3000, "seed": 0})
+                      max_concurrent=1, data={"subset": 600, "seed": 0})
     store = small_disk / "store"
     cmd = [CLI, "run", str(spec), "--store", str(store)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
