@@ -208,8 +208,6 @@ class UiCommand(Command):
         parser.add_argument("--host", default="127.0.0.1",
                             help="the address to serve on; another than loopback needs --auth")
         parser.add_argument("--port", type=int, default=5000)
-        parser.add_argument("--workers", type=int, default=4,
-                            help="the server's worker processes (MLflow's default: 4)")
         parser.add_argument("--auth", action="store_true",
                             help="MLflow's basic-auth app: every request needs a user and a "
                                  "password (README: the UI on a network)")
@@ -219,8 +217,6 @@ class UiCommand(Command):
 
         from sweeps import tracking
 
-        if args.workers < 1:
-            raise UsageError(f"--workers {args.workers}: the server needs at least 1")
         st = tracking.store(args.store, args.tracking_uri)
         if not st.exists:
             raise UsageError(f"no store at {st.root}: run a sweep first, or pass --store")
@@ -244,7 +240,7 @@ class UiCommand(Command):
         echo(f"MLflow UI for {st.tracking_uri}: {url} (Ctrl-C stops it)"
              + (" - users log in (MLflow's basic-auth)" if args.auth else ""))
         cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", st.tracking_uri,
-               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
+               "--host", args.host, "--port", str(args.port),
                *(["--app-name", "basic-auth"] if args.auth else [])]
         # its own process group, so that a stop reaches the server's workers too
         server = subprocess.Popen(cmd, start_new_session=True, env=env)

@@ -86,7 +86,6 @@ def mlflow_ui(store: Path, sweep: str | None = None):
     port = free_port()
     cli = str(Path(sys.executable).with_name("fmnist-sweep"))
     server = subprocess.Popen([cli, "ui", "--store", str(store), "--port", str(port),
-                               "--workers", "1",
                                *(["--sweep", sweep] if sweep else [])],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                               start_new_session=True)

@@ -192,8 +192,7 @@ def test_two_sweeps_a_report_and_the_ui_on_one_postgresql_store_a_trial_killed_i
     store = tmp_path / "store"
     urls = ["--store", str(store), "--tracking-uri", mlflow_url, "--storage", optuna_url]
     port = free_port()
-    ui = subprocess.Popen([CLI, "ui", "--tracking-uri", mlflow_url, "--port", str(port),
-                           "--workers", "1"],
+    ui = subprocess.Popen([CLI, "ui", "--tracking-uri", mlflow_url, "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sweeps = {}
     try:
@@ -318,11 +317,8 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
     url = f"http://127.0.0.1:{port}"
 
     def serve():
-        with open(tmp_path / "ui.log", "w") as log:
-            # MLflow's 4 workers: the sweep writes through it (fewer answered a loaded
-            # machine's writes too late: a timed-out request)
-            ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port",
-                                   str(port)], stdout=log, stderr=subprocess.STDOUT)
+        ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until_answers(f"{url}/health", ui, 120)
         return ui
 
@@ -337,8 +333,8 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
                              env={**os.environ, "FMNIST_STORE_RETRY_S": "300"})
     try:
         _wait_for_epochs(f"sqlite:///{server_store / 'mlflow.db'}", sweep, 0)
-        _stop_ui(ui, signal.SIGTERM, port)  # the server and its workers stop, all of them
-        assert "stopped by SIGTERM" in (tmp_path / "ui.log").read_text()
+        ui.send_signal(signal.SIGTERM)  # the server and its workers stop
+        ui.wait(timeout=60)
         time.sleep(30)
         ui = serve()
         out, _ = sweep.communicate(timeout=600)
@@ -382,6 +378,46 @@ def _stop_ui(ui: subprocess.Popen, sig: int, port: int) -> None:
     assert not group & set(_procs()), "the server and its workers are gone"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM], ids=["SIGTERM"])  # SIGINT: the auth test
+def test_a_signal_to_fmnist_sweep_ui_stops_the_whole_server(tmp_path, sig):
+    import urllib.request
+
+    from tests.sweeps.helpers import free_port
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mlflow.db").touch()
+    port = free_port()
+    ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--port", str(port)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status:
+                    break
+            except OSError:
+                pass
+            assert ui.poll() is None and time.monotonic() < deadline, "UI did not start"
+            time.sleep(1)
+        procs = _procs()
+        (server,) = [p for p, (ppid, _) in procs.items() if ppid == ui.pid]
+        group = {p for p, (_, pgid) in procs.items() if pgid == server}
+        assert len(group) >= 2, "the MLflow server and its workers, in a group of their own"
+        os.kill(ui.pid, sig)  # the ui process alone, as systemd's stop does
+        assert ui.wait(timeout=60) == 128 + sig
+        deadline = time.monotonic() + 30
+        while group & set(_procs()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not group & set(_procs()), "the server and its workers are gone"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+        assert f"stopped by {signal.Signals(sig).name}" in ui.stdout.read()
+    finally:
+        if ui.poll() is None:
+            ui.kill()
 
 
 def test_processes_creating_one_new_optuna_storage_at_once_all_open_it(tmp_path):
@@ -560,11 +596,9 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
     store = tmp_path / "store"
     store.mkdir()
     (store / "mlflow.db").touch()
-    # another host than loopback without --auth is refused; --auth needs the admin's password;
-    # a server needs a worker
+    # another host than loopback without --auth is refused; --auth needs the admin's password
     for more, said in ((["--host", "0.0.0.0"], "--host 0.0.0.0: would serve every run"),
-                       (["--host", "0.0.0.0", "--auth"], "--auth: set MLFLOW_AUTH_ADMIN_PASSWORD"),
-                       (["--workers", "0"], "--workers 0: the server needs at least 1")):
+                       (["--host", "0.0.0.0", "--auth"], "--auth: set MLFLOW_AUTH_ADMIN_PASSWORD")):
         assert main(["ui", "--store", str(store), "--port", "1", *more]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
@@ -572,7 +606,7 @@ def test_the_ui_on_a_network_asks_every_request_for_a_user(tmp_path, capsys, mon
 
     port, password = free_port(), f"Pw-{uuid.uuid4().hex}"
     ui = subprocess.Popen([CLI, "ui", "--store", str(store), "--host", "0.0.0.0", "--port",
-                           str(port), "--auth", "--workers", "2"], stdout=subprocess.PIPE,
+                           str(port), "--auth"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": password})
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
