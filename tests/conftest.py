@@ -23,16 +23,17 @@ ONE_WORKER = ("tests.sweeps.test_cluster",  # a cluster of two Ray nodes
 def pytest_collection_modifyitems(config, items):
     """`make test` runs the suite on several pytest-xdist workers (``--dist loadgroup``); a
     group of tests runs on one worker, one after another. The readers of ``finished_store``
-    are one group (its sweeps run once), and so is each module of ``ONE_WORKER`` (its tests
-    share a costly module fixture); the tests on .ci/run's PostgreSQL server each use databases
-    of their own (the one that stops a server starts its own). Every other end-to-end test
-    runs alone, wherever a worker is free; a unit module runs as one. The shared store's
-    readers go first, then the other end-to-end tests (``--no-loadscope-reorder`` keeps this
-    order), so the long ones start at once and the unit tests fill the gaps.
-    Without xdist the groups are inert."""
+    are one group (its sweeps run once), so are the tests on the PostgreSQL server (one of them
+    stops it), and so is each module of ``ONE_WORKER`` (its tests share a costly module
+    fixture); every other end-to-end test runs alone, wherever a worker is free; a unit module
+    runs as one. The shared store's readers go first, then the other end-to-end tests
+    (``--no-loadscope-reorder`` keeps this order), so the long ones start at once and the unit
+    tests fill the gaps. Without xdist the groups are inert."""
     def group(item) -> str | None:
         if "finished_store" in item.fixturenames:
             return "finished_store"
+        if {"pg_urls", "pg_secret_urls", "own_pg"} & set(item.fixturenames):
+            return "postgresql"
         module = item.module.__name__
         return None if item.get_closest_marker("slow") and module not in ONE_WORKER else module
 
