@@ -402,18 +402,7 @@ def test_a_signal_to_fmnist_sweep_ui_stops_the_whole_server(tmp_path, sig):
                 pass
             assert ui.poll() is None and time.monotonic() < deadline, "UI did not start"
             time.sleep(1)
-        procs = _procs()
-        (server,) = [p for p, (ppid, _) in procs.items() if ppid == ui.pid]
-        group = {p for p, (_, pgid) in procs.items() if pgid == server}
-        assert len(group) >= 2, "the MLflow server and its workers, in a group of their own"
-        os.kill(ui.pid, sig)  # the ui process alone, as systemd's stop does
-        assert ui.wait(timeout=60) == 128 + sig
-        deadline = time.monotonic() + 30
-        while group & set(_procs()) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not group & set(_procs()), "the server and its workers are gone"
-        with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+        _stop_ui(ui, sig, port)
         assert f"stopped by {signal.Signals(sig).name}" in ui.stdout.read()
     finally:
         if ui.poll() is None:
