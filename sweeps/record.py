@@ -240,7 +240,8 @@ class ResumeAttr:
 class RecipeAttr:
     """A configuration from a recipe (Optuna user attribute ``KEY``): the recipe's ``name``,
     its ``preset``, its knobs outside the space (``hp``); ``exact``: the spec's ``fixed`` does
-    not apply to it; ``max_epochs``: a budget's quick look at it (``warm.LOOKS``), else 0."""
+    not apply to it; ``max_epochs``: a shorter schedule for it (the quick looks at the first
+    recipe of a time budget in sweeps recorded before they were dropped), else 0."""
 
     KEY = "fmnist_recipe"
     name: str

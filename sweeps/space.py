@@ -65,7 +65,7 @@ def trial_epochs(spec: SweepSpec, config: dict[str, Any]) -> int:
     """The epochs a trial whose config is ``config`` trains: where a compute budget planned
     them (``EPOCHS_KEY``: fewer where the budget holds fewer, more where the policy gave
     a long schedule, ``policy.long_epochs``), those; else its recipe's where it sets
-    them (a budget's quick looks, ``warm.LOOKS``), never past the spec's ``max_epochs``."""
+    them (``RecipeAttr.max_epochs``), never past the spec's ``max_epochs``."""
     if config.get(EPOCHS_KEY):
         return int(config[EPOCHS_KEY])
     return planned_epochs(spec, config)

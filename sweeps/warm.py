@@ -4,9 +4,10 @@ sampler proposes any.
 - ``start_from: recipe``: the write-ups' configurations of the sweep's families, and the ``fast``
   preset's (``fmnist.writeups``), each trained exactly as the recipe says (its preset and knobs;
   the spec's ``fixed`` does not apply to it), for the sweep's ``max_epochs``. Under a budget
-  the first of them goes first on shorter schedules of its own (``LOOKS``: a quarter, then half
-  of those epochs): a model within minutes, a better one in twice that, which the rest of the
-  budget then improves on (Hyperband's rungs);
+  the first of them goes first on its whole schedule, fitted to the time left where it does not
+  fit (``train``'s ``finish_by``: its rate anneals within the time); no shorter look at it
+  first, which would spend the few full trials a CPU's budget holds on schedules that are
+  thrown away;
 - ``warm_start: [SWEEP, ...]``: each earlier sweep's best ``PER_SWEEP`` finished configurations in
   the same store, the searched keys that apply to this spec (the others are sampled).
 
@@ -29,8 +30,6 @@ from sweeps import tags as tag
 from sweeps.spec import SweepSpec
 
 PER_SWEEP = 3  # an earlier sweep's best configurations enqueued
-LOOKS = (0.25, 0.5)  # of max_epochs: a budgeted sweep's quick looks at its first recipe, each
-# twice the last (Hyperband's rungs at eta 2): a model in minutes, a better one in twice that
 
 
 class WarmStartError(UserError):
@@ -89,22 +88,7 @@ def recipe_starts(spec: SweepSpec) -> tuple[list[Start], list[str]]:
                                "hp": {k: v for k, v in knobs.items() if k not in searched},
                                "exact": True},
             space.WARM_KEY: f"recipe {ref.row}"}))
-    if spec.budget_s and not spec.budget_epochs and starts:  # a deadline's insurance; a
-        starts[:0] = _looks(starts[0], spec.max_epochs)  # compute budget has no deadline
     return starts, notes
-
-
-def _looks(first: Start, max_epochs: int) -> list[Start]:
-    """``first`` on the shorter schedules of ``LOOKS``, shortest first (none twice, none as
-    long as the whole)."""
-    epochs = sorted({max(1, round(f * max_epochs)) for f in LOOKS} - {max_epochs})
-    out = []
-    for n in epochs:
-        label = f"{first.label} for {n} epoch{'s' if n > 1 else ''}"
-        out.append(Start(label, first.params, {
-            space.RECIPE_KEY: {**first.user_attrs[space.RECIPE_KEY], "max_epochs": n},
-            space.WARM_KEY: label}))
-    return out
 
 
 def _family_of(st: tracking.Store, sweep: str, params: dict[str, Any]) -> str:
@@ -194,7 +178,7 @@ PENDING = "fmnist_pending"  # study user attribute: a budget's warm starts not e
 def enqueue(study: optuna.Study, starts: list[Start], say: Callable[[str], None],
             budgeted: bool = False) -> None:
     """Enqueue ``starts`` (``plan``'s) as ``study``'s next trials, where it has none yet.
-    ``budgeted``: only the first recipe (with its quick looks) is enqueued; the others wait in
+    ``budgeted``: only the first recipe is enqueued; the others wait in
     the study (``PENDING``) for the budget policy, which runs them where the budget holds
     enough full trials to explore (``pending``, ``take_pending``)."""
     if study.trials or not starts:

@@ -443,14 +443,6 @@ def test_a_run_an_enqueued_resume_will_go_on_in_is_kept():
 # ---------------------------------------------------------------- warm starts
 
 
-@pytest.mark.parametrize("max_epochs,looks", [(20, [5, 10]), (8, [2, 4]), (2, [1]), (1, [])])
-def test_a_budgets_quick_looks_are_a_quarter_then_half_of_the_schedule(max_epochs, looks):
-    first = warm.Start("recipe x", {"learning_rate": 0.1},
-                       {RecipeAttr.KEY: RecipeAttr("x", "fast").to_attr()})
-    got = warm._looks(first, max_epochs)
-    assert [RecipeAttr.from_attr(s.user_attrs[RecipeAttr.KEY]).max_epochs for s in got] == looks
-
-
 def test_a_warm_start_from_a_sweep_the_store_lacks_is_said_before_any_file_is_written(
         tmp_path):
     from sweeps import tracking
@@ -749,13 +741,12 @@ def test_what_the_budget_holds_is_its_rest_over_a_full_trials_cost():
     assert policy.holds(100.0, None) is None  # no pace measured yet
 
 
-def test_quick_looks_at_the_first_recipe_are_for_a_deadline_not_a_compute_budget():
+def test_no_budget_looks_at_the_first_recipe_on_a_shorter_schedule_first():
     def labels(**raw):
         return [s.label for s in warm.recipe_starts(_spec(family="fastcnn", start_from="recipe",
                                                           **raw))[0]]
 
-    assert labels(budget="2h") == ["recipe fast for 5 epochs", "recipe fast for 10 epochs",
-                                   "recipe fast"]
+    assert labels(budget="2h") == ["recipe fast"]
     assert labels(budget="25 epochs") == ["recipe fast"]
     assert labels(budget={"time": "2h", "epochs": 25}) == ["recipe fast"]
 
@@ -770,8 +761,7 @@ def test_a_budget_holds_the_other_recipes_back_for_the_policy_to_explore_with():
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     said = []
     warm.enqueue(study, starts, said.append, budgeted=True)
-    assert [t.user_attrs[record.WARM_KEY] for t in study.trials] == [
-        "recipe fast for 5 epochs", "recipe fast for 10 epochs", "recipe fast"]
+    assert [t.user_attrs[record.WARM_KEY] for t in study.trials] == ["recipe fast"]
     held = [s.label for s in warm.pending(study)]
     assert held[0] == "recipe fast-minivgg" and "then, where the budget holds" in said[0]
     assert warm.take_pending(study).label == "recipe fast-minivgg"
