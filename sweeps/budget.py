@@ -178,6 +178,16 @@ class Budget:
         hard = after - self.share * self.seconds
         return Window(hard - reserve_s(self.seconds), hard)
 
+    def fill_window(self) -> Window | None:
+        """When a trial that may fill the budget must end (``policy.fill_epochs``): its
+        schedule fitted to end where the refit and the ensemble would have to (their shares
+        are its), cut mid-epoch half-way through the reserve for the test evaluation and the
+        report; None: no time budget."""
+        after = self.after_end()
+        if after is None or self.seconds is None:
+            return None
+        return Window(after, after + reserve_s(self.seconds) / 2)
+
     def search_left(self, now: float) -> float | None:
         """Seconds the search may still take from ``now`` (the spec's ``time_budget_s``, the
         budget's window, whichever is shorter); None: no limit. May be <= 0."""

@@ -26,6 +26,14 @@ not (BENCHMARKS.md: at 25 epochs one 25-epoch schedule tested 0.17 points above 
 epochs, one seed, +0.32). A budget of more long schedules searches first (the spec's schedule,
 the refit's share kept), and ends on them once it holds no more than ``FEW``.
 
+Under a time budget the pace is not known before a trial has trained: the first recipe trial
+(``start_from: recipe``) may fill the budget (``Budget.fill_window``: up to the test evaluation
+and the report, the refit's and the ensemble's shares too, which a refit of a trial that took
+the search's time could not use on a CPU). After its first epoch it knows how many epochs the
+time holds and takes them as a compute budget's first trial would (``fill_epochs``): all, where
+they are one long schedule; the spec's schedule, where they are many (a GPU, a cluster), and
+the search goes on after it.
+
 Pure: the searcher (``recorder.StudySearch``) asks ``decide`` and carries the decision out with
 Optuna's ``enqueue_trial``; each decision's reason is shown and recorded on the trial's run.
 """
@@ -123,6 +131,21 @@ def long_epochs(left: int | None, epochs: int, n_train: int) -> int:
     total = int(left) // n_train
     per = total // max(1, math.floor(total / (STRETCH * epochs) + 0.5))  # halves round up
     return per if per > epochs else 0
+
+
+def fill_epochs(holds: int, epochs: int) -> int:
+    """The last epoch of a trial that may fill a time budget (``Budget.fill_window``), where
+    the time it has holds ``holds`` epochs at its pace: as a compute budget's first trial
+    (``long_epochs``), all of them where they are one long schedule of the ``epochs``
+    epochs planned, an equal part where they are a few, the ``epochs`` planned where they are
+    more than ``FEW`` (the budget searches after it); never more than they hold."""
+    return long_epochs(holds, epochs, 1) or min(holds, epochs)
+
+
+def fill_cap(epochs: int) -> int:
+    """The most epochs a trial that fills a time budget may train: ``FEW`` long schedules of
+    ``epochs`` (``fill_epochs`` never gives more)."""
+    return math.ceil(FEW * STRETCH * epochs)
 
 
 def stretch(done: Sequence[Done], epochs: int, mode: str = "max", seed: int = 0) -> Decision:

@@ -83,6 +83,8 @@ class StudySearch(OptunaSearch):
         if decision is not None and isinstance(config, dict):
             config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
             self._said(decision)
+        if isinstance(config, dict) and self._fills(config, done):
+            self._fill(config)
         if counted and isinstance(config, dict):
             planned = (decision.epochs if decision is not None and decision.epochs
                        else space.planned_epochs(self.spec, config))
@@ -97,6 +99,31 @@ class StudySearch(OptunaSearch):
             if ot_trial is not None:  # started again after a kill, it is planned the same
                 ot_trial.set_user_attr(space.PLANNED_KEY, planned)
         return config
+
+    def _fills(self, config: dict, done: list[policy.Done]) -> bool:
+        """Whether the trial of ``config`` may fill a time budget (``policy.fill_epochs``): a
+        recipe's, where no trial has finished, under a time budget alone, with one objective,
+        not going on from a saved epoch."""
+        b = self.base_budget
+        return (b is not None and b.timed and not b.counted and self.spec is not None
+                and not self.spec.multi_objective and space.RECIPE_KEY in config
+                and not config.get(space.RESUME_KEY) and not policy.usable(done))
+
+    def _fill(self, config: dict) -> None:
+        """Give the trial of ``config`` the budget's time up to its report
+        (``Budget.fill_window``), said and recorded with its decision."""
+        window = self.base_budget.fill_window()
+        planned = space.planned_epochs(self.spec, config)
+        config[space.FILL_KEY] = {"soft": window.soft, "hard": window.hard, "epochs": planned}
+        config[space.EPOCHS_KEY] = policy.fill_cap(planned)
+        why = (f"fill: no pace measured yet; the first recipe may take the budget's time up to "
+               f"the report: at its first epoch's pace, one long schedule where the time holds "
+               f"few of {planned} epochs stretched {policy.STRETCH:g}x, else its {planned} "
+               f"epochs and the search after it")
+        config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
+                                     if config.get(policy.POLICY_KEY) else f"explore: {why}")
+        if self.say is not None:
+            self.say(f"policy: {why}")
 
     def _long_left(self) -> int:
         """Epochs of a long schedule (``policy.long_epochs``) the compute left buys now; 0:

@@ -379,6 +379,7 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                   else searcher)
     seed = record.trial_seed(spec)
     window = budget.search_window()
+    backstop = budget.fill_window()  # a trial that may fill the budget ends by its own window
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              window=window),
@@ -400,7 +401,8 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
             search_alg=search_alg, scheduler=_scheduler(spec), num_samples=remaining,
             metric=spec.metric, mode=spec.mode, reuse_actors=True,
             # a budget ends trials itself (at an epoch's end); Tune's limit is the backstop
-            time_budget_s=spec.time_budget_s if window is None else window.hard - time.time() + 5,
+            time_budget_s=(spec.time_budget_s if backstop is None
+                           else backstop.hard - time.time() + 5),
             trial_dirname_creator=lambda t: t.trial_id),
         run_config=tune.RunConfig(
             name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(st.ray_dir),

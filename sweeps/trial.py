@@ -175,14 +175,17 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
     A budget's ``window`` (``budget.Window``): the trial fits its epochs and its schedule to
     end by its soft end at its pace (``train.train``'s ``finish_by``), and is complete there;
     past it the trial ends at its next epoch's end, at the hard end mid-epoch; each with its
-    final report.
+    final report. A trial that may fill the budget (``space.FILL_KEY``) has a window of its own
+    (``Budget.fill_window``), and takes the part of it ``policy.fill_epochs`` says.
     """
     started = time.time()  # before TensorFlow's import: when Ray placed the trial
     from ray import tune
 
     threads = _set_up_worker(cpus)
     from fmnist import train
-    from sweeps.space import RESUME_KEY, trial_epochs, trial_setup
+    from sweeps import policy
+    from sweeps.budget import Window
+    from sweeps.space import FILL_KEY, RESUME_KEY, trial_epochs, trial_setup
 
     ctx = tune.get_context()
     placement = _placement(started)
@@ -202,6 +205,9 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
 
     family, preset, knobs = trial_setup(spec, config)
     max_epochs = trial_epochs(spec, config)
+    filling = config.get(FILL_KEY)
+    if filling:
+        window = Window(float(filling["soft"]), float(filling["hard"]))
     hp = {"seed": seed, **knobs, "max_epochs": max_epochs,
           "threads": threads, "inter_threads": min(2, threads)}
 
@@ -233,7 +239,9 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
         result = train.train(family, split, hp, preset=preset, on_epoch=on_epoch,
                              on_built=on_built, should_stop=should_stop, epoch_state=True,
                              resume_from=resume_from,
-                             finish_by=None if window is None else window.soft)
+                             finish_by=None if window is None else window.soft,
+                             fill=(lambda n: policy.fill_epochs(n, int(filling["epochs"])))
+                             if filling else None)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     _report_end(result, broken, split, spec, placement, measured, train_start,

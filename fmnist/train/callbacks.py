@@ -75,7 +75,10 @@ class EpochEnd(keras.callbacks.Callback):
     epochs that end by then at the run's pace (``_pace``, ``fitting_epochs``), never past
     ``max_epochs``, and so does the ``schedule``'s (``EpochSchedule.set_horizon``): a run given
     less time than its epochs need anneals its rate within that time instead of being cut off
-    at a high one (budgeted training). The run stops, complete, at that epoch.
+    at a high one (budgeted training). The run stops, complete, at that epoch. With ``fill``
+    as well, at the first epoch's end the run's limit becomes ``fill(epochs the time holds)``
+    (no more than ``max_epochs``): a run given a whole budget takes as many epochs of it as
+    ``fill`` says, and fits them to the time from then on.
 
     With ``save_state``, every epoch but the last is handed on with ``m[state.STATE_KEY]``: a
     temporary folder holding the state after it (``state.write``), removed once ``on_epoch``
@@ -85,8 +88,10 @@ class EpochEnd(keras.callbacks.Callback):
 
     def __init__(self, recorder: EpochRecorder, on_epoch, max_epochs: int, stopper=None,
                  plateau=None, save_state: bool = False, resume: dict[str, Any] | None = None,
-                 ema: EMAWeights | None = None, finish_by: float | None = None, schedule=None):
+                 ema: EMAWeights | None = None, finish_by: float | None = None, schedule=None,
+                 fill=None):
         super().__init__()
+        self.fill = fill
         self.ema = ema
         self.recorder, self.on_epoch, self.max_epochs = recorder, on_epoch, max_epochs
         self.limit, self.finish_by, self.schedule = max_epochs, finish_by, schedule
@@ -118,6 +123,11 @@ class EpochEnd(keras.callbacks.Callback):
 
     def _fit_the_time(self, done: int, epoch_s: float) -> None:
         last = fitting_epochs(done, epoch_s, self.finish_by - time.time(), self.limit)
+        if self.fill is not None:  # once, at the first pace measured: a part of the time
+            part = self.fill(last)  # (all of it: fitted to it as before, the first epoch's
+            if part < last:  # tracing not holding its end back)
+                self.limit = last = max(done, part)
+            self.fill = None
         if last != self.max_epochs and hasattr(self.schedule, "set_horizon"):
             self.schedule.set_horizon(last)
         self.max_epochs = last

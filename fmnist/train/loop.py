@@ -118,6 +118,7 @@ def train(
     epoch_state: bool = False,
     resume_from: str | Path | None = None,
     finish_by: float | None = None,
+    fill: Callable[[int], int] | None = None,
     verbose: int = 0,
 ) -> TrainResult:
     """Train a model on ``split.x_train`` and select on ``split.x_val``; never touches the test
@@ -143,6 +144,9 @@ def train(
             its schedule's) moves to the epochs that end by then at the run's pace,
             never past ``max_epochs`` (``callbacks.EpochEnd``); ``TrainResult.max_epochs``
             says where it ended.
+        fill: with ``finish_by``, after the first epoch: the epochs to train of those that end
+            by then at its pace (a trial that may fill a budget takes a part of them), never
+            past ``max_epochs`` (``callbacks.EpochEnd``).
 
     Returns:
         A ``TrainResult``: the model holds early stopping's best weights (or SWA's mean).
@@ -203,7 +207,7 @@ def train(
            if thp["ema"] else None)
     end = EpochEnd(recorder, on_epoch, thp["max_epochs"], stopper, plateau,
                    save_state=epoch_state and not thp["swa_epochs"], resume=resume, ema=ema,
-                   finish_by=finish_by, schedule=lr)
+                   finish_by=finish_by, schedule=lr, fill=fill)
     callbacks = in_order({
         "flip": alternate, "recorder": recorder,
         "nan": keras.callbacks.TerminateOnNaN(),

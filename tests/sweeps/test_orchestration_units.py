@@ -770,3 +770,22 @@ def test_a_budget_holds_the_other_recipes_back_for_the_policy_to_explore_with():
     unbudgeted = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     warm.enqueue(unbudgeted, starts, said.append)  # no budget: every recipe first, as before
     assert len(unbudgeted.trials) == len(starts) and warm.pending(unbudgeted) == []
+
+
+def test_a_first_recipe_that_may_fill_a_time_budget_takes_one_long_schedule_where_few_fit():
+    # its time holds N epochs at its first epoch's pace: one long schedule (the spec's 30
+    # stretched 2.5x: 75) where N is about one, an equal part of N where a few, the spec's
+    # 30 where more than FEW (a GPU: the search goes on after it); never more than N
+    assert policy.fill_epochs(50, 30) == 50 and policy.fill_epochs(110, 30) == 110
+    assert policy.fill_epochs(120, 30) == 60  # 1.6 long schedules: two of 60
+    assert policy.fill_epochs(20, 30) == 20  # less than the spec's: all it holds
+    assert policy.fill_epochs(301, 30) == 30 and policy.fill_epochs(5000, 30) == 30
+    assert policy.fill_cap(30) == 300 and policy.fill_epochs(policy.fill_cap(30), 30) == 75
+
+
+def test_a_trial_that_may_fill_the_budget_ends_by_its_report_not_the_search_window():
+    b = Budget.of(_spec(budget="2h", final={"refit": True, "ensemble": 3}), started=0.0)
+    search, fill = b.search_window(), b.fill_window()
+    assert fill.soft == b.after_end() == 7200 - 360  # the refit's and ensemble's shares too
+    assert fill.hard == fill.soft + 180 and fill.soft > search.hard
+    assert Budget.of(_spec(), started=0.0).fill_window() is None  # no time budget
