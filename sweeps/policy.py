@@ -143,9 +143,10 @@ def fill_epochs(holds: int, epochs: int) -> int:
 
 
 def fill_cap(epochs: int) -> int:
-    """The most epochs a trial that fills a time budget may train: ``FEW`` long schedules of
-    ``epochs`` (``fill_epochs`` never gives more)."""
-    return math.ceil(FEW * STRETCH * epochs)
+    """The epochs a trial that may fill a time budget is planned on before its pace is known:
+    one more than ``FEW`` long schedules of ``epochs``, so that a time holding more tells
+    ``fill_epochs`` it holds many (it gives no more than ``FEW`` long schedules' worth)."""
+    return math.floor(FEW * STRETCH * epochs) + 1
 
 
 def stretch(done: Sequence[Done], epochs: int, mode: str = "max", seed: int = 0) -> Decision:

@@ -40,6 +40,7 @@ class StudySearch(OptunaSearch):
         self.base_budget, self.refit_per_epoch = budget, refit_per_epoch
         self.refit_epochs: dict[int, int] = {}  # Optuna number -> its best epoch
         self.on_budget: Any = None  # called with the budget where the refit's share moves
+        self.on_fill: Any = None  # called with a trial's window where it may fill the budget
         # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
         self.study, self.seed, self.say = study, seed, say
         self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
@@ -124,6 +125,8 @@ class StudySearch(OptunaSearch):
                                      if config.get(policy.POLICY_KEY) else f"explore: {why}")
         if self.say is not None:
             self.say(f"policy: {why}")
+        if self.on_fill is not None:
+            self.on_fill(window)
 
     def _long_left(self) -> int:
         """Epochs of a long schedule (``policy.long_epochs``) the compute left buys now; 0:
@@ -274,7 +277,7 @@ class StudySearch(OptunaSearch):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_storage", "_ot_study", "study", "say", "on_budget")}
+                if k not in ("_storage", "_ot_study", "study", "say", "on_budget", "on_fill")}
 
 
 class TrialRecorder(Callback):

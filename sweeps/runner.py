@@ -391,7 +391,12 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
     def on_budget(b: Budget) -> None:  # the refit's share moved: the search's compute with it
         status.compute_epochs = b.search_epochs_left(len(split.y_train))
 
+    def on_fill(w) -> None:  # a trial may fill the budget: the time left shown is its
+        if status.budget_s is not None and window is not None:
+            status.budget_s += max(0.0, w.soft - window.soft)
+
     searcher.on_budget = on_budget
+    searcher.on_fill = on_fill
     recording = recorder.TrialRecorder(st, spec, parent, display, seed,
                                     n_train=len(split.y_train))
     st.ray_dir.mkdir(parents=True, exist_ok=True)

@@ -780,7 +780,9 @@ def test_a_first_recipe_that_may_fill_a_time_budget_takes_one_long_schedule_wher
     assert policy.fill_epochs(120, 30) == 60  # 1.6 long schedules: two of 60
     assert policy.fill_epochs(20, 30) == 20  # less than the spec's: all it holds
     assert policy.fill_epochs(301, 30) == 30 and policy.fill_epochs(5000, 30) == 30
-    assert policy.fill_cap(30) == 300 and policy.fill_epochs(policy.fill_cap(30), 30) == 75
+    # planned on one more than FEW long schedules: a time that holds them all holds many
+    assert policy.fill_cap(30) == 301 and policy.fill_epochs(policy.fill_cap(30), 30) == 30
+    assert policy.fill_epochs(300, 30) == 75  # four long schedules: one of them
 
 
 def test_a_trial_that_may_fill_the_budget_ends_by_its_report_not_the_search_window():

@@ -452,6 +452,33 @@ def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_sh
     assert "test/acc" in parent.data.metrics
 
 
+def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
+    # the search's window of 90 s ends at 57.5 s (the refit's quarter kept); the first recipe,
+    # its pace unknown, may take the time up to the report (80 s): it trains one long schedule
+    # of what that time holds, fitted to end there, and the refit that could not fit after it
+    # is not started
+    import time
+
+    space = {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}
+    spec = write_spec(tmp_path / "s.yaml", name="fill", trials=4, max_epochs=20, space=space,
+                      max_concurrent=1, start_from="recipe", data={"subset": 1500, "seed": 0},
+                      final={"refit": True, "ensemble": 0, "tta": False})
+    store = tmp_path / "store"
+    t0 = time.time()
+    assert main(["run", str(spec), "--store", str(store), "--budget", "90s"]) == 0
+    wall = time.time() - t0
+    out = capsys.readouterr().out
+    assert wall < 90 + 20, wall
+    assert "policy: fill:" in out and "not started" in out, out
+    client, parent, nested, study = records(store, "fill")
+    assert [r.data.tags[tag.ROLE] for r in nested] == [tag.TRIAL], "one trial, no refit"
+    first = nested[0].data
+    assert first.tags[tag.STOP_REASON] == "max_epochs", out  # complete at its fitted end
+    assert first.metrics["epochs"] == first.metrics["schedule_epochs"]
+    assert float(first.tags[tag.TRIAL_END]) - t0 > 57.5 + 5, out  # past the search's window
+    assert "fill:" in first.tags[tag.POLICY] and "test/acc" in parent.data.metrics
+
+
 def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_one(tmp_path,
                                                                                   capsys):
     space = {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}

@@ -501,7 +501,11 @@ def _wait_for_epochs(url: str, proc, more_than: int) -> int:
         if n > more_than:
             return n
         time.sleep(0.2)
-    raise AssertionError(f"no epoch logged past {more_than} (exit code {proc.poll()})")
+    said = ""
+    if proc.poll() is not None:  # it ended: what it said is the diagnosis
+        out, err = proc.communicate(timeout=30)
+        said = f"\nstdout:\n{(out or '')[-3000:]}\nstderr:\n{(err or '')[-3000:]}"
+    raise AssertionError(f"no epoch logged past {more_than} (exit code {proc.poll()}){said}")
 
 
 def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_nothing_is_lost(
