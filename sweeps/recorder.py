@@ -103,10 +103,12 @@ class StudySearch(OptunaSearch):
 
     def _fills(self, config: dict, done: list[policy.Done]) -> bool:
         """Whether the trial of ``config`` may fill a time budget (``policy.fill_epochs``): a
-        recipe's, where no trial has finished, under a time budget alone, with one objective,
-        not going on from a saved epoch."""
+        recipe's, where no trial has finished, under a time budget alone (no compute budget, no
+        limit on the search's own time), with one objective, not going on from a saved
+        epoch."""
         b = self.base_budget
-        return (b is not None and b.timed and not b.counted and self.spec is not None
+        return (b is not None and b.timed and not b.counted and not b.search_seconds
+                and self.spec is not None
                 and not self.spec.multi_objective and space.RECIPE_KEY in config
                 and not config.get(space.RESUME_KEY) and not policy.usable(done))
 
