@@ -50,6 +50,10 @@ SEED_KEY = "fmnist_seed"  # Optuna user attribute: an ensemble member's training
 # (``policy.long_epochs``, a recipe's, the spec's), before it was fitted to the compute left, so
 # that a trial started again after a kill is planned on the same schedule
 PLANNED_KEY = "fmnist_planned"
+# Optuna user attribute and Ray config key: a trial that fills a time budget
+# (``policy.fill_epochs``) and the epochs it was planned on before it did, so that one going on
+# after a kill fills the resumed command's budget again
+FILLS_KEY = "fmnist_fills"
 # Optuna user attributes of a finished trial: the epochs its schedule ran (a budget may have
 # shortened or the policy lengthened it) and its best epoch (its refit's epochs), so that a
 # later command plans the refit's share on what it trained, not on the spec's schedule

@@ -41,6 +41,10 @@ class StudySearch(OptunaSearch):
         self.refit_epochs: dict[int, int] = {}  # Optuna number -> its best epoch
         self.on_budget: Any = None  # called with the budget where the refit's share moves
         self.on_fill: Any = None  # called with a trial's window where it may fill the budget
+        # a time budget filled (``_fills``): the trial deciding its part, then the part it took
+        # (its schedule's epochs) where it left time for more of them
+        self.fill_trial: str | None = None
+        self.fill_planned = self.fill_part = 0
         # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
         self.study, self.seed, self.say = study, seed, say
         self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
@@ -62,6 +66,8 @@ class StudySearch(OptunaSearch):
                    and self.study is not None and self.spec is not None)
         done = self._done() if planned else []
         self._reserve_refit(done)
+        if self.fill_part and policy.usable(done):  # the next part of a filled budget
+            return self._next_part(trial_id, done)
         if self.budget is not None and not self.budget.may_start_trial(
                 time.time(), self.n_train, self.committed):
             return Searcher.FINISHED  # the search's window is over, or not an epoch of compute
@@ -85,7 +91,7 @@ class StudySearch(OptunaSearch):
             config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
             self._said(decision)
         if isinstance(config, dict) and self._fills(config, done):
-            self._fill(config)
+            self._fill(trial_id, config)
         if counted and isinstance(config, dict):
             planned = (decision.epochs if decision is not None and decision.epochs
                        else space.planned_epochs(self.spec, config))
@@ -101,34 +107,63 @@ class StudySearch(OptunaSearch):
                 ot_trial.set_user_attr(space.PLANNED_KEY, planned)
         return config
 
-    def _fills(self, config: dict, done: list[policy.Done]) -> bool:
-        """Whether the trial of ``config`` may fill a time budget (``policy.fill_epochs``): a
-        recipe's, where no trial has finished, under a time budget alone (no compute budget, no
-        limit on the search's own time), with one objective, not going on from a saved
-        epoch."""
-        b = self.base_budget
+    @property
+    def may_fill(self) -> bool:
+        """Whether a trial may fill this budget (``_fills``): a time budget alone (no compute
+        budget, no limit on the search's own time), one objective, recipes to start from."""
+        b, spec = self.base_budget, self.spec
         return (b is not None and b.timed and not b.counted and not b.search_seconds
-                and self.spec is not None
-                and not self.spec.multi_objective and space.RECIPE_KEY in config
-                and not config.get(space.RESUME_KEY) and not policy.usable(done))
+                and spec is not None and not spec.multi_objective and bool(spec.start_from))
 
-    def _fill(self, config: dict) -> None:
+    def _fills(self, config: dict, done: list[policy.Done]) -> bool:
+        """Whether the trial of ``config`` fills the time budget (``policy.fill_epochs``): the
+        first recipe's of this command, where no trial has finished (not one going on from a
+        saved epoch), or one that filled an earlier command's, going on after a kill."""
+        return (self.may_fill and self.fill_trial is None and not policy.usable(done)
+                and (config.get(space.FILLS_KEY) is not None or (
+                    space.RECIPE_KEY in config and not config.get(space.RESUME_KEY))))
+
+    def _fill(self, trial_id: str, config: dict) -> None:
         """Give the trial of ``config`` the budget's time up to its report
         (``Budget.fill_window``), said and recorded with its decision."""
         window = self.base_budget.fill_window()
-        planned = space.planned_epochs(self.spec, config)
+        planned = int(config.get(space.FILLS_KEY) or space.planned_epochs(self.spec, config))
         config[space.FILL_KEY] = {"soft": window.soft, "hard": window.hard, "epochs": planned}
+        config[space.FILLS_KEY] = planned
         config[space.EPOCHS_KEY] = policy.fill_cap(planned)
+        self.fill_trial, self.fill_planned = trial_id, planned
+        ot_trial = compat.tune_optuna_trial(self, trial_id)
+        if ot_trial is not None:  # going on after a kill, it fills again
+            ot_trial.set_user_attr(space.FILLS_KEY, planned)
         why = (f"fill: no pace measured yet; the first recipe may take the budget's time up to "
-               f"the report: at its first epoch's pace, one long schedule where the time holds "
-               f"few of {planned} epochs stretched {policy.STRETCH:g}x, else its {planned} "
-               f"epochs and the search after it")
+               f"the report: at its pace, one long schedule where the time holds few of "
+               f"{planned} epochs stretched {policy.STRETCH:g}x (equal parts where it holds "
+               f"more than one), else its {planned} epochs and the search after it")
         config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
                                      if config.get(policy.POLICY_KEY) else f"explore: {why}")
         if self.say is not None:
             self.say(f"policy: {why}")
         if self.on_fill is not None:
             self.on_fill(window)
+
+    def _next_part(self, trial_id: str, done: list[policy.Done]):
+        """After a trial that filled the budget took a part of it (``fill_part`` epochs): the
+        best configuration again on a part of its own with the next seed, in the fill's window
+        (its schedule fitted to end there), while an epoch fits before it ends."""
+        window = self.base_budget.fill_window()
+        now = time.time()
+        if not window.may_start(now) or (self.paces and now + min(self.paces) > window.soft):
+            return Searcher.FINISHED
+        decision = policy.stretch(done, self.fill_part, self.spec.mode, self.seed)
+        self.study.enqueue_trial(dict(decision.params), user_attrs=dict(decision.user_attrs),
+                                 skip_if_exists=False)
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config[policy.POLICY_KEY] = f"{decision.kind}: {decision.reason}"
+            config[space.FILL_KEY] = {"soft": window.soft, "hard": window.hard}
+            config[space.EPOCHS_KEY] = self.fill_part
+            self._said(decision)
+        return config
 
     def _long_left(self) -> int:
         """Epochs of a long schedule (``policy.long_epochs``) the compute left buys now; 0:
@@ -245,6 +280,9 @@ class StudySearch(OptunaSearch):
             self.refit_epochs[int(number)] = int(r.get("best_epoch") or r.get("epochs") or 0)
         if r.get("train_s") and r.get("epochs"):
             self.paces.append(float(r["train_s"]) / float(r["epochs"]))
+        if trial_id == self.fill_trial and r.get("final"):  # a long part: the next trials'
+            ran = int(r.get("max_epochs") or 0)  # too (its planned epochs or fewer: searched)
+            self.fill_part = ran if ran > self.fill_planned else 0
         ot_trial = compat.tune_optuna_trial(self, trial_id)
         if ot_trial is not None and r.get("final") and number is not None:  # for later commands
             ot_trial.set_user_attr(record.SCHEDULE_ATTR, self.schedules[int(number)])
@@ -279,7 +317,8 @@ class StudySearch(OptunaSearch):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_storage", "_ot_study", "study", "say", "on_budget", "on_fill")}
+                if k not in ("_storage", "_ot_study", "study", "say", "on_budget",
+                             "on_fill")}
 
 
 class TrialRecorder(Callback):

@@ -160,7 +160,8 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             continue
         state[t.number] = ("FAIL", True)
         recipe = {k: v for k, v in t.user_attrs.items()  # what it was planned as, kept
-                  if k in (RecipeAttr.KEY, WARM_KEY, record.SEED_KEY, record.PLANNED_KEY)}
+                  if k in (RecipeAttr.KEY, WARM_KEY, record.SEED_KEY, record.PLANNED_KEY,
+                           record.FILLS_KEY)}
         saved = latest(run.tags.get(tag.TRIAL_DIR, "")) if run is not None else None
         if run is None or saved is None:
             actions.append(Requeue(t.number, dict(t.params), recipe))

@@ -379,7 +379,8 @@ def _tune(sweep: _Sweep, remaining: int, done_before: int, search_s: float | Non
                   else searcher)
     seed = record.trial_seed(spec)
     window = budget.search_window()
-    backstop = budget.fill_window()  # a trial that may fill the budget ends by its own window
+    # a trial that fills the budget ends by its own window (``recorder.StudySearch._fills``)
+    backstop = budget.fill_window() if searcher.may_fill else window
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, split=split, spec=spec, cpus=spec.cpu, seed=seed,
                              window=window),

@@ -48,14 +48,16 @@ RECIPE_KEY = RecipeAttr.KEY
 WARM_KEY = record.WARM_KEY
 # the epochs a compute budget leaves a trial (``Budget.trial_epochs``), set by the searcher
 EPOCHS_KEY = "fmnist_epochs"
-# a trial that may fill a time budget (``policy.fill_epochs``): {"soft", "hard"} of its window
-# (``Budget.fill_window``) and the "epochs" it was planned on
+# a trial that fills a time budget (``policy.fill_epochs``): {"soft", "hard"} of its window
+# (``Budget.fill_window``), and for the first, which decides its part, the "epochs" it was
+# planned on
 FILL_KEY = "fmnist_fill"
 PLANNED_KEY = record.PLANNED_KEY  # the schedule it was planned on (a compute budget's)
+FILLS_KEY = record.FILLS_KEY  # a trial that fills a time budget: the epochs planned before
 SEED_KEY = record.SEED_KEY  # an ensemble member's training seed (``sweeps.policy``)
 POLICY_KEY = record.POLICY_KEY  # the policy's decision that made the trial
-CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, FILL_KEY, PLANNED_KEY,
-           SEED_KEY, POLICY_KEY)
+CARRIED = (TRIAL_KEY, RESUME_KEY, RECIPE_KEY, WARM_KEY, EPOCHS_KEY, FILL_KEY, FILLS_KEY,
+           PLANNED_KEY, SEED_KEY, POLICY_KEY)
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +127,7 @@ class DefineByRun:
             else:
                 trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)
         carried: dict[str, Any] = {TRIAL_KEY: trial.number}
-        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY, PLANNED_KEY):
+        for key in (RESUME_KEY, RECIPE_KEY, WARM_KEY, SEED_KEY, PLANNED_KEY, FILLS_KEY):
             if key in trial.user_attrs:
                 carried[key] = trial.user_attrs[key]
         return carried

@@ -241,7 +241,7 @@ def run_trial(config: dict[str, Any], *, split: Any, spec: Any, cpus: float, see
                              resume_from=resume_from,
                              finish_by=None if window is None else window.soft,
                              fill=(lambda n: policy.fill_epochs(n, int(filling["epochs"])))
-                             if filling else None)
+                             if filling and filling.get("epochs") else None)
     if stop_requested():
         return  # stopped by the scheduler: Tune has taken its last result already
     _report_end(result, broken, split, spec, placement, measured, train_start,

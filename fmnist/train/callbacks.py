@@ -76,7 +76,8 @@ class EpochEnd(keras.callbacks.Callback):
     ``max_epochs``, and so does the ``schedule``'s (``EpochSchedule.set_horizon``): a run given
     less time than its epochs need anneals its rate within that time instead of being cut off
     at a high one (budgeted training). The run stops, complete, at that epoch. With ``fill``
-    as well, at the first epoch's end the run's limit becomes ``fill(epochs the time holds)``
+    as well, at the second epoch's end (the first traces the compiled step) the run's limit
+    becomes ``fill(epochs the time holds)``
     (no more than ``max_epochs``): a run given a whole budget takes as many epochs of it as
     ``fill`` says, and fits them to the time from then on.
 
@@ -123,9 +124,9 @@ class EpochEnd(keras.callbacks.Callback):
 
     def _fit_the_time(self, done: int, epoch_s: float) -> None:
         last = fitting_epochs(done, epoch_s, self.finish_by - time.time(), self.limit)
-        if self.fill is not None:  # once, at the first pace measured: a part of the time
-            part = self.fill(last)  # (all of it: fitted to it as before, the first epoch's
-            if part < last:  # tracing not holding its end back)
+        if self.fill is not None and len(self.recorder.history) >= 2:  # once, at the pace
+            part = self.fill(last)  # after the first epoch (which traces): a part of the time
+            if part < last:  # (all of it: fitted to it as before)
                 self.limit = last = max(done, part)
             self.fill = None
         if last != self.max_epochs and hasattr(self.schedule, "set_horizon"):

@@ -144,7 +144,7 @@ def train(
             its schedule's) moves to the epochs that end by then at the run's pace,
             never past ``max_epochs`` (``callbacks.EpochEnd``); ``TrainResult.max_epochs``
             says where it ended.
-        fill: with ``finish_by``, after the first epoch: the epochs to train of those that end
+        fill: with ``finish_by``, after the second epoch: the epochs to train of those that end
             by then at its pace (a trial that may fill a budget takes a part of them), never
             past ``max_epochs`` (``callbacks.EpochEnd``).
 

@@ -201,25 +201,28 @@ def test_the_run_s_pace_is_its_median_epoch_after_the_first():
     assert end._pace() == 2.0
 
 
-def test_a_run_that_may_fill_its_time_takes_the_part_fill_says_at_its_first_epoch():
+def test_a_run_that_may_fill_its_time_takes_the_part_fill_says_at_its_second_epoch():
     import time
 
     from fmnist.train.callbacks import EpochEnd, EpochRecorder
 
-    def run(fill, epoch_s=100.0, left=5_050.0, limit=300):
-        rec = EpochRecorder(100)
-        rec.history = [{"epoch": 1, "epoch_s": epoch_s, "val/acc": 0.5}]
+    def run(fill, left=5_050.0, limit=300):
+        rec = EpochRecorder(100)  # the first epoch traces: slow; the pace is the second's
+        rec.history = [{"epoch": 1, "epoch_s": 400.0, "val/acc": 0.5}]
         sched = _triangle(limit)
         end = EpochEnd(rec, None, limit, finish_by=time.time() + left, schedule=sched,
                        fill=fill)
         end.set_model(_model())
         end.on_epoch_end(0)
+        assert end.fill is fill and end.limit == limit  # not decided on the tracing epoch
+        rec.history.append({"epoch": 2, "epoch_s": 100.0, "val/acc": 0.6})
+        end.on_epoch_end(1)
         return end, sched
 
-    end, sched = run(lambda n: n)  # all it holds: 1 + 50, fitted to the time as before
-    assert end.max_epochs == sched.max_epochs == 51 and end.limit == 300 and end.fill is None
+    end, sched = run(lambda n: n)  # all it holds: 2 + 50, fitted to the time as before
+    assert end.max_epochs == sched.max_epochs == 52 and end.limit == 300 and end.fill is None
     end, sched = run(lambda n: n // 2)  # a part: its limit from now on
-    assert end.max_epochs == end.limit == sched.max_epochs == 25
-    end.recorder.history.append({"epoch": 2, "epoch_s": 1.0, "val/acc": 0.6})
-    end.on_epoch_end(1)  # a faster pace later does not lengthen it past its part
-    assert end.max_epochs == 25
+    assert end.max_epochs == end.limit == sched.max_epochs == 26
+    end.recorder.history.append({"epoch": 3, "epoch_s": 1.0, "val/acc": 0.6})
+    end.on_epoch_end(2)  # a faster pace later does not lengthen it past its part
+    assert end.max_epochs == 26
