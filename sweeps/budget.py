@@ -178,14 +178,17 @@ class Budget:
         hard = after - self.share * self.seconds
         return Window(hard - reserve_s(self.seconds), hard)
 
-    def fill_window(self) -> Window | None:
+    def fill_window(self, parts: bool = False) -> Window | None:
         """When a trial that may fill the budget must end (``policy.fill_epochs``): its
         schedule fitted to end where the refit and the ensemble would have to (their shares
         are its), cut mid-epoch half-way through the reserve for the test evaluation and the
-        report; None: no time budget."""
+        report; ``parts``: the budget filled by several parts, which keep the ensemble's share
+        for their ensemble. None: no time budget."""
         after = self.after_end()
         if after is None or self.seconds is None:
             return None
+        if parts and self.ensemble:
+            after -= AFTER_SHARE["ensemble"] * self.seconds
         return Window(after, after + reserve_s(self.seconds) / 2)
 
     def search_left(self, now: float) -> float | None:

@@ -45,6 +45,7 @@ class StudySearch(OptunaSearch):
         # (its schedule's epochs) where it left time for more of them
         self.fill_trial: str | None = None
         self.fill_planned = self.fill_part = 0
+        self.filling: str | None = None  # the fill or part running: nothing runs beside it
         # the policy's (``sweeps.policy``): the study, what each trial's schedule ran, the pace
         self.study, self.seed, self.say = study, seed, say
         self.schedules: dict[int, int] = {}  # Optuna number -> epochs its schedule ran
@@ -64,10 +65,12 @@ class StudySearch(OptunaSearch):
         # the finished trials, read once for the refit's share and the policy
         planned = (self.budget is not None and (self.budget.timed or self.budget.counted)
                    and self.study is not None and self.spec is not None)
+        if self.filling is not None:
+            return None  # a trial filling the budget runs alone (its pace is its own): later
         done = self._done() if planned else []
         self._reserve_refit(done)
-        if self.fill_part and policy.usable(done):  # the next part of a filled budget
-            return self._next_part(trial_id, done)
+        if self.fill_part and policy.usable(done) and not self._waiting():
+            return self._next_part(trial_id, done)  # the next part of a filled budget
         if self.budget is not None and not self.budget.may_start_trial(
                 time.time(), self.n_train, self.committed):
             return Searcher.FINISHED  # the search's window is over, or not an epoch of compute
@@ -131,7 +134,7 @@ class StudySearch(OptunaSearch):
         config[space.FILL_KEY] = {"soft": window.soft, "hard": window.hard, "epochs": planned}
         config[space.FILLS_KEY] = planned
         config[space.EPOCHS_KEY] = policy.fill_cap(planned)
-        self.fill_trial, self.fill_planned = trial_id, planned
+        self.fill_trial, self.fill_planned, self.filling = trial_id, planned, trial_id
         ot_trial = compat.tune_optuna_trial(self, trial_id)
         if ot_trial is not None:  # going on after a kill, it fills again
             ot_trial.set_user_attr(space.FILLS_KEY, planned)
@@ -150,10 +153,11 @@ class StudySearch(OptunaSearch):
         """After a trial that filled the budget took a part of it (``fill_part`` epochs): the
         best configuration again on a part of its own with the next seed, in the fill's window
         (its schedule fitted to end there), while an epoch fits before it ends."""
-        window = self.base_budget.fill_window()
+        window = self.base_budget.fill_window(parts=True)
         now = time.time()
         if not window.may_start(now) or (self.paces and now + min(self.paces) > window.soft):
             return Searcher.FINISHED
+        self.filling = trial_id
         decision = policy.stretch(done, self.fill_part, self.spec.mode, self.seed)
         self.study.enqueue_trial(dict(decision.params), user_attrs=dict(decision.user_attrs),
                                  skip_if_exists=False)
@@ -164,6 +168,13 @@ class StudySearch(OptunaSearch):
             config[space.EPOCHS_KEY] = self.fill_part
             self._said(decision)
         return config
+
+    def _waiting(self) -> bool:
+        """Whether the study has enqueued trials waiting (a resumed one, a warm start)."""
+        from optuna.trial import TrialState
+
+        return self.study is not None and any(
+            t.state == TrialState.WAITING for t in self.study.get_trials(deepcopy=False))
 
     def _long_left(self) -> int:
         """Epochs of a long schedule (``policy.long_epochs``) the compute left buys now; 0:
@@ -283,6 +294,8 @@ class StudySearch(OptunaSearch):
         if trial_id == self.fill_trial and r.get("final"):  # a long part: the next trials'
             ran = int(r.get("max_epochs") or 0)  # too (its planned epochs or fewer: searched)
             self.fill_part = ran if ran > self.fill_planned else 0
+        if trial_id == self.filling:
+            self.filling = None
         ot_trial = compat.tune_optuna_trial(self, trial_id)
         if ot_trial is not None and r.get("final") and number is not None:  # for later commands
             ot_trial.set_user_attr(record.SCHEDULE_ATTR, self.schedules[int(number)])

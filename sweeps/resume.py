@@ -167,8 +167,11 @@ def decide(trials: Sequence[TrialView], runs: Sequence[TrialRun],
             actions.append(Requeue(t.number, dict(t.params), recipe))
             continue
         folder, epoch = saved
+        # a trial that filled a time budget was planned on the fill's cap: where it goes on
+        # without filling again, on the epochs it was planned on before
+        planned = int(t.user_attrs.get(record.FILLS_KEY) or 0) or run.planned_epochs
         attr = ResumeAttr(run.run_id, str(folder), epoch,
-                          resumed.trial if resumed is not None else t.number, run.planned_epochs)
+                          resumed.trial if resumed is not None else t.number, planned)
         actions.append(Requeue(t.number, dict(t.params), {**recipe, ResumeAttr.KEY:
                                                           attr.to_attr()}, attr))
         kept.add(run.run_id)

@@ -364,6 +364,20 @@ def test_a_trial_killed_mid_way_goes_on_from_its_last_saved_epoch_in_the_same_ru
     assert again.resume.max_epochs == 25  # it goes on on the schedule it started on
 
 
+def test_a_fill_killed_mid_way_goes_on_marked_as_a_fill_planned_on_its_own_epochs():
+    # a trial that filled a time budget ran on the fill's cap (301): going on, it fills the
+    # resumed command's budget again (its mark kept), and where it does not, it is planned on
+    # the 30 epochs it was planned on before, not on the cap
+    from sweeps import space
+
+    saved = {"/ray/t0": ("/ray/t0/checkpoint_000002", 3)}
+    run = TrialRun("a", "RUNNING", {"max_epochs": "301"},
+                   tags={tag.ROLE: tag.TRIAL, tag.TRIAL_DIR: "/ray/t0", tag.OPTUNA_TRIAL: "0"})
+    (again,) = resume.decide([_tv(0, "RUNNING", **{record.FILLS_KEY: 30})], [run], saved.get)
+    assert again.user_attrs[record.FILLS_KEY] == 30 and again.resume.max_epochs == 30
+    assert space.planned_epochs(_spec(max_epochs=30), dict(again.user_attrs)) == 30
+
+
 def test_a_trial_killed_before_its_first_epoch_starts_over_and_its_run_is_dropped():
     actions = resume.decide([_tv(0, "RUNNING")], [_run("a", 0, "RUNNING", trial_dir="/t")],
                             _no_state)

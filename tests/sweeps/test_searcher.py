@@ -39,9 +39,10 @@ def _finish(s, trial_id: str, number: int, ran: int, value: float = 0.93) -> Non
                                    "config": {space.TRIAL_KEY: number}})
 
 
-def test_under_a_time_budget_the_first_recipe_fills_it_once_and_its_parts_follow():
+def test_under_a_time_budget_the_first_recipe_fills_it_alone_and_its_parts_follow():
     s, said = _searcher()
     first = s.suggest("t0")
+    assert isinstance(first, dict)
     fill = first[space.FILL_KEY]
     b = s.base_budget
     assert (fill["soft"], fill["hard"]) == (b.fill_window().soft, b.fill_window().hard)
@@ -50,18 +51,18 @@ def test_under_a_time_budget_the_first_recipe_fills_it_once_and_its_parts_follow
     assert any(line.startswith("policy: fill:") for line in said)
     # the Optuna trial keeps it: going on after a kill, it fills the next command's budget
     assert s.study.trials[0].user_attrs[space.FILLS_KEY] == 30
-    # one fill per command: a second trial while it runs (more slots) is the search's
-    second = s.suggest("t1")
-    assert second is not None and space.FILL_KEY not in (second or {})
+    # it runs alone (its pace is its own): a free slot is told to ask again later
+    assert s.suggest("t1") is None
     # it took a part (75 of the 150 epochs its time held): the best configuration again on
-    # a part of its own with the next seed, in the fill's window, fitted to end there
+    # a part of its own with the next seed, fitted to end before the ensemble's share
     _finish(s, "t0", 0, 75)
-    s.on_trial_complete("t1", None, error=True)
-    third = s.suggest("t2")
-    assert third[space.EPOCHS_KEY] == 75 and "epochs" not in third[space.FILL_KEY]
-    assert third[space.FILL_KEY]["soft"] == fill["soft"]
-    assert third[policy.POLICY_KEY].startswith(("exploit", "ensemble"))
-    assert third[space.SEED_KEY] == record.trial_seed(s.spec) + 1
+    part = s.suggest("t2")
+    assert isinstance(part, dict) and part[space.EPOCHS_KEY] == 75
+    assert "epochs" not in part[space.FILL_KEY]  # its part is set, not decided
+    assert part[space.FILL_KEY]["soft"] == b.fill_window(parts=True).soft
+    assert part[policy.POLICY_KEY].startswith("ensemble")
+    assert part[space.SEED_KEY] == record.trial_seed(s.spec) + 1
+    assert s.suggest("t3") is None  # one part at a time: each its own seed
 
 
 def test_a_fill_that_took_its_planned_schedule_leaves_the_rest_to_the_search():
@@ -71,11 +72,12 @@ def test_a_fill_that_took_its_planned_schedule_leaves_the_rest_to_the_search():
     s.suggest("t0")
     _finish(s, "t0", 0, 30)
     nxt = s.suggest("t1")
-    assert space.FILL_KEY not in nxt and not s.fill_part
+    assert isinstance(nxt, dict) and space.FILL_KEY not in nxt and not s.fill_part
+    assert space.trial_epochs(s.spec, nxt) == 30
 
 
 def test_no_fill_under_a_compute_budget_or_without_recipes():
-    s, _ = _searcher(budget="25 epochs")
-    assert not s.may_fill and space.FILL_KEY not in s.suggest("t0")
-    s, _ = _searcher(start_from=None)
-    assert not s.may_fill and space.FILL_KEY not in s.suggest("t0")
+    for raw in ({"budget": "25 epochs"}, {"start_from": None}):
+        s, _ = _searcher(**raw)
+        first = s.suggest("t0")
+        assert not s.may_fill and isinstance(first, dict) and space.FILL_KEY not in first
