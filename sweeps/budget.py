@@ -180,16 +180,19 @@ class Budget:
 
     def fill_window(self, parts: bool = False) -> Window | None:
         """When a trial that may fill the budget must end (``policy.fill_epochs``): its
-        schedule fitted to end where the refit and the ensemble would have to (their shares
-        are its), cut mid-epoch half-way through the reserve for the test evaluation and the
-        report; ``parts``: the budget filled by several parts, which keep the ensemble's share
-        for their ensemble. None: no time budget."""
+        schedule fitted to end a quarter into the reserve for the test evaluation and the
+        report, after where the refit and the ensemble would have had to (their shares are
+        its; fitted to its end, it needs no reserve for an epoch finishing), cut mid-epoch
+        half-way through that reserve; ``parts``: the budget filled by several parts, which keep
+        the ensemble's share for their ensemble. None: no time budget. (BENCHMARKS.md, `make
+        run`: a fill ending where the reserve starts left too much of the budget unused.)"""
         after = self.after_end()
         if after is None or self.seconds is None:
             return None
         if parts and self.ensemble:
             after -= AFTER_SHARE["ensemble"] * self.seconds
-        return Window(after, after + reserve_s(self.seconds) / 2)
+        reserve = reserve_s(self.seconds)
+        return Window(after + reserve / 4, after + reserve / 2)
 
     def search_left(self, now: float) -> float | None:
         """Seconds the search may still take from ``now`` (the spec's ``time_budget_s``, the

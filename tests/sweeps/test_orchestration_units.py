@@ -802,6 +802,9 @@ def test_a_first_recipe_that_may_fill_a_time_budget_takes_one_long_schedule_wher
 def test_a_trial_that_may_fill_the_budget_ends_by_its_report_not_the_search_window():
     b = Budget.of(_spec(budget="2h", final={"refit": True, "ensemble": 3}), started=0.0)
     search, fill = b.search_window(), b.fill_window()
-    assert fill.soft == b.after_end() == 7200 - 360  # the refit's and ensemble's shares too
-    assert fill.hard == fill.soft + 180 and fill.soft > search.hard
+    # the refit's and ensemble's shares too, and a quarter of the report's reserve
+    assert fill.soft == b.after_end() + 90 == 7200 - 360 + 90
+    assert fill.hard == fill.soft + 90 and fill.soft > search.hard
+    parts = b.fill_window(parts=True)  # several parts keep the ensemble's share
+    assert parts.soft == fill.soft - 360
     assert Budget.of(_spec(), started=0.0).fill_window() is None  # no time budget

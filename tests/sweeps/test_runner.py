@@ -454,7 +454,7 @@ def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_sh
 
 def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
     # the search's window of 90 s ends at 57.5 s (the refit's quarter kept); the first recipe,
-    # its pace unknown, may take the time up to the report (80 s): it trains one long schedule
+    # its pace unknown, may take the time up to the report (82.5 s): it trains one long schedule
     # of what that time holds, fitted to end there, and the refit that could not fit after it
     # is not started
     import time
