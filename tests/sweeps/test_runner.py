@@ -455,8 +455,9 @@ def test_a_budget_fits_long_trials_to_its_time_and_gives_an_unfittable_refits_sh
 def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
     # the search's window of 90 s ends at 57.5 s (the refit's quarter kept); the first recipe,
     # its pace unknown, may take the time up to the report (82.5 s): it trains one long schedule
-    # of what that time holds, fitted to end there, and the refit that could not fit after it
-    # is not started
+    # of what that time holds (or, on a machine fast enough for two or more, a part of it, and
+    # the best configuration with the next seed the next part), each alone and fitted to end
+    # there; the refit that could not fit after them is not started
     import time
 
     space = {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1}}
@@ -471,12 +472,20 @@ def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
     assert wall < 90 + 20, wall
     assert "policy: fill:" in out and "not started" in out, out
     client, parent, nested, study = records(store, "fill")
-    assert [r.data.tags[tag.ROLE] for r in nested] == [tag.TRIAL], "one trial, no refit"
-    first = nested[0].data
-    assert first.tags[tag.STOP_REASON] == "max_epochs", out  # complete at its fitted end
-    assert first.metrics["epochs"] == first.metrics["schedule_epochs"]
-    assert float(first.tags[tag.TRIAL_END]) - t0 > 57.5 + 5, out  # past the search's window
-    assert "fill:" in first.tags[tag.POLICY] and "test/acc" in parent.data.metrics
+    assert {r.data.tags[tag.ROLE] for r in nested} == {tag.TRIAL}, "no refit"
+    runs = sorted(nested, key=lambda r: float(r.data.tags[tag.TRIAL_START]))
+    assert "fill:" in runs[0].data.tags[tag.POLICY], out
+    for r in runs:  # each complete at its fitted end (or early stopping's: the recipe's
+        m = r.data.metrics  # patience; the time it left goes to the next part), one by one
+        assert r.data.tags[tag.STOP_REASON] in ("max_epochs", "early_stop"), out
+        if r.data.tags[tag.STOP_REASON] == "max_epochs":
+            assert m["epochs"] == m["schedule_epochs"], out
+        assert r.data.params["learning_rate"] == runs[0].data.params["learning_rate"]
+    for a, b in zip(runs, runs[1:]):
+        assert float(b.data.tags[tag.TRIAL_START]) >= float(a.data.tags[tag.TRIAL_END])
+        assert b.data.tags[tag.POLICY].startswith("ensemble"), out  # the next part
+    assert float(runs[-1].data.tags[tag.TRIAL_END]) - t0 > 57.5 + 5, out  # past the window
+    assert "test/acc" in parent.data.metrics
 
 
 def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_one(tmp_path,
