@@ -481,7 +481,7 @@ def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
         if r.data.tags[tag.STOP_REASON] == "max_epochs":
             assert m["epochs"] == m["schedule_epochs"], out
         assert r.data.params["learning_rate"] == runs[0].data.params["learning_rate"]
-    for a, b in zip(runs, runs[1:]):
+    for a, b in zip(runs, runs[1:], strict=False):
         assert float(b.data.tags[tag.TRIAL_START]) >= float(a.data.tags[tag.TRIAL_END])
         assert b.data.tags[tag.POLICY].startswith("ensemble"), out  # the next part
     assert float(runs[-1].data.tags[tag.TRIAL_END]) - t0 > 57.5 + 5, out  # past the window
