@@ -316,11 +316,24 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
     port = free_port()
     url = f"http://127.0.0.1:{port}"
 
-    def serve():
-        ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until_answers(f"{url}/health", ui, 120)
-        return ui
+    def serve(tries: int = 3):
+        # the test's own restart of the server: where it does not come up (a loaded machine,
+        # the port not yet free), it is started again; its output says why where it never does
+        for attempt in range(tries):
+            log = tmp_path / f"ui-{attempt}.log"
+            with log.open("w") as f:
+                ui = subprocess.Popen([CLI, "ui", "--store", str(server_store), "--port",
+                                       str(port)], stdout=f, stderr=subprocess.STDOUT)
+            try:
+                wait_until_answers(f"{url}/health", ui, 120)
+                return ui
+            except AssertionError:
+                if ui.poll() is None:
+                    ui.terminate()
+                    ui.wait(timeout=60)
+                if attempt == tries - 1:
+                    raise AssertionError(f"{url}: no answer\n{log.read_text()[-3000:]}") from None
+                time.sleep(5)
 
     ui = serve()
     spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=3, max_epochs=3,
