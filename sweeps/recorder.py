@@ -142,10 +142,7 @@ class StudySearch(OptunaSearch):
                f"the report: at its pace, one long schedule where the time holds few of "
                f"{planned} epochs stretched {policy.STRETCH:g}x (equal parts where it holds "
                f"more than one), else its {planned} epochs and the search after it")
-        config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
-                                     if config.get(policy.POLICY_KEY) else f"explore: {why}")
-        if self.say is not None:
-            self.say(f"policy: {why}")
+        self._add_reason(config, why)
         if self.on_fill is not None:
             self.on_fill(window)
 
@@ -190,12 +187,16 @@ class StudySearch(OptunaSearch):
             why = (f"long schedule: the compute left holds few schedules of "
                    f"{self.spec.max_epochs} epochs stretched {policy.STRETCH:g}x: a longer "
                    f"schedule buys more than more models; this trial trains {epochs} epochs")
-            # recorded with the trial's decision: a warm start enqueued first has none of its own
-            config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
-                                         if config.get(policy.POLICY_KEY) else f"explore: {why}")
-            if self.say is not None:
-                self.say(f"policy: {why}")
+            self._add_reason(config, why)
         return epochs
+
+    def _add_reason(self, config: dict, why: str) -> None:
+        """``why`` recorded with the trial's decision (a warm start enqueued first has none of
+        its own: an explore) and said."""
+        config[policy.POLICY_KEY] = (f"{config[policy.POLICY_KEY]}; {why}"
+                                     if config.get(policy.POLICY_KEY) else f"explore: {why}")
+        if self.say is not None:
+            self.say(f"policy: {why}")
 
     def _said(self, decision: policy.Decision) -> None:
         if self.say is not None:
