@@ -94,7 +94,7 @@ def _storage(url: str, tries: int = 4) -> optuna.storages.BaseStorage:
 
     for attempt in range(tries):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            storage = tracking.retrying_storage(url, engine_kwargs=_engine_kwargs(url))
             tracking.write_ahead_log(url)
             return storage
         except (IntegrityError, OperationalError) as e:

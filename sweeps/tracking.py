@@ -510,12 +510,18 @@ def outage(exc: BaseException) -> str | None:
     None."""
     for e in _chain(exc):
         name, text = type(e).__name__, str(e).strip()
-        if name == "OperationalError" and any(
-                w in text.lower() for w in ("connection", "server closed", "terminating")):
-            return text.splitlines()[0][:300]
+        if getattr(e, "connection_invalidated", False) or (  # SQLAlchemy's: a disconnect
+                name in ("OperationalError", "InterfaceError") and any(
+                    w in text.lower() for w in _DISCONNECTED)):
+            return (text.splitlines() or [name])[0][:300]
         if name == "MlflowException" and any(w in text for w in (*_UNREACHABLE, *_CUT)):
             return text.splitlines()[0][:300]
     return None
+
+
+# the words of a database driver's error where the connection failed, was closed or was cut
+_DISCONNECTED = ("connection", "server closed", "terminating", "the database system is",
+                 "ssl syscall", "eof detected", "could not receive data")
 
 
 def disk_full(exc: BaseException) -> str | None:
@@ -559,21 +565,24 @@ def _connect_with_retries(dialect, conn_rec, cargs, cparams):
 # the words of an MLflow REST call whose connection could not be made (the server is down): the
 # request never reached it, so trying it again writes nothing twice
 _UNREACHABLE = ("Failed to establish a new connection", "Connection refused")
-# ... and of one whose connection was cut (the server stopped while it answered): the request may
-# have been written, so only a call that writes the same thing again harmlessly is tried again
-# (MLflow keeps one of identical metrics, a tag or a status set twice is set), never one that
-# creates something (a second run)
-_CUT = ("Connection aborted", "Connection reset", "RemoteDisconnected")
+# ... and of one whose connection was cut (the server stopped while it answered) or that was not
+# answered in MLFLOW_HTTP_REQUEST_TIMEOUT (a server just restarted, or slow on a loaded machine):
+# the request may have been written, so only a call that writes the same thing again harmlessly
+# is tried again (MLflow keeps one of identical metrics, a tag or a status set twice is set),
+# never one that creates something (a second run)
+_CUT = ("Connection aborted", "Connection reset", "RemoteDisconnected", "Read timed out")
 _CREATES = ("create_", "log_artifact", "log_model", "log_dict", "log_text", "log_figure")
 
 
 def _retryable(method: str, e: Exception, server: bool) -> bool:
     """Whether a call of ``method`` that raised ``e`` is tried again: to a tracking server
     (``server``), where the request never reached it or was cut and writes nothing new; to a
-    database server, where a read's query was cut in flight (the server stopped while it
-    answered; the new connection waits for it, ``_connect_with_retries``)."""
+    database server, where its statement was cut in flight (the server stopped while it
+    answered: its transaction is rolled back, or was committed and the same write again is
+    harmless) and it creates nothing; the new connection waits for the server
+    (``_connect_with_retries``)."""
     if not server:
-        return method.startswith(("get_", "search_")) and outage(e) is not None
+        return not method.startswith(_CREATES) and outage(e) is not None
     text = str(e)
     return any(w in text for w in _UNREACHABLE) or (
         any(w in text for w in _CUT) and not method.startswith(_CREATES))
@@ -593,20 +602,73 @@ class _RetryingClient:
         if not callable(attr):
             return attr
 
+        what = "tracking server" if self._server else "database"
+
         def call(*args, **kwargs):
-            delays = _reconnect.get("delays", ())
-            for attempt, delay in enumerate((*delays, None), start=1):
-                try:
-                    return attr(*args, **kwargs)
-                except Exception as e:  # noqa: BLE001 - MLflow's, for any REST failure
-                    if delay is None or not _retryable(name, e, self._server):
-                        raise
-                    what = "tracking server" if self._server else "database"
-                    first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-                    _reconnect["say"](f"store: the {what} at {redact.mask(self._uri)} is "
-                                      f"unreachable ({first}); try "
-                                      f"{attempt + 1} of {len(delays) + 1} in {delay:g} s")
-                    time.sleep(delay)
-            return None
+            return _with_retries(lambda: attr(*args, **kwargs),
+                                 lambda e: _retryable(name, e, self._server),
+                                 f"the {what} at {redact.mask(self._uri)}")
 
         return call
+
+
+def _with_retries(call, retryable, where: str):
+    """``call()``, tried again after each of ``reconnect_on_outage``'s waits (each said in one
+    line) while what it raises is ``retryable``; past the last, or without the waits, its error
+    stands."""
+    delays = _reconnect.get("delays", ())
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001 - the store's, for any failure; retryable sorts
+            if delay is None or not retryable(e):
+                raise
+            first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+            _reconnect["say"](f"store: {where} is unreachable ({first}); try "
+                              f"{attempt + 1} of {len(delays) + 1} in {delay:g} s")
+            time.sleep(delay)
+    return None
+
+
+# Optuna's storage calls that set what they set (an intermediate value, an attribute, a
+# parameter) or only read: one whose statement a database server cut in flight is made again
+# on a new connection; Ray's searcher reports each epoch's value as it comes, so a server
+# stopped mid-sweep cuts one of these more often than not. A trial's new state (``tell``) is
+# made again unless the cut one was committed; a new trial or study is never made twice.
+_OPTUNA_SETS = ("set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+                "set_study_user_attr", "set_study_system_attr", "set_trial_param",
+                "_set_trial_param",  # Optuna's cache calls its backend's private ones too
+                "_get_trials", "_get_best_trial_id", "_get_stale_trial_ids")
+
+
+def retrying_storage(url: str, **kwargs):
+    """Optuna's ``RDBStorage`` at ``url`` whose calls, while ``reconnect_on_outage`` is on,
+    are tried again where a database server cut them (``_OPTUNA_SETS``, the reads, a trial's
+    state); as ``RDBStorage`` otherwise (Optuna wraps it in its cache as it does its own)."""
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    where = f"the database at {redact.mask(url)}"
+
+    def cut(e: Exception) -> bool:
+        return outage(e) is not None
+
+    def retried(name: str):
+        def method(self, *args, **kw):
+            return _with_retries(lambda: getattr(base, name)(self, *args, **kw), cut, where)
+        return method
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        made: list[bool] = []
+
+        def once():
+            if made and state.is_finished() and self.get_trial(trial_id).state == state:
+                return True  # the cut one was committed
+            made.append(True)
+            return base.set_trial_state_values(self, trial_id, state, values)
+        return _with_retries(once, cut, where)
+
+    names = [n for n in dir(base) if n.startswith("get_") or n in _OPTUNA_SETS]
+    cls = type("RetryingRDBStorage", (base,), {**{n: retried(n) for n in names},
+                                               "set_trial_state_values": set_trial_state_values})
+    return cls(url, **kwargs)

@@ -123,15 +123,60 @@ def test_a_cut_connection_is_tried_again_only_by_a_call_that_creates_nothing():
     assert server("create_run", refused)  # never sent: nothing to write twice
     assert server("log_batch", cut)  # the same metrics again: kept once
     assert not server("create_run", cut)  # maybe made: not a second run
-    assert not server("log_batch", timeout)
+    assert server("log_batch", timeout)  # not answered in time (a loaded machine): again
+    assert not server("create_run", timeout)  # maybe made
+    assert not server("log_batch", "INVALID_PARAMETER_VALUE: bad metric")  # not an outage
 
 
-def test_a_query_a_database_server_cut_in_flight_is_asked_again_only_by_a_read():
+def test_a_call_a_database_server_cut_in_flight_is_made_again_unless_it_creates():
     cut = OperationalError("(psycopg.OperationalError) consuming input failed: server closed "
                            "the connection unexpectedly")
     assert tracking._retryable("search_runs", cut, server=False)  # a read: asked again
     assert tracking._retryable("get_run", cut, server=False)
-    assert not tracking._retryable("log_batch", cut, server=False)  # maybe written: stands
-    assert not tracking._retryable("create_run", cut, server=False)
+    assert tracking._retryable("log_batch", cut, server=False)  # rolled back, or kept once
+    assert not tracking._retryable("create_run", cut, server=False)  # maybe made
     unique = OperationalError("(psycopg.errors.UniqueViolation) duplicate key value")
     assert not tracking._retryable("search_runs", unique, server=False)  # not an outage
+    gone = RuntimeError("(psycopg.errors.AdminShutdown) the admin said so")
+    gone.connection_invalidated = True  # type: ignore[attr-defined] - SQLAlchemy's own verdict
+    assert tracking.outage(gone) == "(psycopg.errors.AdminShutdown) the admin said so"
+
+
+def test_optunas_storage_makes_a_cut_write_again_once_and_never_a_new_trial_twice(
+        tmp_path, said, monkeypatch):
+    import optuna
+
+    lines, waits = said
+    storage = tracking.retrying_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    base = optuna.storages.RDBStorage
+    cut = OperationalError("(psycopg.OperationalError) server closed the connection "
+                           "unexpectedly")
+
+    def cut_once(name, committed):
+        real, calls = getattr(base, name), []
+
+        def method(self, *args, **kw):
+            calls.append(1)
+            if len(calls) == 1:
+                if committed:
+                    real(self, *args, **kw)
+                raise cut
+            return real(self, *args, **kw)
+        monkeypatch.setattr(base, name, method)
+        return calls
+
+    trial = study.ask()
+    calls = cut_once("set_trial_intermediate_value", committed=False)
+    trial.report(0.5, step=1)  # as Ray's searcher reports each epoch
+    assert len(calls) == 2 and study.trials[0].intermediate_values == {1: 0.5}
+    assert len(lines) == 1 and "store: the database at sqlite:" in lines[0] \
+        and "try 2 of 4 in 0.5 s" in lines[0]
+    calls = cut_once("set_trial_state_values", committed=True)  # tell's commit, its answer cut
+    study.tell(trial, 0.9)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] and study.trials[0].value == 0.9
+    assert len(calls) == 1, "committed: not made again"
+    cut_once("_create_new_trial", committed=True)  # what Optuna's cache calls
+    with pytest.raises(OperationalError):  # maybe made: not a second trial; the error stands
+        study.ask()
+    assert len(lines) == 2 and waits == [0.5, 0.5]
