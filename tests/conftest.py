@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(config, items):
     fixture); every other end-to-end test runs alone, wherever a worker is free; a unit module
     runs as one. The shared store's readers go first, then the other end-to-end tests
     (``--no-loadscope-reorder`` keeps this order), so the long ones start at once and the unit
-    tests fill the gaps. Without xdist the groups are inert."""
+    tests fill the gaps. Of the end-to-end tests, the groups go first, the longest first (the
+    PostgreSQL server's, of about 500 s, beside the shared store's), then the modules of
+    ``ONE_WORKER``. Without xdist the groups are inert."""
     def group(item) -> str | None:
         if "finished_store" in item.fixturenames:
             return "finished_store"
@@ -37,10 +39,12 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__
         return None if item.get_closest_marker("slow") and module not in ONE_WORKER else module
 
-    def order(item) -> int:
-        if "finished_store" in item.fixturenames:
+    def order(item) -> int:  # the longest groups first, so that none starts last
+        if "finished_store" in item.fixturenames or group(item) == "postgresql":
             return 0
-        return 1 if item.get_closest_marker("slow") else 2
+        if item.module.__name__ in ONE_WORKER:
+            return 1
+        return 2 if item.get_closest_marker("slow") else 3
 
     items.sort(key=order)  # stable: collection order within each
     for item in items:
@@ -74,7 +78,7 @@ def split(data_root):
 def finished_store(tmp_path_factory, data_root):
     """A store of two finished sweeps, shared by the tests that only read one: rep-lenet5 (4
     trials of lenet5 on a step schedule, run in this process, then run again, a no-op, then
-    listed) and rep-mlp (3 trials of mlp, run twice by deploy/cron/run-sweep.sh). Every change
+    listed) and rep-mlp (2 trials of mlp, run twice by deploy/cron/run-sweep.sh). Every change
     to the store is made here, the newer champion version test_predict checks included; what
     each command said and the records as its first run left them are kept for the tests:
     test_runner's end-to-end records, test_report, test_predict's registered model and
@@ -114,7 +118,7 @@ def finished_store(tmp_path_factory, data_root):
 
     # the samplers and the scheduler no other sweep of the suite runs: quasi-random (QMC) and
     # the median stopping rule here, CMA-ES below
-    mlp = write_spec(tmp / "rep-mlp.yaml", name="rep-mlp", family="mlp", trials=3, space={
+    mlp = write_spec(tmp / "rep-mlp.yaml", name="rep-mlp", family="mlp", trials=2, space={
         "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
         "layers": {"type": "int", "low": 1, "high": 3}}, sampler={"type": "qmc", "seed": 1},
         scheduler={"type": "median", "grace_period": 1})

@@ -67,11 +67,11 @@ def test_scripts_are_valid_bash(script):
 
 @pytest.mark.slow
 def test_cron_script_runs_a_tiny_sweep_and_a_rerun_is_a_no_op(finished_store):
-    # tests/conftest.py's finished_store runs its rep-mlp sweep (3 trials) with the script,
+    # tests/conftest.py's finished_store runs its rep-mlp sweep (2 trials) with the script,
     # then the same command again (rc, stdout), and keeps the records as the first run left them
     first, (again_rc, again_out) = finished_store.cron
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     _, parent, nested, _ = finished_store.cron_records
-    assert len(nested) == 3 and "test/acc" in parent.data.metrics
+    assert len(nested) == 2 and "test/acc" in parent.data.metrics
     assert again_rc == 0
-    assert "all 3 trials are done; nothing to run" in again_out
+    assert "all 2 trials are done; nothing to run" in again_out

@@ -26,7 +26,7 @@ ARTIFACTS = Path(os.environ.get("FMNIST_CI_ARTIFACTS", Path(__file__).parents[2]
 @pytest.fixture(scope="module")
 def store(finished_store):
     """tests/conftest.py's store of two finished sweeps: rep-lenet5 (4 trials of lenet5) and
-    rep-mlp (3 trials of mlp)."""
+    rep-mlp (2 trials of mlp)."""
     return finished_store.root
 
 

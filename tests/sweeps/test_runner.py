@@ -476,8 +476,11 @@ def test_a_first_recipe_fills_a_time_budget_up_to_its_report(tmp_path, capsys):
     runs = sorted(nested, key=lambda r: float(r.data.tags[tag.TRIAL_START]))
     assert "fill:" in runs[0].data.tags[tag.POLICY], out
     for r in runs:  # each complete at its fitted end (or early stopping's: the recipe's
-        m = r.data.metrics  # patience; the time it left goes to the next part), one by one
-        assert r.data.tags[tag.STOP_REASON] in ("max_epochs", "early_stop"), out
+        m = r.data.metrics  # patience; the time it left goes to the next part), one by one; the
+        # last may be cut by the window's hard end, where an epoch took far longer than the ones
+        # it was fitted on (a loaded machine: 24 s after seven of 2 s)
+        ends = ("max_epochs", "early_stop") + (("external",) if r is runs[-1] else ())
+        assert r.data.tags[tag.STOP_REASON] in ends, out
         if r.data.tags[tag.STOP_REASON] == "max_epochs":
             assert m["epochs"] == m["schedule_epochs"], out
         assert r.data.params["learning_rate"] == runs[0].data.params["learning_rate"]
@@ -494,7 +497,7 @@ def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_on
     spaces = {"lenet5": {"conv1": {"type": "int", "low": 4, "high": 16}},
               "mlp": {"units": {"type": "int", "low": 64, "high": 512},
                       "layers": {"type": "int", "low": 1, "high": 4}}}
-    spec = write_spec(tmp_path / "s.yaml", name="two", family=["lenet5", "mlp"], trials=4,
+    spec = write_spec(tmp_path / "s.yaml", name="two", family=["lenet5", "mlp"], trials=3,
                       max_epochs=1, space=space, spaces=spaces, start_from="recipe")
     store = tmp_path / "store"
     assert main(["run", str(spec), "--store", str(store)]) == 0
@@ -502,7 +505,7 @@ def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_on
     client, parent, nested, study = records(store, "two")
     own = {"lenet5": {"conv1"}, "mlp": {"units", "layers"}}
     by_number = {int(r.data.tags[tag.OPTUNA_TRIAL]): r for r in nested}
-    assert sorted(by_number) == [0, 1, 2, 3]
+    assert sorted(by_number) == [0, 1, 2]
     for r in nested:  # each trial has its own family's knobs as params, not the other's
         fam = r.data.params["family"]
         assert own[fam] <= set(r.data.params) and not own[{"lenet5": "mlp",
@@ -521,11 +524,11 @@ def test_a_two_family_sweep_starts_from_the_recipes_resumes_and_warms_a_later_on
     assert "## Per family" in md and "| lenet5 |" in md and "| mlp |" in md
 
     # the same sweep with more trials: the rest, no recipe again, nothing repeated
-    assert main(["run", str(spec), "--store", str(store), "--trials", "6"]) == 0
+    assert main(["run", str(spec), "--store", str(store), "--trials", "4"]) == 0
     assert "warm start" not in capsys.readouterr().out
     _, _, nested, study = records(store, "two")
-    assert len(nested) == 6 and len(study.trials) == 6
-    assert sorted(int(r.data.tags[tag.OPTUNA_TRIAL]) for r in nested) == list(range(6))
+    assert len(nested) == 4 and len(study.trials) == 4
+    assert sorted(int(r.data.tags[tag.OPTUNA_TRIAL]) for r in nested) == list(range(4))
     assert [r for r in nested if r.data.tags.get(tag.WARM_START)] and sum(
         bool(r.data.tags.get(tag.WARM_START)) for r in nested) == 2
 
@@ -587,15 +590,15 @@ def test_a_compute_budget_ends_the_sweep_at_its_images_the_same_way_twice_and_re
     assert 1 <= study.trials[0].user_attrs["fmnist_best_epoch"] <= 5
     # a budget of more long schedules than FEW searches on the spec's schedule, with the
     # refit's share kept (a whole schedule's, then the best trial's; not a quarter of the
-    # budget); the sweep's 3 trials end the search and the refit trains within the budget
-    parent, searched = sweep("r", budget="25 epochs", trials=3,
+    # budget); the sweep's 2 trials end the search and the refit trains within the budget
+    parent, searched = sweep("r", budget="25 epochs", trials=2,
                              final={"refit": True, "ensemble": 0, "tta": False})
-    assert [e for _, e in searched] == [2, 2, 2]
+    assert [e for _, e in searched] == [2, 2]
     client, _, nested, _ = records(tmp_path / "r", "compute")
     (refit,) = [r for r in nested if r.data.tags[tag.ROLE] == tag.REFIT]
     assert refit.data.tags[tag.COMPLETE] == "true", refit.data.tags
     assert "refit needs" in capsys.readouterr().out  # the policy said what it kept
-    assert parent.data.metrics["sweep/train_images"] == 3600 + refit.data.metrics["train_images"]
+    assert parent.data.metrics["sweep/train_images"] == 2400 + refit.data.metrics["train_images"]
 
 
 def test_a_configuration_outside_the_constraints_is_measured_recorded_and_never_trained(

@@ -303,9 +303,11 @@ def test_a_store_folder_that_cannot_be_made_fails_with_one_line(tmp_path, capsys
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
-def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing(tmp_path):
+def test_a_sweep_through_a_tracking_server_that_goes_away_and_comes_back_loses_nothing(
+        tmp_path):
     # the server (`fmnist-sweep ui` on a store of its own) stopped while a trial trains and
-    # started again 30 s later on the same port: the driver's writes wait for it
+    # started again 10 s later on the same port (its start takes as long again): the driver's
+    # and the trial's writes wait for it
     from mlflow.tracking import MlflowClient
 
     from tests.sweeps.helpers import free_port, wait_until_answers
@@ -336,7 +338,7 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
                 time.sleep(5)
 
     ui = serve()
-    spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=3, max_epochs=3,
+    spec = write_spec(tmp_path / "s.yaml", name="viahttp", trials=2, max_epochs=3,
                       max_concurrent=1, data={"subset": 3000, "seed": 0})
     # the retries wait up to 5 minutes here (60 s by default): the server's own start takes
     # longer on a loaded machine (the suite's other workers)
@@ -348,20 +350,20 @@ def test_a_sweep_through_a_tracking_server_that_goes_away_for_30_s_loses_nothing
         _wait_for_epochs(f"sqlite:///{server_store / 'mlflow.db'}", sweep, 0)
         ui.send_signal(signal.SIGTERM)  # the server and its workers stop
         ui.wait(timeout=60)
-        time.sleep(30)
+        time.sleep(10)
         ui = serve()
         out, _ = sweep.communicate(timeout=600)
     finally:
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=60)
-    assert sweep.returncode == 0, out[-3000:]
+    assert sweep.returncode == 0, _errors(out)
     assert f"store: the tracking server at {url} is unreachable" in out, out[-3000:]
     db = f"sqlite:///{server_store / 'mlflow.db'}"  # the server is stopped by now
     exp = MlflowClient(tracking_uri=db).get_experiment_by_name("viahttp")
     assert out.rstrip().endswith(  # the server's own UI, at the sweep's runs
         f"view: {url}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
     parent, nested = _nested(f"sqlite:///{server_store / 'mlflow.db'}", "viahttp")
-    assert len(nested) == 3 and all(r.info.status == "FINISHED" for r in nested)
+    assert len(nested) == 2 and all(r.info.status == "FINISHED" for r in nested)
     assert "test/acc" in parent.data.metrics
     c = MlflowClient(tracking_uri=f"sqlite:///{server_store / 'mlflow.db'}")
     for r in nested:  # each epoch once, the one the server missed too
@@ -507,6 +509,14 @@ def _epochs_logged(url: str) -> int:
         engine.dispose()
 
 
+def _errors(out: str) -> str:
+    """A failed command's output for an assertion: the lines that name an exception (a
+    traceback's last line, and each it was raised from), then its last 2,000 characters."""
+    named = [ln for ln in out.splitlines() if ln[:1].isalpha() and ("Error" in ln.split(":")[0]
+                                                                   or "Exception" in ln)]
+    return "\n".join(named[-8:]) + "\n...\n" + out[-2000:]
+
+
 def _wait_for_epochs(url: str, proc, more_than: int) -> int:
     deadline = time.time() + 240
     while proc.poll() is None and time.time() < deadline:
@@ -531,7 +541,7 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
             con.execute(sqlalchemy.text(f"CREATE DATABASE {n}"))
     admin.dispose()
     mlflow_url, optuna_url = base + "mlflow", base + "optuna"
-    spec = write_spec(tmp_path / "s.yaml", name="pgdown", trials=4, max_epochs=3,
+    spec = write_spec(tmp_path / "s.yaml", name="pgdown", trials=3, max_epochs=3,
                       max_concurrent=1, data={"subset": 3000, "seed": 0})
     cmd = [CLI, "run", str(spec), "--store", str(tmp_path / "store"), "--tracking-uri",
            mlflow_url, "--storage", optuna_url]
@@ -571,14 +581,14 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
     proc.wait(timeout=600)
     reader.join(timeout=30)
     out = "".join(said)
-    assert proc.returncode == 0, out[-3000:]
+    assert proc.returncode == 0, _errors(out)
     assert "is unreachable" in out and "try 2 of 9 in 0.5 s" in out, out[-3000:]
     assert "goes on after epoch" in out  # the trial the first command left
 
     parent, nested = _nested(mlflow_url, "pgdown")
     study = optuna.load_study(study_name="pgdown", storage=optuna_url)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 4 and len(nested) == 4
+    assert len(complete) == 3 and len(nested) == 3
     assert all(r.info.status == "FINISHED" for r in nested)
     from mlflow.tracking import MlflowClient
 
@@ -586,7 +596,7 @@ def test_a_database_server_that_goes_away_mid_trial_stops_or_reconnects_and_noth
     for r in nested:  # each epoch logged once, the interrupted trial's too
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")]
         assert steps == [1, 2, 3], (r.info.run_name, steps)
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 3
     assert "test/acc" in parent.data.metrics
 
 
@@ -681,9 +691,9 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_once_freed_the_same_command
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     client, parent, nested, study = records(store, "full")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 4 and len(nested) == 4
+    assert len(complete) == 3 and len(nested) == 3
     assert all(r.info.status == "FINISHED" for r in nested), [r.info.status for r in nested]
     for r in nested:  # each epoch once
         assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")] == [1, 2, 3]
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 3
     assert "test/acc" in parent.data.metrics
