@@ -215,10 +215,36 @@ def check_separate_databases(st: Store) -> None:
                          option="storage")
 
 
+# how long a tracking server's answer is waited for: 5 s for the first call (a URL that
+# cannot be used fails fast), then this (MLflow's default is 120 s), tried again past it
+# (``_CUT``); a server just started on a loaded machine took more than 5 s to create an
+# experiment. Where $MLFLOW_HTTP_REQUEST_TIMEOUT is set, that, always.
+REQUEST_TIMEOUT_S = 60
+_TIMEOUT_SET = "MLFLOW_HTTP_REQUEST_TIMEOUT" in os.environ  # by the user, before any call
+
+
 def check_tracking_uri(st: Store) -> None:
     """Fail fast, with one message, on a tracking URI that cannot be used."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # ours say each try
+    with _request_timeout(5):
+        _check_tracking_uri(st)
+
+
+@contextlib.contextmanager
+def _request_timeout(seconds: float):
+    """MLflow's REST calls wait ``seconds`` for an answer within, ``REQUEST_TIMEOUT_S`` after
+    (unless the environment sets it: then that throughout)."""
+    if _TIMEOUT_SET:
+        yield
+        return
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = f"{seconds:g}"
+    try:
+        yield
+    finally:
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(REQUEST_TIMEOUT_S)
+
+
+def _check_tracking_uri(st: Store) -> None:
     check_database_url(st.tracking_uri, "tracking_uri", "the MLflow store")
     import logging
 

@@ -3,6 +3,7 @@ said in one line, and past the last the error stands (made-up dialect, no waitin
 
 from __future__ import annotations
 
+import os
 import types
 
 import pytest
@@ -180,3 +181,18 @@ def test_optunas_storage_makes_a_cut_write_again_once_and_never_a_new_trial_twic
     with pytest.raises(OperationalError):  # maybe made: not a second trial; the error stands
         study.ask()
     assert len(lines) == 2 and waits == [0.5, 0.5]
+
+
+def test_a_tracking_servers_first_answer_is_waited_for_5_s_and_later_ones_longer(monkeypatch):
+    monkeypatch.setattr(tracking, "_TIMEOUT_SET", False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    with tracking._request_timeout(5):  # the check of the URL: a dead one fails fast
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"  # a slow server's writes wait
+    with tracking._request_timeout(5):  # a second check: fast again
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
+    monkeypatch.setattr(tracking, "_TIMEOUT_SET", True)  # the user's, throughout
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "17")
+    with tracking._request_timeout(5):
+        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "17"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "17"

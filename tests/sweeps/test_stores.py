@@ -691,9 +691,9 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_once_freed_the_same_command
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     client, parent, nested, study = records(store, "full")
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 3 and len(nested) == 3
+    assert len(complete) == 4 and len(nested) == 4
     assert all(r.info.status == "FINISHED" for r in nested), [r.info.status for r in nested]
     for r in nested:  # each epoch once
         assert [m.step for m in client.get_metric_history(r.info.run_id, "epoch_s")] == [1, 2, 3]
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == 3
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 4
     assert "test/acc" in parent.data.metrics
