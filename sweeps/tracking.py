@@ -9,6 +9,7 @@ directory. Only the driver writes here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -215,14 +216,6 @@ def check_separate_databases(st: Store) -> None:
                          option="storage")
 
 
-# how long a tracking server's answer is waited for: 5 s for the first call (a URL that
-# cannot be used fails fast), then this (MLflow's default is 120 s), tried again past it
-# (``_CUT``); a server just started on a loaded machine took more than 5 s to create an
-# experiment. Where $MLFLOW_HTTP_REQUEST_TIMEOUT is set, that, always.
-REQUEST_TIMEOUT_S = 60
-_TIMEOUT_SET = "MLFLOW_HTTP_REQUEST_TIMEOUT" in os.environ  # by the user, before any call
-
-
 def check_tracking_uri(st: Store) -> None:
     """Fail fast, with one message, on a tracking URI that cannot be used."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # ours say each try
@@ -232,16 +225,18 @@ def check_tracking_uri(st: Store) -> None:
 
 @contextlib.contextmanager
 def _request_timeout(seconds: float):
-    """MLflow's REST calls wait ``seconds`` for an answer within, ``REQUEST_TIMEOUT_S`` after
-    (unless the environment sets it: then that throughout)."""
-    if _TIMEOUT_SET:
+    """MLflow's REST calls wait ``seconds`` for an answer within (a URL that cannot be used
+    fails fast), MLflow's own default (120 s) after: a server just started on a loaded machine
+    took more than 5 s to create an experiment, and a call not answered in time is tried again
+    (``_CUT``). Where $MLFLOW_HTTP_REQUEST_TIMEOUT is set, that, throughout."""
+    if "MLFLOW_HTTP_REQUEST_TIMEOUT" in os.environ:
         yield
         return
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = f"{seconds:g}"
     try:
         yield
     finally:
-        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(REQUEST_TIMEOUT_S)
+        os.environ.pop("MLFLOW_HTTP_REQUEST_TIMEOUT", None)
 
 
 def _check_tracking_uri(st: Store) -> None:
@@ -580,6 +575,7 @@ def _connect_with_retries(dialect, conn_rec, cargs, cparams):
             return dialect.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.OperationalError as e:
             if delay is None:
+                e._fmnist_waited = True  # type: ignore[attr-defined] - see _waited
                 raise
             why = (str(e).strip().splitlines() or [type(e).__name__])[0]
             _reconnect["say"](f"store: the database at {where} is unreachable ({why}); "
@@ -594,10 +590,12 @@ _UNREACHABLE = ("Failed to establish a new connection", "Connection refused")
 # ... and of one whose connection was cut (the server stopped while it answered) or that was not
 # answered in MLFLOW_HTTP_REQUEST_TIMEOUT (a server just restarted, or slow on a loaded machine):
 # the request may have been written, so only a call that writes the same thing again harmlessly
-# is tried again (MLflow keeps one of identical metrics, a tag or a status set twice is set),
-# never one that creates something (a second run)
+# is tried again (``_REPEATABLE``: MLflow keeps one of identical metrics, a parameter set to its
+# value, a tag or a status set twice is set, a read), never one that creates something (a second
+# run, version or artifact) or fails the second time (a rename, a delete of a tag)
 _CUT = ("Connection aborted", "Connection reset", "RemoteDisconnected", "Read timed out")
-_CREATES = ("create_", "log_artifact", "log_model", "log_dict", "log_text", "log_figure")
+_REPEATABLE = ("get_", "search_", "list_", "download_artifacts", "set_", "log_batch",
+               "log_metric", "log_param", "update_run", "delete_run")
 
 
 def _retryable(method: str, e: Exception, server: bool) -> bool:
@@ -607,11 +605,19 @@ def _retryable(method: str, e: Exception, server: bool) -> bool:
     answered: its transaction is rolled back, or was committed and the same write again is
     harmless) and it creates nothing; the new connection waits for the server
     (``_connect_with_retries``)."""
+    if _waited(e):
+        return False
     if not server:
-        return not method.startswith(_CREATES) and outage(e) is not None
+        return method.startswith(_REPEATABLE) and outage(e) is not None
     text = str(e)
     return any(w in text for w in _UNREACHABLE) or (
-        any(w in text for w in _CUT) and not method.startswith(_CREATES))
+        any(w in text for w in _CUT) and method.startswith(_REPEATABLE))
+
+
+def _waited(e: BaseException) -> bool:
+    """Whether ``e`` comes from a new connection that ``_connect_with_retries`` already tried
+    for all its waits: the call is not tried again (each try would wait them all again)."""
+    return any(getattr(x, "_fmnist_waited", False) for x in _chain(e))
 
 
 class _RetryingClient:
@@ -671,30 +677,47 @@ def retrying_storage(url: str, **kwargs):
     """Optuna's ``RDBStorage`` at ``url`` whose calls, while ``reconnect_on_outage`` is on,
     are tried again where a database server cut them (``_OPTUNA_SETS``, the reads, a trial's
     state); as ``RDBStorage`` otherwise (Optuna wraps it in its cache as it does its own)."""
+    return _storage_class()(url, **kwargs)
+
+
+def _cut(e: BaseException) -> bool:
+    return outage(e) is not None and not _waited(e)
+
+
+@functools.cache
+def _storage_class():
+    """``RetryingRDBStorage``: made on first use (Optuna is imported then), picklable as this
+    module's (``__getattr__``)."""
     import optuna
 
     base = optuna.storages.RDBStorage
-    where = f"the database at {redact.mask(url)}"
-
-    def cut(e: Exception) -> bool:
-        return outage(e) is not None
 
     def retried(name: str):
         def method(self, *args, **kw):
-            return _with_retries(lambda: getattr(base, name)(self, *args, **kw), cut, where)
+            return _with_retries(lambda: getattr(base, name)(self, *args, **kw), _cut,
+                                 f"the database at {redact.mask(self.url)}")
         return method
 
     def set_trial_state_values(self, trial_id, state, values=None):
         made: list[bool] = []
 
         def once():
-            if made and state.is_finished() and self.get_trial(trial_id).state == state:
-                return True  # the cut one was committed
+            # the cut one was committed: a finished state, or RUNNING taken from WAITING (one
+            # driver asks a study for trials: that RUNNING is its own)
+            if made and base.get_trial(self, trial_id).state == state and (
+                    state.is_finished() or state == optuna.trial.TrialState.RUNNING):
+                return True
             made.append(True)
             return base.set_trial_state_values(self, trial_id, state, values)
-        return _with_retries(once, cut, where)
+        return _with_retries(once, _cut, f"the database at {redact.mask(self.url)}")
 
     names = [n for n in dir(base) if n.startswith("get_") or n in _OPTUNA_SETS]
-    cls = type("RetryingRDBStorage", (base,), {**{n: retried(n) for n in names},
-                                               "set_trial_state_values": set_trial_state_values})
-    return cls(url, **kwargs)
+    return type("RetryingRDBStorage", (base,), {
+        **{n: retried(n) for n in names}, "set_trial_state_values": set_trial_state_values,
+        "__module__": __name__, "__qualname__": "RetryingRDBStorage"})
+
+
+def __getattr__(name: str):  # PEP 562: pickle finds the class made on first use
+    if name == "RetryingRDBStorage":
+        return _storage_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,6 +127,22 @@ def test_a_cut_connection_is_tried_again_only_by_a_call_that_creates_nothing():
     assert server("log_batch", timeout)  # not answered in time (a loaded machine): again
     assert not server("create_run", timeout)  # maybe made
     assert not server("log_batch", "INVALID_PARAMETER_VALUE: bad metric")  # not an outage
+    # an artifact made twice, a rename failing the second time: not; a status, a read: again
+    assert not server("log_dict", cut) and not server("rename_experiment", cut)
+    assert server("set_terminated", cut) and server("search_runs", timeout)
+
+
+def test_a_connection_its_retries_already_waited_for_is_not_tried_again_by_its_call(said):
+    lines, waits = said
+    dialect, calls = _dialect(failures=9)
+    with pytest.raises(_Refused) as raised:
+        tracking._connect_with_retries(dialect, None, (), {"host": "db", "port": 5432})
+    assert len(waits) == 3  # the connection's own waits, all of them
+    cut = OperationalError("(psycopg.OperationalError) connection failed: refused")
+    cut.__cause__ = raised.value
+    assert tracking.outage(cut) is not None  # an outage: the command stops with exit 75,
+    assert not tracking._retryable("log_batch", cut, server=False)  # after one round of waits
+    assert not tracking._cut(cut)
 
 
 def test_a_call_a_database_server_cut_in_flight_is_made_again_unless_it_creates():
@@ -177,22 +193,27 @@ def test_optunas_storage_makes_a_cut_write_again_once_and_never_a_new_trial_twic
     study.tell(trial, 0.9)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] and study.trials[0].value == 0.9
     assert len(calls) == 1, "committed: not made again"
+    study.enqueue_trial({})  # a warm start, as ours are enqueued
+    waiting = study.trials[-1]
+    cut_once("set_trial_state_values", committed=True)  # WAITING -> RUNNING, its answer cut
+    assert study.ask().number == waiting.number, "the enqueued trial, not a new one"
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
+    import pickle
+
+    again = pickle.loads(pickle.dumps(storage))  # as Optuna's own storage pickles
+    assert type(again).__name__ == "RetryingRDBStorage" and again.url == storage.url
     cut_once("_create_new_trial", committed=True)  # what Optuna's cache calls
     with pytest.raises(OperationalError):  # maybe made: not a second trial; the error stands
         study.ask()
-    assert len(lines) == 2 and waits == [0.5, 0.5]
+    assert len(lines) == 3 and waits == [0.5, 0.5, 0.5]
 
 
 def test_a_tracking_servers_first_answer_is_waited_for_5_s_and_later_ones_longer(monkeypatch):
-    monkeypatch.setattr(tracking, "_TIMEOUT_SET", False)
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
     with tracking._request_timeout(5):  # the check of the URL: a dead one fails fast
         assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
-    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"  # a slow server's writes wait
-    with tracking._request_timeout(5):  # a second check: fast again
-        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
-    monkeypatch.setattr(tracking, "_TIMEOUT_SET", True)  # the user's, throughout
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "17")
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ  # MLflow's 120 s: slow writes wait
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "17")  # the user's, throughout
     with tracking._request_timeout(5):
         assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "17"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "17"
