@@ -347,7 +347,7 @@ class TrialRecorder(Callback):
         self.started = 0
         self.n_train, self.train_images = n_train, 0  # training images of the epochs reported
         self.runs: dict[str, str] = {}
-        self.logged: dict[str, int] = {}  # trial id -> last epoch its continued run held
+        self.logged: dict[str, int] = {}  # trial id -> last epoch its run holds
         self.final: dict[str, FinalReport] = {}
         self.closed: dict[str, str] = {}  # trial id -> the progress note of its closed run
         self.closed_value: dict[str, float] = {}  # trial id -> its finished run's objective
@@ -399,9 +399,14 @@ class TrialRecorder(Callback):
         return self.runs[trial.trial_id]
 
     def _new_epochs(self, trial, epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The epochs the trial's run does not hold yet (a continued run holds some)."""
+        """The epochs the trial's run does not hold yet (a continued run holds some; a trial
+        Tune restarted after a failure, from a state before its last reported epoch, reports
+        that epoch again), now counted as held: the caller logs them."""
         logged = self.logged.get(trial.trial_id, 0)
-        return [e for e in epochs if e and e["epoch"] > logged]
+        new = [e for e in epochs if e and e["epoch"] > logged]
+        if new:
+            self.logged[trial.trial_id] = max(int(e["epoch"]) for e in new)
+        return new
 
     # Ray tells the searcher (Optuna) that a trial is complete before it tells the callbacks, so
     # the MLflow run is closed earlier: on the result the scheduler stops a trial on, and on the
