@@ -605,10 +605,8 @@ def _retryable(method: str, e: Exception, server: bool) -> bool:
     answered: its transaction is rolled back, or was committed and the same write again is
     harmless) and it creates nothing; the new connection waits for the server
     (``_connect_with_retries``)."""
-    if _waited(e):
-        return False
     if not server:
-        return method.startswith(_REPEATABLE) and outage(e) is not None
+        return method.startswith(_REPEATABLE) and _cut(e)
     text = str(e)
     return any(w in text for w in _UNREACHABLE) or (
         any(w in text for w in _CUT) and method.startswith(_REPEATABLE))
@@ -667,20 +665,23 @@ def _with_retries(call, retryable, where: str):
 # on a new connection; Ray's searcher reports each epoch's value as it comes, so a server
 # stopped mid-sweep cuts one of these more often than not. A trial's new state (``tell``) is
 # made again unless the cut one was committed; a new trial or study is never made twice.
-_OPTUNA_SETS = ("set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
-                "set_study_user_attr", "set_study_system_attr", "set_trial_param",
-                "_set_trial_param",  # Optuna's cache calls its backend's private ones too
-                "_get_trials", "_get_best_trial_id", "_get_stale_trial_ids")
+_OPTUNA_REPEATABLE = (
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "set_study_user_attr", "set_study_system_attr", "set_trial_param",
+    "_set_trial_param",  # Optuna's cache calls its backend's private ones too
+    "_get_trials", "_get_best_trial_id", "_get_stale_trial_ids")
 
 
 def retrying_storage(url: str, **kwargs):
     """Optuna's ``RDBStorage`` at ``url`` whose calls, while ``reconnect_on_outage`` is on,
-    are tried again where a database server cut them (``_OPTUNA_SETS``, the reads, a trial's
-    state); as ``RDBStorage`` otherwise (Optuna wraps it in its cache as it does its own)."""
+    are tried again where a database server cut them (``_OPTUNA_REPEATABLE``, the reads, a
+    trial's state); as ``RDBStorage`` otherwise (Optuna wraps it in its cache as its own)."""
     return _storage_class()(url, **kwargs)
 
 
 def _cut(e: BaseException) -> bool:
+    """Whether a database server cut ``e``'s statement and a new connection may be tried (not
+    one whose own retries were all waited)."""
     return outage(e) is not None and not _waited(e)
 
 
@@ -711,7 +712,7 @@ def _storage_class():
             return base.set_trial_state_values(self, trial_id, state, values)
         return _with_retries(once, _cut, f"the database at {redact.mask(self.url)}")
 
-    names = [n for n in dir(base) if n.startswith("get_") or n in _OPTUNA_SETS]
+    names = [n for n in dir(base) if n.startswith("get_") or n in _OPTUNA_REPEATABLE]
     return type("RetryingRDBStorage", (base,), {
         **{n: retried(n) for n in names}, "set_trial_state_values": set_trial_state_values,
         "__module__": __name__, "__qualname__": "RetryingRDBStorage"})
